@@ -1,0 +1,135 @@
+package sdk
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+)
+
+// The closed error vocabulary of the plugin contract. Each crosses the gRPC
+// boundary as a code, so both sides test for it with errors.Is.
+var (
+	// ErrInvalid marks input that failed validation. A *ValidationError
+	// says which fields and why.
+	ErrInvalid = errors.New("invalid input")
+	// ErrNotFound is returned by State.Get for an unknown key.
+	ErrNotFound = errors.New("not found")
+	// ErrPermanent marks a push that can never succeed as it stands; the
+	// host dead-letters it at once instead of retrying. Wrap with Permanent.
+	ErrPermanent = errors.New("permanent failure")
+	// ErrSkipped marks a push the destination does not handle (for example
+	// a trigger from another source). Return it with Skip.
+	ErrSkipped = errors.New("skipped")
+	// ErrUnavailable means the host could not serve a call now (its store is
+	// down, it is shutting down); the call may be retried.
+	ErrUnavailable = errors.New("host unavailable")
+	// ErrConfig means the plugin's configuration is missing or invalid.
+	ErrConfig = errors.New("invalid plugin configuration")
+	// ErrTooLarge means a value exceeded a limit (a State value, a message).
+	ErrTooLarge = errors.New("too large")
+	// ErrPluginExited is what the host sees when a plugin process died or
+	// its connection broke, whatever the gRPC status was.
+	ErrPluginExited = errors.New("plugin exited")
+)
+
+// FieldError is one validation failure, naming the offending field by its
+// path in the JSON document, e.g. "rows[3].data.Key_One".
+type FieldError struct {
+	Field  string
+	Reason string
+}
+
+func (e FieldError) Error() string {
+	if e.Field == "" {
+		return e.Reason
+	}
+	return e.Field + ": " + e.Reason
+}
+
+// ValidationError lists every field that failed validation. It matches
+// ErrInvalid with errors.Is.
+type ValidationError struct {
+	Fields []FieldError
+}
+
+func (e *ValidationError) Error() string {
+	parts := make([]string, len(e.Fields))
+	for i, f := range e.Fields {
+		parts[i] = f.Error()
+	}
+	return strings.Join(parts, "; ")
+}
+
+// Is reports whether target is ErrInvalid.
+func (e *ValidationError) Is(target error) bool { return target == ErrInvalid }
+
+// fieldErrors accumulates field errors under a path prefix.
+type fieldErrors struct {
+	list []FieldError
+}
+
+func (f *fieldErrors) add(field, format string, args ...any) {
+	f.list = append(f.list, FieldError{Field: field, Reason: fmt.Sprintf(format, args...)})
+}
+
+// merge adds the fields of err, a *ValidationError, under prefix.
+func (f *fieldErrors) merge(prefix string, err error) {
+	var ve *ValidationError
+	if !errors.As(err, &ve) {
+		if err != nil {
+			f.list = append(f.list, FieldError{Field: prefix, Reason: err.Error()})
+		}
+		return
+	}
+	for _, fe := range ve.Fields {
+		f.list = append(f.list, FieldError{Field: joinPath(prefix, fe.Field), Reason: fe.Reason})
+	}
+}
+
+func (f *fieldErrors) err() error {
+	if len(f.list) == 0 {
+		return nil
+	}
+	return &ValidationError{Fields: f.list}
+}
+
+// joinPath joins a JSON path prefix and a field: ("rows[3]", "data.x") ->
+// "rows[3].data.x"; an index suffix joins without a dot.
+func joinPath(prefix, field string) string {
+	switch {
+	case prefix == "":
+		return field
+	case field == "":
+		return prefix
+	case strings.HasPrefix(field, "["):
+		return prefix + field
+	default:
+		return prefix + "." + field
+	}
+}
+
+// Permanent marks err as a permanent failure: the host dead-letters the
+// push instead of retrying it. Permanent(nil) is nil.
+func Permanent(err error) error {
+	if err == nil {
+		return nil
+	}
+	return &kindError{kind: ErrPermanent, err: err}
+}
+
+// Skip reports that the destination does not handle this push; the reason
+// is shown to operators.
+func Skip(reason string) error {
+	return &kindError{kind: ErrSkipped, err: errors.New(reason)}
+}
+
+// kindError attaches one of the sentinel kinds to an error while keeping
+// the original message and chain.
+type kindError struct {
+	kind error
+	err  error
+}
+
+func (e *kindError) Error() string { return e.err.Error() }
+
+func (e *kindError) Unwrap() []error { return []error{e.kind, e.err} }

@@ -1,0 +1,145 @@
+package sdk
+
+import (
+	"context"
+
+	"github.com/hashicorp/go-hclog"
+)
+
+// Version is the version of this SDK, reported to the host in Info.
+const Version = "0.1.0"
+
+// Kind is the kind of a plugin; the host checks it against the file name
+// prefix (watcher-*, pusher-*).
+type Kind string
+
+// The plugin kinds.
+const (
+	KindWatcher Kind = "watcher"
+	KindPusher  Kind = "pusher"
+)
+
+// Info is how a plugin describes itself.
+type Info struct {
+	// Name is the implementation's name, e.g. "riffyn". The instance name
+	// (from the file name) may differ: one binary can be installed as
+	// pusher-archive and pusher-backup.
+	Name string
+	// Version is the plugin's own version, e.g. "1.2.0".
+	Version string
+	// Description says in one line what the plugin does.
+	Description string
+	// Config points to the plugin's configuration struct. Fields are
+	// filled from PLUGIN_<NAME>_* variables before Run or Start, using
+	// caarlos0/env tags (`env:"API_KEY,required" envDefault:"30s"`); the
+	// tags `secret:"true"` and `help:"..."` describe a key to operators.
+	// Nil when the plugin takes no configuration.
+	Config any
+}
+
+// Watcher watches an upstream source and emits protocol triggers.
+type Watcher interface {
+	// Info describes the plugin. It is called before the configuration is
+	// loaded and must not depend on it.
+	Info() Info
+	// Run watches until ctx is done, emitting triggers through host. It
+	// returns nil when ctx is done; any other return is a failure the host
+	// reports and recovers from by restarting the plugin.
+	Run(ctx context.Context, host WatcherHost) error
+}
+
+// Pusher forwards data rows to one upstream destination.
+type Pusher interface {
+	// Info describes the plugin. It is called before the configuration is
+	// loaded and must not depend on it.
+	Info() Info
+	// Start is called once, with the configuration loaded, before the
+	// first Push. An error fails the plugin's start.
+	Start(ctx context.Context, host Host) error
+	// Push delivers rows to the destination. Return nil once they are
+	// durably delivered, Skip(reason) when the destination does not handle
+	// this trigger, Permanent(err) when retrying cannot help; any other
+	// error is retried later with the same rows. Push may be called
+	// concurrently for different uuids, never for the same uuid.
+	Push(ctx context.Context, req PushRequest) error
+}
+
+// Host is what the service running a plugin offers it.
+type Host interface {
+	// Logger returns the plugin's logger; the host shows its lines under
+	// the plugin's instance name.
+	Logger() hclog.Logger
+	// State returns the plugin's durable key-value store.
+	State() State
+	// InstanceName is the name from the plugin's file name (riffyn for
+	// watcher-riffyn).
+	InstanceName() string
+}
+
+// WatcherHost is the host as a watcher sees it.
+type WatcherHost interface {
+	Host
+	// Emit sends a trigger and blocks until the host has durably stored it
+	// (or found the key already stored) and returns its receipt, or until
+	// the host rejects it. A rejection for bad input matches ErrInvalid and
+	// holds a *ValidationError; ErrUnavailable means retry later. Update
+	// your own bookkeeping only after Emit returns without error: that way
+	// a crash neither loses nor doubles a trigger.
+	Emit(ctx context.Context, t Trigger, opts ...EmitOption) (Receipt, error)
+}
+
+// Receipt is the host's acknowledgement of an emitted trigger.
+type Receipt struct {
+	// UUID is the stored trigger's uuid.
+	UUID string
+	// Duplicate is true when a trigger with the same key was stored
+	// before; UUID is then the original trigger's.
+	Duplicate bool
+}
+
+// EmitOption sets an option of Emit.
+type EmitOption func(*emitOptions)
+
+type emitOptions struct {
+	key string
+}
+
+// WithKey sets the trigger's idempotency key, e.g. "riffyn:<runId>". The
+// host stores one trigger per key; emitting a key again returns the
+// original trigger's receipt with Duplicate set.
+func WithKey(key string) EmitOption {
+	return func(o *emitOptions) { o.key = key }
+}
+
+// PushRequest is one push of rows to a pusher.
+type PushRequest struct {
+	// UUID is the trigger the rows belong to.
+	UUID string
+	// Rows are the rows, in the order they were accepted.
+	Rows []Row
+	// Trigger is the stored trigger, as the control-tower returned it; nil
+	// when it is unknown (no control-tower configured, or not found).
+	Trigger *StoredTrigger
+	// Attempt counts deliveries of these rows, starting at 1.
+	Attempt int
+}
+
+// State is a small durable key-value store scoped to one plugin instance,
+// kept in the host's database, so a restarted plugin resumes where it
+// stopped.
+type State interface {
+	// Get returns the value of key, or an error matching ErrNotFound.
+	Get(ctx context.Context, key string) ([]byte, error)
+	// Put stores value under key, replacing any previous value.
+	Put(ctx context.Context, key string, value []byte) error
+	// Delete removes key; deleting an absent key is not an error.
+	Delete(ctx context.Context, key string) error
+	// List returns the entries whose key starts with prefix, sorted by key.
+	List(ctx context.Context, prefix string) ([]KeyValue, error)
+}
+
+// KeyValue is one State entry.
+type KeyValue struct {
+	Key   string
+	Value []byte
+}
