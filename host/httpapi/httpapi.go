@@ -1,0 +1,85 @@
+// Package httpapi holds what the services' HTTP APIs share: JSON
+// responses, RFC 9457 problem details that name the offending field, and
+// reading request bodies within a size limit.
+package httpapi
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+
+	"github.com/routinglayer/routing/sdk"
+)
+
+// WriteJSON writes v as a JSON response with the given status.
+func WriteJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	_ = enc.Encode(v)
+}
+
+// Problem is an RFC 9457 problem details body.
+type Problem struct {
+	Type     string `json:"type"`
+	Title    string `json:"title"`
+	Status   int    `json:"status"`
+	Detail   string `json:"detail,omitempty"`
+	Instance string `json:"instance,omitempty"`
+	// Errors names each offending field of a validation failure.
+	Errors []sdk.FieldError `json:"errors,omitempty"`
+}
+
+// WriteProblem writes a problem response. detail is shown to the client.
+func WriteProblem(w http.ResponseWriter, r *http.Request, status int, detail string) {
+	writeProblem(w, Problem{
+		Type:     "about:blank",
+		Title:    http.StatusText(status),
+		Status:   status,
+		Detail:   detail,
+		Instance: r.URL.Path,
+	})
+}
+
+// WriteInvalid answers a validation failure: 422 (400 for a body that is
+// not JSON of the right shape) with every offending field named.
+func WriteInvalid(w http.ResponseWriter, r *http.Request, status int, err error) {
+	p := Problem{
+		Type:     "about:blank",
+		Title:    http.StatusText(status),
+		Status:   status,
+		Detail:   err.Error(),
+		Instance: r.URL.Path,
+	}
+	var ve *sdk.ValidationError
+	if errors.As(err, &ve) {
+		p.Errors = ve.Fields
+	}
+	writeProblem(w, p)
+}
+
+func writeProblem(w http.ResponseWriter, p Problem) {
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(p.Status)
+	_ = json.NewEncoder(w).Encode(p)
+}
+
+// ErrBodyTooLarge is returned by ReadBody for a body over the limit.
+var ErrBodyTooLarge = errors.New("request body too large")
+
+// ReadBody reads the whole request body, failing with ErrBodyTooLarge
+// past limit bytes.
+func ReadBody(r *http.Request, limit int64) ([]byte, error) {
+	body, err := io.ReadAll(io.LimitReader(r.Body, limit+1))
+	if err != nil {
+		return nil, fmt.Errorf("read body: %w", err)
+	}
+	if int64(len(body)) > limit {
+		return nil, fmt.Errorf("%w: limit is %s bytes", ErrBodyTooLarge, strconv.FormatInt(limit, 10))
+	}
+	return body, nil
+}

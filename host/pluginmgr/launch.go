@@ -1,0 +1,263 @@
+package pluginmgr
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/hashicorp/go-plugin"
+
+	"github.com/routinglayer/routing/sdk"
+)
+
+// allowedHostEnv are the host variables every plugin receives, besides its
+// own PLUGIN_<NAME>_* ones.
+var allowedHostEnv = []string{
+	"PATH", "HOME", "TMPDIR", "TZ", "LANG", "LC_ALL",
+	"HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY", "http_proxy", "https_proxy", "no_proxy",
+	"SSL_CERT_FILE", "SSL_CERT_DIR",
+}
+
+// pluginEnv builds a plugin's environment from scratch: the allow-list,
+// the instance's own PLUGIN_<NAME>_* variables and the variables through
+// which the SDK learns its instance name and log level. A variable that
+// belongs to another instance with a longer matching prefix (PLUGIN_A_B_X
+// is b's of "a-b", not "a"'s) is withheld too.
+func pluginEnv(name string, others []string, hostEnv []string, level hclog.Level) []string {
+	prefix := sdk.EnvPrefix(name)
+	var longer []string
+	for _, o := range others {
+		if p := sdk.EnvPrefix(o); o != name && strings.HasPrefix(p, prefix) {
+			longer = append(longer, p)
+		}
+	}
+	env := []string{
+		sdk.InstanceEnv + "=" + name,
+		sdk.LogLevelEnv + "=" + strings.ToLower(level.String()),
+	}
+	for _, kv := range hostEnv {
+		key, _, _ := strings.Cut(kv, "=")
+		switch {
+		case slices.Contains(allowedHostEnv, key):
+		case strings.HasPrefix(key, prefix) && !slices.ContainsFunc(longer, func(p string) bool { return strings.HasPrefix(key, p) }):
+		default:
+			continue
+		}
+		env = append(env, kv)
+	}
+	return env
+}
+
+// missingConfig lists the required keys of info that env does not set.
+func missingConfig(name string, info sdk.PluginInfo, env []string) []string {
+	prefix := sdk.EnvPrefix(name)
+	var missing []string
+	for _, k := range info.Config {
+		if !k.Required || k.Default != "" {
+			continue
+		}
+		if !slices.ContainsFunc(env, func(kv string) bool {
+			key, val, _ := strings.Cut(kv, "=")
+			return key == prefix+k.Name && val != ""
+		}) {
+			missing = append(missing, prefix+k.Name)
+		}
+	}
+	return missing
+}
+
+// process is one launched plugin process.
+type process struct {
+	client *plugin.Client
+	plugin sdk.PluginClient
+	info   sdk.PluginInfo
+	pid    int
+	// exited is closed when the process is gone.
+	exited chan struct{}
+}
+
+// launchSpec is everything needed to start one plugin process.
+type launchSpec struct {
+	name      string
+	path      string
+	kind      sdk.Kind
+	env       []string
+	timeout   time.Duration
+	logger    hclog.Logger
+	stderr    *lineRing
+	checksums *plugin.SecureConfig
+}
+
+// launch starts the plugin, dispenses its client and checks its Info.
+// On error the process is gone.
+func launch(ctx context.Context, s launchSpec) (*process, error) {
+	cmd := exec.Command(s.path)
+	cmd.Args = []string{filepath.Base(s.path)}
+	cmd.Env = s.env
+	cmd.Dir = filepath.Dir(s.path)
+	// Its own process group: a Ctrl-C meant for the host does not reach
+	// the plugin, which the host stops in order. Pdeathsig kills it if the
+	// host dies; the SDK also watches its parent.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+
+	client := plugin.NewClient(&plugin.ClientConfig{
+		HandshakeConfig:  sdk.Handshake(),
+		VersionedPlugins: sdk.HostPlugins(),
+		Cmd:              cmd,
+		AllowedProtocols: []plugin.Protocol{plugin.ProtocolGRPC},
+		AutoMTLS:         true,
+		SkipHostEnv:      true,
+		StartTimeout:     s.timeout,
+		SecureConfig:     s.checksums,
+		Stderr:           s.stderr,
+		Logger:           s.logger,
+		GRPCDialOptions:  sdk.GRPCDialOptions(),
+	})
+	p := &process{client: client, exited: make(chan struct{})}
+	fail := func(err error) (*process, error) {
+		client.Kill()
+		return nil, err
+	}
+	rpc, err := client.Client()
+	if err != nil {
+		return fail(fmt.Errorf("start: %w", err))
+	}
+	p.pid = cmd.Process.Pid
+	raw, err := rpc.Dispense(string(s.kind))
+	if err != nil {
+		return fail(fmt.Errorf("dispense %s: %w", s.kind, err))
+	}
+	pc, ok := raw.(sdk.PluginClient)
+	if !ok {
+		return fail(fmt.Errorf("dispense %s: unexpected client %T", s.kind, raw))
+	}
+	p.plugin = pc
+	infoCtx, cancel := context.WithTimeout(ctx, s.timeout)
+	defer cancel()
+	p.info, err = pc.Info(infoCtx)
+	if err != nil {
+		return fail(fmt.Errorf("info: %w", err))
+	}
+	if p.info.Kind != s.kind {
+		return fail(fmt.Errorf("%w: file name says %s but the plugin is a %s", errKindMismatch, s.kind, p.info.Kind))
+	}
+	if missing := missingConfig(s.name, p.info, s.env); len(missing) > 0 {
+		return fail(fmt.Errorf("%w: required configuration not set: %s", sdk.ErrConfig, strings.Join(missing, ", ")))
+	}
+	go p.watchExit()
+	return p, nil
+}
+
+var errKindMismatch = errors.New("plugin kind does not match its file name")
+
+// watchExit closes exited when the process is gone.
+func (p *process) watchExit() {
+	t := time.NewTicker(50 * time.Millisecond)
+	defer t.Stop()
+	for range t.C {
+		if p.client.Exited() {
+			close(p.exited)
+			return
+		}
+	}
+}
+
+// kill stops the process (gracefully, then by force) and its process
+// group, and waits until it is gone.
+func (p *process) kill() {
+	p.client.Kill()
+	if p.pid > 0 {
+		// Anything the plugin started in its group goes with it.
+		_ = syscall.Kill(-p.pid, syscall.SIGKILL)
+	}
+	<-p.exited
+}
+
+// lineRing keeps the last lines a plugin wrote to stderr. go-plugin
+// writes each line, then its newline, separately.
+type lineRing struct {
+	mu      sync.Mutex
+	max     int
+	lines   []string
+	partial strings.Builder
+}
+
+func newLineRing(max int) *lineRing { return &lineRing{max: max} }
+
+func (r *lineRing) Write(p []byte) (int, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, b := range p {
+		if b != '\n' {
+			r.partial.WriteByte(b)
+			continue
+		}
+		r.lines = append(r.lines, r.partial.String())
+		r.partial.Reset()
+		if len(r.lines) > r.max {
+			r.lines = slices.Delete(r.lines, 0, len(r.lines)-r.max)
+		}
+	}
+	return len(p), nil
+}
+
+// Lines returns the kept lines, oldest first.
+func (r *lineRing) Lines() []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return slices.Clone(r.lines)
+}
+
+// pidFile records a plugin's pid and path so that a host restarted after
+// a crash can reap a plugin process that outlived it.
+type pidFile struct{ path string }
+
+func (f pidFile) write(pid int, exe string) {
+	if f.path == "" {
+		return
+	}
+	_ = os.WriteFile(f.path, []byte(strconv.Itoa(pid)+"\n"+exe+"\n"), 0o600)
+}
+
+func (f pidFile) remove() {
+	if f.path != "" {
+		_ = os.Remove(f.path)
+	}
+}
+
+// reap kills the process recorded in the file if it is still running the
+// same executable, and removes the file. It reports the pid it killed.
+func (f pidFile) reap() int {
+	if f.path == "" {
+		return 0
+	}
+	defer f.remove()
+	data, err := os.ReadFile(f.path)
+	if err != nil {
+		return 0
+	}
+	pidText, exe, _ := strings.Cut(strings.TrimSpace(string(data)), "\n")
+	pid, err := strconv.Atoi(pidText)
+	if err != nil || pid <= 1 {
+		return 0
+	}
+	// Only a process still running the recorded executable is ours: the
+	// pid may have been reused.
+	running, err := os.Readlink(fmt.Sprintf("/proc/%d/exe", pid))
+	if err != nil || (running != exe && strings.TrimSuffix(running, " (deleted)") != exe) {
+		return 0
+	}
+	_ = syscall.Kill(-pid, syscall.SIGKILL)
+	_ = syscall.Kill(pid, syscall.SIGKILL)
+	return pid
+}

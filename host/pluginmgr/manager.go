@@ -1,0 +1,301 @@
+// Package pluginmgr runs a service's plugins: it discovers the executables
+// of one kind (watcher-*, pusher-*) in the plugins directory, launches
+// each as its own process through go-plugin with an environment built
+// from scratch, supervises it (restart with backoff, give up after a run
+// of fast crashes) and serves the operator API that lists, restarts, stops
+// and starts them one at a time.
+package pluginmgr
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+
+	"github.com/routinglayer/routing/sdk"
+)
+
+// ErrUnknownPlugin is returned for a name no plugin has.
+var ErrUnknownPlugin = errors.New("no such plugin")
+
+// Config configures a Manager.
+type Config struct {
+	// Dir is the plugins directory.
+	Dir string
+	// Kind is the kind of plugins this service runs.
+	Kind sdk.Kind
+	// Environ is the host environment plugins' variables are taken from;
+	// default os.Environ().
+	Environ []string
+	// RunDir, when set, holds pid files so that a host restarted after a
+	// crash kills plugin processes that outlived it.
+	RunDir string
+	// StartTimeout bounds a plugin's start and its Info call; default 10s.
+	StartTimeout time.Duration
+	// MinBackoff and MaxBackoff bound the delay before a restart after a
+	// crash; defaults 500ms and 30s.
+	MinBackoff, MaxBackoff time.Duration
+	// HealthyAfter is how long a plugin must run for its crash count to
+	// reset; default 30s.
+	HealthyAfter time.Duration
+	// MaxFastCrashes is how many crashes in a row (each before
+	// HealthyAfter) make a plugin failed; default 5.
+	MaxFastCrashes int
+	// StderrLines is how many of a plugin's last stderr lines are kept for
+	// the status API; default 50.
+	StderrLines int
+}
+
+func (c *Config) setDefaults() {
+	if c.Environ == nil {
+		c.Environ = os.Environ()
+	}
+	if c.StartTimeout <= 0 {
+		c.StartTimeout = 10 * time.Second
+	}
+	if c.MinBackoff <= 0 {
+		c.MinBackoff = 500 * time.Millisecond
+	}
+	if c.MaxBackoff < c.MinBackoff {
+		c.MaxBackoff = max(30*time.Second, c.MinBackoff)
+	}
+	if c.HealthyAfter <= 0 {
+		c.HealthyAfter = 30 * time.Second
+	}
+	if c.MaxFastCrashes <= 0 {
+		c.MaxFastCrashes = 5
+	}
+	if c.StderrLines <= 0 {
+		c.StderrLines = 50
+	}
+}
+
+// Manager supervises the plugins of one kind.
+type Manager struct {
+	cfg    Config
+	attach AttachFunc
+	log    hclog.Logger
+
+	mu      sync.Mutex
+	ctx     context.Context // set by Run; supervisors live under it
+	sups    map[string]*supervisor
+	skipped []Skipped
+	wg      sync.WaitGroup
+}
+
+// New returns a Manager that calls attach for every running plugin.
+func New(cfg Config, attach AttachFunc, log hclog.Logger) *Manager {
+	cfg.setDefaults()
+	return &Manager{
+		cfg:    cfg,
+		attach: attach,
+		log:    log.Named("plugins"),
+		sups:   make(map[string]*supervisor),
+	}
+}
+
+// Run discovers and starts the plugins, then supervises them until ctx is
+// done; it returns once every plugin process is gone.
+func (m *Manager) Run(ctx context.Context) error {
+	m.mu.Lock()
+	m.ctx = ctx
+	m.mu.Unlock()
+	if m.cfg.RunDir != "" {
+		if err := os.MkdirAll(m.cfg.RunDir, 0o750); err != nil {
+			return fmt.Errorf("plugin run dir: %w", err)
+		}
+	}
+	if err := m.Rescan(); err != nil {
+		m.log.Error("plugins directory not readable; no plugins started", "dir", m.cfg.Dir, "error", err)
+	}
+	<-ctx.Done()
+	m.wg.Wait()
+	return nil
+}
+
+// Rescan compares the plugins directory with the running plugins: a new
+// executable is started, a removed one stopped, a changed one restarted on
+// its new version.
+func (m *Manager) Rescan() error {
+	found, skipped, err := Discover(m.cfg.Dir, m.cfg.Kind)
+	if err != nil {
+		return err
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.ctx == nil || m.ctx.Err() != nil {
+		return errors.New("plugin manager is not running")
+	}
+	m.skipped = skipped
+	for _, sk := range skipped {
+		m.log.Warn("skipping plugin file", "file", sk.File, "reason", sk.Reason)
+	}
+	names := make(map[string]bool, len(found))
+	for _, c := range found {
+		names[c.Name] = true
+		sup, ok := m.sups[c.Name]
+		switch {
+		case !ok:
+			m.startLocked(c)
+		case !sup.candidateSameAs(c):
+			m.log.Info("plugin file changed; restarting it on the new version", "plugin", c.Name)
+			sup.set(func(s *supervisor) { s.candidate = c })
+			go sup.send(m.ctx, cmdRestart)
+		}
+	}
+	for name, sup := range m.sups {
+		if !names[name] {
+			m.log.Info("plugin file removed; stopping it", "plugin", name)
+			delete(m.sups, name)
+			go sup.send(m.ctx, cmdRemove)
+		}
+	}
+	return nil
+}
+
+func (m *Manager) startLocked(c Candidate) {
+	sup := &supervisor{
+		m:         m,
+		name:      c.Name,
+		log:       m.log.With("plugin", c.Name),
+		stderr:    newLineRing(m.cfg.StderrLines),
+		cmds:      make(chan command),
+		candidate: c,
+		state:     StateStarting,
+	}
+	if m.cfg.RunDir != "" {
+		sup.pids = pidFile{path: filepath.Join(m.cfg.RunDir, string(m.cfg.Kind)+"-"+c.Name+".pid")}
+	}
+	m.sups[c.Name] = sup
+	m.wg.Add(1)
+	go func() {
+		defer m.wg.Done()
+		sup.loop(m.ctx)
+	}()
+}
+
+func (s *supervisor) candidateSameAs(c Candidate) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.candidate.sameVersion(c)
+}
+
+// launchSpec builds the launch of one process of s.
+func (m *Manager) launchSpec(s *supervisor, c Candidate) launchSpec {
+	m.mu.Lock()
+	others := make([]string, 0, len(m.sups))
+	for name := range m.sups {
+		others = append(others, name)
+	}
+	m.mu.Unlock()
+	return launchSpec{
+		name:    s.name,
+		path:    c.Path,
+		kind:    m.cfg.Kind,
+		env:     pluginEnv(s.name, others, m.cfg.Environ, m.log.GetLevel()),
+		timeout: m.cfg.StartTimeout,
+		logger:  m.log.ResetNamed("plugin"),
+		stderr:  s.stderr,
+	}
+}
+
+// configValues shows a plugin's declared configuration with the values it
+// receives, secret ones masked.
+func (m *Manager) configValues(name string, info *sdk.PluginInfo) []ConfigValue {
+	out := []ConfigValue{}
+	if info == nil {
+		return out
+	}
+	prefix := sdk.EnvPrefix(name)
+	for _, k := range info.Config {
+		v := ConfigValue{ConfigKey: k, Variable: prefix + k.Name}
+		for _, kv := range m.cfg.Environ {
+			if key, val, _ := strings.Cut(kv, "="); key == v.Variable {
+				v.Set, v.Value = true, val
+			}
+		}
+		if v.Set && k.Secret {
+			v.Value = "********"
+		}
+		out = append(out, v)
+	}
+	return out
+}
+
+// List returns the status of every plugin, sorted by name.
+func (m *Manager) List() []Status {
+	m.mu.Lock()
+	sups := make([]*supervisor, 0, len(m.sups))
+	for _, s := range m.sups {
+		sups = append(sups, s)
+	}
+	m.mu.Unlock()
+	out := make([]Status, len(sups))
+	for i, s := range sups {
+		out[i] = s.status()
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out
+}
+
+// Skipped returns the files the last scan skipped, and why.
+func (m *Manager) Skipped() []Skipped {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return append([]Skipped{}, m.skipped...)
+}
+
+// Get returns the status of one plugin.
+func (m *Manager) Get(name string) (Status, error) {
+	s, err := m.supervisor(name)
+	if err != nil {
+		return Status{}, err
+	}
+	return s.status(), nil
+}
+
+// Restart restarts one plugin now, from any state, resetting its crash
+// count.
+func (m *Manager) Restart(ctx context.Context, name string) error {
+	return m.command(ctx, name, cmdRestart)
+}
+
+// Stop stops one plugin until Start or Restart.
+func (m *Manager) Stop(ctx context.Context, name string) error {
+	return m.command(ctx, name, cmdStop)
+}
+
+// Start starts a stopped or failed plugin; a running one is left alone.
+func (m *Manager) Start(ctx context.Context, name string) error {
+	return m.command(ctx, name, cmdStart)
+}
+
+func (m *Manager) command(ctx context.Context, name string, c command) error {
+	s, err := m.supervisor(name)
+	if err != nil {
+		return err
+	}
+	select {
+	case s.cmds <- c:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+func (m *Manager) supervisor(name string) (*supervisor, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	s, ok := m.sups[name]
+	if !ok {
+		return nil, fmt.Errorf("%w: %q", ErrUnknownPlugin, name)
+	}
+	return s, nil
+}
