@@ -96,9 +96,9 @@ func (f sinkFunc) Accept(ctx context.Context, e sdk.Emission) (sdk.Receipt, erro
 
 type memState struct{}
 
-func (memState) Get(context.Context, string) ([]byte, error)           { return nil, sdk.ErrNotFound }
-func (memState) Put(context.Context, string, []byte) error             { return nil }
-func (memState) Delete(context.Context, string) error                  { return nil }
+func (memState) Get(context.Context, string) ([]byte, error)          { return nil, sdk.ErrNotFound }
+func (memState) Put(context.Context, string, []byte) error            { return nil }
+func (memState) Delete(context.Context, string) error                 { return nil }
 func (memState) List(context.Context, string) ([]sdk.KeyValue, error) { return nil, nil }
 
 // harness runs a watcher Manager on a directory until the test ends.
