@@ -1,0 +1,83 @@
+// Package config loads a service's configuration from environment
+// variables (caarlos0/env) and builds its logger. Each service embeds
+// Common in its own struct; a bad value fails the start with one line that
+// names the variable.
+package config
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"strconv"
+	"strings"
+
+	"github.com/caarlos0/env/v10"
+	"github.com/hashicorp/go-hclog"
+)
+
+// Common is the configuration every service shares.
+type Common struct {
+	ServerHost  string `env:"SERVER_HOST" envDefault:"127.0.0.1"`
+	PluginsDir  string `env:"PLUGINS_DIR" envDefault:"bin/plugins"`
+	DataDir     string `env:"DATA_DIR" envDefault:"data"`
+	DatabaseURL string `env:"DATABASE_URL"`
+	LogLevel    string `env:"LOG_LEVEL" envDefault:"info"`
+	LogFormat   string `env:"LOG_FORMAT" envDefault:"text"`
+	// MaxBodyBytes bounds a request body.
+	MaxBodyBytes int64 `env:"MAX_BODY_BYTES" envDefault:"1048576"`
+}
+
+// Addr is the listen address for port.
+func (c Common) Addr(port int) string {
+	return net.JoinHostPort(c.ServerHost, strconv.Itoa(port))
+}
+
+// Validate checks the shared settings.
+func (c Common) Validate() error {
+	if hclog.LevelFromString(c.LogLevel) == hclog.NoLevel {
+		return fmt.Errorf("LOG_LEVEL=%q: want trace, debug, info, warn or error", c.LogLevel)
+	}
+	if c.LogFormat != "text" && c.LogFormat != "json" {
+		return fmt.Errorf("LOG_FORMAT=%q: want text or json", c.LogFormat)
+	}
+	if c.MaxBodyBytes < 1024 {
+		return fmt.Errorf("MAX_BODY_BYTES=%d: want at least 1024", c.MaxBodyBytes)
+	}
+	if c.DatabaseURL != "" && !strings.HasPrefix(c.DatabaseURL, "postgres://") && !strings.HasPrefix(c.DatabaseURL, "postgresql://") {
+		return errors.New("DATABASE_URL: want a postgres:// URL (leave it unset for the embedded SQLite database)")
+	}
+	return nil
+}
+
+// Load fills cfg, a pointer to a struct with env tags, from environ
+// ("KEY=value" strings, as os.Environ returns them), then calls its
+// Validate method if it has one. The error is one line naming the
+// variable.
+func Load(cfg any, environ []string) error {
+	m := make(map[string]string, len(environ))
+	for _, kv := range environ {
+		if k, v, ok := strings.Cut(kv, "="); ok {
+			m[k] = v
+		}
+	}
+	if err := env.ParseWithOptions(cfg, env.Options{Environment: m}); err != nil {
+		return fmt.Errorf("configuration: %s", strings.ReplaceAll(err.Error(), "\n", "; "))
+	}
+	if v, ok := cfg.(interface{ Validate() error }); ok {
+		if err := v.Validate(); err != nil {
+			return fmt.Errorf("configuration: %w", err)
+		}
+	}
+	return nil
+}
+
+// NewLogger builds the service's root logger.
+func NewLogger(name string, c Common, out io.Writer) hclog.Logger {
+	return hclog.New(&hclog.LoggerOptions{
+		Name:       name,
+		Level:      hclog.LevelFromString(c.LogLevel),
+		JSONFormat: c.LogFormat == "json",
+		Output:     out,
+	})
+}
