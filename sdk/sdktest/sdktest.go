@@ -207,12 +207,19 @@ func (r *WatcherRun) Err() error {
 	return r.err
 }
 
+// ConnectPusher serves p over gRPC and returns the host-side client
+// without starting it: call Start(ctx, h.State) yourself, e.g. to test a
+// configuration error.
+func (h *Host) ConnectPusher(tb testing.TB, p sdk.Pusher, opts Options) sdk.PusherClient {
+	tb.Helper()
+	return connect(tb, sdk.KindPusher, sdk.NewPusherPlugin(p, opts.runtime(tb, p.Info()))).(sdk.PusherClient)
+}
+
 // StartPusher serves p over gRPC, calls Start with h's State and returns
 // the host-side client; drive it with Push as the data-gateway would.
 func (h *Host) StartPusher(tb testing.TB, p sdk.Pusher, opts Options) sdk.PusherClient {
 	tb.Helper()
-	raw := connect(tb, sdk.KindPusher, sdk.NewPusherPlugin(p, opts.runtime(tb, p.Info())))
-	client := raw.(sdk.PusherClient)
+	client := h.ConnectPusher(tb, p, opts)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	if err := client.Start(ctx, h.State); err != nil {

@@ -1,0 +1,10 @@
+// Command watcher-filedrop emits a protocol trigger for each JSON file
+// dropped into a directory. See examples/filedrop.
+package main
+
+import (
+	"github.com/routinglayer/routing/examples/filedrop"
+	"github.com/routinglayer/routing/sdk"
+)
+
+func main() { sdk.ServeWatcher(filedrop.New()) }
