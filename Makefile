@@ -16,6 +16,7 @@ TESTFLAGS ?= -race -count=1 -timeout 20m
 BUF_VERSION                := v1.75.0
 PROTOC_GEN_GO_VERSION      := v1.36.12
 PROTOC_GEN_GO_GRPC_VERSION := v1.6.1
+STATICCHECK_VERSION        := v0.8.2
 
 .PHONY: help
 help: ## list the targets
@@ -33,11 +34,11 @@ test: ## start RabbitMQ and PostgreSQL if needed, then run every module's tests
 	$(GO) test $(TESTFLAGS) $(PKGS)
 
 .PHONY: check
-check: proto-check ## gofmt, go vet, staticcheck (if installed), stale protos, sdk independence
+check: proto-check $(TOOLS)/staticcheck ## gofmt, go vet, staticcheck, stale protos, sdk independence
 	@out=$$(gofmt -l host sdk examples $$(ls -d plugins 2>/dev/null) | grep -v '\.pb\.go$$' || true); \
 	  if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
 	$(GO) vet $(PKGS)
-	@if command -v staticcheck >/dev/null; then staticcheck $(PKGS); else echo "staticcheck not installed; skipped"; fi
+	$(TOOLS)/staticcheck $(PKGS)
 	@if $(GO) list -deps ./sdk/... | grep -q '^github.com/routinglayer/routing/host'; then \
 	  echo "sdk depends on host: the SDK must stand alone"; exit 1; fi
 	@echo "check: ok"
@@ -56,6 +57,10 @@ $(TOOLS)/buf:
 	GOBIN=$(TOOLS) GOWORK=off $(GO) install github.com/bufbuild/buf/cmd/buf@$(BUF_VERSION)
 	GOBIN=$(TOOLS) GOWORK=off $(GO) install google.golang.org/protobuf/cmd/protoc-gen-go@$(PROTOC_GEN_GO_VERSION)
 	GOBIN=$(TOOLS) GOWORK=off $(GO) install google.golang.org/grpc/cmd/protoc-gen-go-grpc@$(PROTOC_GEN_GO_GRPC_VERSION)
+
+$(TOOLS)/staticcheck:
+	@mkdir -p $(TOOLS)
+	GOBIN=$(TOOLS) GOWORK=off $(GO) install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)
 
 .PHONY: clean
 clean: ## remove build outputs (not data/)
