@@ -1,0 +1,395 @@
+package store_test
+
+import (
+	"context"
+	"crypto/rand"
+	"database/sql"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"net/url"
+	"os"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+
+	"github.com/routinglayer/routing/host/store"
+	"github.com/routinglayer/routing/sdk"
+)
+
+var quiet = hclog.New(&hclog.LoggerOptions{Output: io.Discard})
+
+// testDatabaseURL is the PostgreSQL server the tests use.
+func testDatabaseURL() string {
+	if u := os.Getenv("TEST_DATABASE_URL"); u != "" {
+		return u
+	}
+	return "postgres://postgres@127.0.0.1:5432/test?sslmode=disable"
+}
+
+// PostgresURL returns a URL to a fresh schema of the test database that is
+// dropped when the test ends. PostgreSQL must be reachable: a missing
+// server fails the test (run scripts/services up).
+func postgresURL(tb testing.TB) string {
+	tb.Helper()
+	base := testDatabaseURL()
+	admin, err := sql.Open("pgx", base)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	defer admin.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := admin.PingContext(ctx); err != nil {
+		tb.Fatalf("PostgreSQL is not reachable at %s (run scripts/services up): %v", base, err)
+	}
+	var b [6]byte
+	_, _ = rand.Read(b[:])
+	schema := "t_" + hex.EncodeToString(b[:])
+	if _, err := admin.ExecContext(ctx, "CREATE SCHEMA "+schema); err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() {
+		db, err := sql.Open("pgx", base)
+		if err == nil {
+			_, _ = db.Exec("DROP SCHEMA " + schema + " CASCADE")
+			db.Close()
+		}
+	})
+	u, _ := url.Parse(base)
+	q := u.Query()
+	q.Set("search_path", schema)
+	u.RawQuery = q.Encode()
+	return u.String()
+}
+
+// forEachBackend runs f against SQLite and PostgreSQL.
+func forEachBackend(t *testing.T, f func(t *testing.T, cfg store.Config, s *store.Store)) {
+	t.Helper()
+	for _, backend := range []string{"sqlite", "postgres"} {
+		t.Run(backend, func(t *testing.T) {
+			cfg := store.Config{DataDir: t.TempDir()}
+			if backend == "postgres" {
+				cfg.DatabaseURL = postgresURL(t)
+			}
+			s := open(t, cfg)
+			if s.Dialect() != backend {
+				t.Fatalf("dialect %s, want %s", s.Dialect(), backend)
+			}
+			f(t, cfg, s)
+		})
+	}
+}
+
+func open(tb testing.TB, cfg store.Config) *store.Store {
+	tb.Helper()
+	s, err := store.Open(context.Background(), cfg, quiet)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { s.Close() })
+	return s
+}
+
+func trig(uuid, key string) store.Trigger {
+	return store.Trigger{
+		UUID: uuid, IdempotencyKey: key, APIVersion: "OT-2/v1alpha1", Protocol: "PlateTransfer",
+		Body: []byte(`{"uuid":"` + uuid + `","apiVersion":"OT-2/v1alpha1","protocol":"PlateTransfer","spec":{"volume":50}}`), Source: "http",
+	}
+}
+
+func TestInsertAndGetTrigger(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, _ store.Config, s *store.Store) {
+		ctx := context.Background()
+		before := time.Now().Add(-time.Second)
+		in := trig("aaaa", "")
+		got, created, err := s.InsertTrigger(ctx, in)
+		if err != nil || !created {
+			t.Fatalf("insert: created=%v err=%v", created, err)
+		}
+		read, err := s.GetTrigger(ctx, "aaaa")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if string(read.Body) != string(in.Body) || read.Status != store.StatusPending || read.Source != "http" ||
+			read.PublishedAt != nil || read.CreatedAt.Before(before) || !read.CreatedAt.Equal(got.CreatedAt) || read.Seq != got.Seq {
+			t.Fatalf("round trip:\n got %+v\nwant %+v", read, got)
+		}
+		if _, err := s.GetTrigger(ctx, "nope"); !errors.Is(err, store.ErrNotFound) {
+			t.Fatalf("unknown uuid: %v", err)
+		}
+
+		again, created, err := s.InsertTrigger(ctx, in)
+		if err != nil || created || again.Seq != got.Seq {
+			t.Fatalf("idempotent re-insert: created=%v err=%v", created, err)
+		}
+		changed := in
+		changed.Body = []byte(`{"different":true}`)
+		if _, _, err := s.InsertTrigger(ctx, changed); !errors.Is(err, store.ErrConflict) {
+			t.Fatalf("different body under the same uuid: %v", err)
+		}
+		if n, _ := s.PendingCount(ctx); n != 1 {
+			t.Fatalf("outbox has %d entries, want 1", n)
+		}
+	})
+}
+
+func TestIdempotencyKey(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, _ store.Config, s *store.Store) {
+		ctx := context.Background()
+		first, created, err := s.InsertTrigger(ctx, trig("u1", "riffyn:run1"))
+		if err != nil || !created {
+			t.Fatal(created, err)
+		}
+		dup, created, err := s.InsertTrigger(ctx, trig("u2", "riffyn:run1"))
+		if err != nil || created || dup.UUID != "u1" || dup.Seq != first.Seq {
+			t.Fatalf("same key: got %s created=%v err=%v, want the original u1", dup.UUID, created, err)
+		}
+		if _, err := s.GetTrigger(ctx, "u2"); !errors.Is(err, store.ErrNotFound) {
+			t.Fatal("a duplicate was stored")
+		}
+		if n, _ := s.PendingCount(ctx); n != 1 {
+			t.Fatalf("outbox has %d entries, want 1", n)
+		}
+	})
+}
+
+func TestConcurrentInsertsOfOneKey(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, _ store.Config, s *store.Store) {
+		ctx := context.Background()
+		const n = 20
+		var (
+			wg      sync.WaitGroup
+			mu      sync.Mutex
+			created int
+			uuids   = map[string]bool{}
+			errs    []error
+		)
+		for i := range n {
+			wg.Go(func() {
+				got, c, err := s.InsertTrigger(ctx, trig(fmt.Sprintf("c%d", i), "same-key"))
+				mu.Lock()
+				defer mu.Unlock()
+				if err != nil {
+					errs = append(errs, err)
+					return
+				}
+				uuids[got.UUID] = true
+				if c {
+					created++
+				}
+			})
+		}
+		wg.Wait()
+		if len(errs) > 0 || created != 1 || len(uuids) != 1 {
+			t.Fatalf("created %d, distinct uuids %v, errors %v; want exactly one", created, uuids, errs)
+		}
+	})
+}
+
+func TestListTriggers(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, _ store.Config, s *store.Store) {
+		ctx := context.Background()
+		for i := range 25 {
+			tr := trig(fmt.Sprintf("t%02d", i), "")
+			if i%5 == 0 {
+				tr.APIVersion, tr.Protocol, tr.Source = "ChiBio/v1alpha1/ChiBio1", "Bioreactor", "watcher:riffyn"
+			}
+			if _, _, err := s.InsertTrigger(ctx, tr); err != nil {
+				t.Fatal(err)
+			}
+		}
+		var seen []string
+		cursor := ""
+		for page := 0; ; page++ {
+			got, next, err := s.ListTriggers(ctx, store.TriggerFilter{Limit: 10, Cursor: cursor})
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, tr := range got {
+				seen = append(seen, tr.UUID)
+			}
+			if next == "" {
+				if page != 2 {
+					t.Fatalf("%d pages, want 3", page+1)
+				}
+				break
+			}
+			cursor = next
+		}
+		if len(seen) != 25 || seen[0] != "t24" || seen[24] != "t00" {
+			t.Fatalf("pages: %v", seen)
+		}
+
+		tests := []struct {
+			name   string
+			filter store.TriggerFilter
+			want   int
+		}{
+			{"apiVersion", store.TriggerFilter{APIVersion: "ChiBio/v1alpha1/ChiBio1"}, 5},
+			{"protocol", store.TriggerFilter{Protocol: "PlateTransfer"}, 20},
+			{"source", store.TriggerFilter{Source: "watcher:riffyn"}, 5},
+			{"status", store.TriggerFilter{Status: store.StatusPending}, 25},
+			{"status none", store.TriggerFilter{Status: store.StatusPublished}, 0},
+			{"since future", store.TriggerFilter{Since: time.Now().Add(time.Hour)}, 0},
+			{"until future", store.TriggerFilter{Until: time.Now().Add(time.Hour)}, 25},
+			{"until past", store.TriggerFilter{Until: time.Now().Add(-time.Hour)}, 0},
+		}
+		for _, tt := range tests {
+			tt.filter.Limit = 100
+			got, _, err := s.ListTriggers(ctx, tt.filter)
+			if err != nil || len(got) != tt.want {
+				t.Errorf("%s: %d triggers (%v), want %d", tt.name, len(got), err, tt.want)
+			}
+		}
+		if _, _, err := s.ListTriggers(ctx, store.TriggerFilter{Cursor: "garbage"}); !errors.Is(err, store.ErrBadCursor) {
+			t.Errorf("bad cursor: %v", err)
+		}
+	})
+}
+
+func TestOutbox(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, _ store.Config, s *store.Store) {
+		ctx := context.Background()
+		for _, u := range []string{"o1", "o2", "o3"} {
+			if _, _, err := s.InsertTrigger(ctx, trig(u, "")); err != nil {
+				t.Fatal(err)
+			}
+		}
+		pending, err := s.PendingOutbox(ctx, 10)
+		if err != nil || len(pending) != 3 || pending[0].Trigger.UUID != "o1" {
+			t.Fatalf("pending: %+v %v", pending, err)
+		}
+		if err := s.RetryLater(ctx, pending[2].ID, time.Hour, "broker down"); err != nil {
+			t.Fatal(err)
+		}
+		at := time.Date(2026, 11, 24, 12, 0, 0, 0, time.UTC)
+		if err := s.Settle(ctx, []int64{pending[0].ID}, []int64{pending[1].ID}, at); err != nil {
+			t.Fatal(err)
+		}
+		// Settling again is harmless.
+		if err := s.Settle(ctx, []int64{pending[0].ID}, nil, at); err != nil {
+			t.Fatal(err)
+		}
+		o1, _ := s.GetTrigger(ctx, "o1")
+		o2, _ := s.GetTrigger(ctx, "o2")
+		if o1.Status != store.StatusPublished || o1.PublishedAt == nil || !o1.PublishedAt.Equal(at) || o2.Status != store.StatusUnroutable {
+			t.Fatalf("settled: o1 %s %v, o2 %s", o1.Status, o1.PublishedAt, o2.Status)
+		}
+		if due, _ := s.PendingOutbox(ctx, 10); len(due) != 0 {
+			t.Fatalf("entry postponed by an hour is due: %+v", due)
+		}
+		if n, _ := s.PendingCount(ctx); n != 1 {
+			t.Fatalf("pending count %d, want 1", n)
+		}
+
+		re, err := s.Requeue(ctx, "o1")
+		if err != nil || re.Status != store.StatusPending || re.PublishedAt != nil {
+			t.Fatalf("requeue: %+v %v", re, err)
+		}
+		due, _ := s.PendingOutbox(ctx, 10)
+		if len(due) != 1 || due[0].Trigger.UUID != "o1" {
+			t.Fatalf("after requeue: %+v", due)
+		}
+		if _, err := s.Requeue(ctx, "o3"); err != nil {
+			t.Fatal(err)
+		}
+		if due, _ := s.PendingOutbox(ctx, 10); len(due) != 2 {
+			t.Fatalf("requeue of a postponed entry makes it due now: %d due", len(due))
+		}
+		if _, err := s.Requeue(ctx, "missing"); !errors.Is(err, store.ErrNotFound) {
+			t.Fatalf("requeue unknown: %v", err)
+		}
+	})
+}
+
+func TestPluginState(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, _ store.Config, s *store.Store) {
+		ctx := context.Background()
+		st := s.PluginState("riffyn")
+		other := s.PluginState("other")
+		if _, err := st.Get(ctx, "x"); !errors.Is(err, sdk.ErrNotFound) {
+			t.Fatalf("missing key: %v", err)
+		}
+		for _, k := range []string{"runs/b", "runs/a", "runs%/x", "runs_/y", "plates/p", "rüns/ü"} {
+			if err := st.Put(ctx, k, []byte("v:"+k)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		must(t, other.Put(ctx, "runs/a", []byte("other")))
+		must(t, st.Put(ctx, "runs/a", []byte("replaced")))
+		if v, err := st.Get(ctx, "runs/a"); err != nil || string(v) != "replaced" {
+			t.Fatalf("get after replace: %q %v", v, err)
+		}
+		tests := []struct {
+			prefix string
+			want   []string
+		}{
+			{"runs/", []string{"runs/a", "runs/b"}},
+			{"runs%", []string{"runs%/x"}},
+			{"runs_", []string{"runs_/y"}},
+			{"rü", []string{"rüns/ü"}},
+			{"", []string{"plates/p", "runs%/x", "runs/a", "runs/b", "runs_/y", "rüns/ü"}},
+		}
+		for _, tt := range tests {
+			kvs, err := st.List(ctx, tt.prefix)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var keys []string
+			for _, kv := range kvs {
+				keys = append(keys, kv.Key)
+			}
+			if strings.Join(keys, ",") != strings.Join(tt.want, ",") {
+				t.Errorf("list %q = %v, want %v", tt.prefix, keys, tt.want)
+			}
+		}
+		must(t, st.Delete(ctx, "runs/a"))
+		must(t, st.Delete(ctx, "never"))
+		if _, err := st.Get(ctx, "runs/a"); !errors.Is(err, sdk.ErrNotFound) {
+			t.Fatal("deleted key still there")
+		}
+		if v, _ := other.Get(ctx, "runs/a"); string(v) != "other" {
+			t.Fatal("plugins' state is not separate")
+		}
+		if err := st.Put(ctx, "big", make([]byte, store.MaxStateValueBytes+1)); !errors.Is(err, sdk.ErrTooLarge) {
+			t.Fatalf("oversize value: %v", err)
+		}
+		if err := st.Put(ctx, strings.Repeat("k", store.MaxStateKeyBytes+1), nil); !errors.Is(err, sdk.ErrTooLarge) {
+			t.Fatalf("oversize key: %v", err)
+		}
+	})
+}
+
+func TestReopenKeepsData(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, cfg store.Config, s *store.Store) {
+		ctx := context.Background()
+		if _, _, err := s.InsertTrigger(ctx, trig("keep", "k")); err != nil {
+			t.Fatal(err)
+		}
+		must(t, s.StatePut(ctx, "p", "key", []byte("value")))
+		must(t, s.Close())
+
+		again := open(t, cfg) // migrations run again: a no-op
+		if tr, err := again.GetTrigger(ctx, "keep"); err != nil || tr.IdempotencyKey != "k" {
+			t.Fatalf("trigger lost across reopen: %+v %v", tr, err)
+		}
+		if v, err := again.StateGet(ctx, "p", "key"); err != nil || string(v) != "value" {
+			t.Fatalf("state lost across reopen: %q %v", v, err)
+		}
+		if n, _ := again.PendingCount(ctx); n != 1 {
+			t.Fatalf("outbox lost across reopen: %d", n)
+		}
+	})
+}
+
+func must(tb testing.TB, err error) {
+	tb.Helper()
+	if err != nil {
+		tb.Fatal(err)
+	}
+}

@@ -1,0 +1,217 @@
+package store
+
+import (
+	"bytes"
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Status is a trigger's publish status.
+type Status string
+
+// The trigger statuses.
+const (
+	StatusPending    Status = "pending"
+	StatusPublished  Status = "published"
+	StatusUnroutable Status = "unroutable"
+)
+
+// Trigger is a stored protocol trigger.
+type Trigger struct {
+	UUID string
+	// IdempotencyKey is unique when set; "" means none.
+	IdempotencyKey string
+	APIVersion     string
+	Protocol       string
+	// Body is the trigger's JSON as accepted, stored and returned verbatim.
+	Body        []byte
+	Source      string
+	Status      Status
+	CreatedAt   time.Time
+	PublishedAt *time.Time
+	// Seq is the insertion order.
+	Seq int64
+}
+
+const triggerColumns = "seq, uuid, idempotency_key, api_version, protocol, body, source, status, created_at, published_at"
+
+type scanner interface{ Scan(dest ...any) error }
+
+func scanTrigger(row scanner, extra ...any) (Trigger, error) {
+	var (
+		t         Trigger
+		key       sql.NullString
+		status    string
+		created   int64
+		published sql.NullInt64
+	)
+	dest := append([]any{&t.Seq, &t.UUID, &key, &t.APIVersion, &t.Protocol, &t.Body, &t.Source, &status, &created, &published}, extra...)
+	if err := row.Scan(dest...); err != nil {
+		return Trigger{}, err
+	}
+	t.IdempotencyKey, t.Status, t.CreatedAt = key.String, Status(status), fromMicros(created)
+	if published.Valid {
+		at := fromMicros(published.Int64)
+		t.PublishedAt = &at
+	}
+	return t, nil
+}
+
+// InsertTrigger stores t (status pending) and its outbox entry in one
+// transaction. A trigger already stored under t's idempotency key, or
+// under its uuid with the same body, is returned with created false; a
+// different body under an existing uuid is ErrConflict.
+func (s *Store) InsertTrigger(ctx context.Context, t Trigger) (Trigger, bool, error) {
+	for attempt := 0; ; attempt++ {
+		stored, created, err := s.insertTrigger(ctx, t)
+		// A concurrent insert of the same uuid or key won the race: read
+		// what it stored.
+		if isUniqueViolation(err) && attempt < 3 {
+			continue
+		}
+		return stored, created, err
+	}
+}
+
+func (s *Store) insertTrigger(ctx context.Context, t Trigger) (stored Trigger, created bool, err error) {
+	err = s.inTx(ctx, func(tx *sql.Tx) error {
+		if t.IdempotencyKey != "" {
+			existing, err := scanTrigger(tx.QueryRowContext(ctx, s.q("SELECT "+triggerColumns+" FROM triggers WHERE idempotency_key = ?"), t.IdempotencyKey))
+			if err == nil {
+				stored = existing
+				return nil
+			}
+			if !errors.Is(err, sql.ErrNoRows) {
+				return fmt.Errorf("look up idempotency key: %w", err)
+			}
+		}
+		existing, err := scanTrigger(tx.QueryRowContext(ctx, s.q("SELECT "+triggerColumns+" FROM triggers WHERE uuid = ?"), t.UUID))
+		if err == nil {
+			if !bytes.Equal(existing.Body, t.Body) {
+				return fmt.Errorf("%w: trigger %s exists with a different body", ErrConflict, t.UUID)
+			}
+			stored = existing
+			return nil
+		}
+		if !errors.Is(err, sql.ErrNoRows) {
+			return fmt.Errorf("look up uuid: %w", err)
+		}
+		now := time.Now()
+		t.Status, t.CreatedAt, t.PublishedAt = StatusPending, fromMicros(micros(now)), nil
+		var key any
+		if t.IdempotencyKey != "" {
+			key = t.IdempotencyKey
+		}
+		err = tx.QueryRowContext(ctx, s.q(`INSERT INTO triggers (uuid, idempotency_key, api_version, protocol, body, source, status, created_at)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING seq`),
+			t.UUID, key, t.APIVersion, t.Protocol, t.Body, t.Source, string(t.Status), micros(now)).Scan(&t.Seq)
+		if err != nil {
+			return fmt.Errorf("insert trigger: %w", err)
+		}
+		if _, err := tx.ExecContext(ctx, s.q("INSERT INTO outbox (trigger_uuid, next_attempt_at) VALUES (?, ?)"), t.UUID, micros(now)); err != nil {
+			return fmt.Errorf("insert outbox entry: %w", err)
+		}
+		stored, created = t, true
+		return nil
+	})
+	return stored, created, err
+}
+
+// GetTrigger returns the trigger with uuid, or ErrNotFound.
+func (s *Store) GetTrigger(ctx context.Context, uuid string) (Trigger, error) {
+	t, err := scanTrigger(s.r.QueryRowContext(ctx, s.q("SELECT "+triggerColumns+" FROM triggers WHERE uuid = ?"), uuid))
+	if errors.Is(err, sql.ErrNoRows) {
+		return Trigger{}, fmt.Errorf("trigger %s: %w", uuid, ErrNotFound)
+	}
+	if err != nil {
+		return Trigger{}, fmt.Errorf("get trigger: %w", err)
+	}
+	return t, nil
+}
+
+// TriggerFilter selects triggers; empty fields match everything.
+type TriggerFilter struct {
+	APIVersion, Protocol, Source string
+	Status                       Status
+	// Since and Until bound the creation time (inclusive, exclusive).
+	Since, Until time.Time
+	// Limit is the page size: default 50, at most 500.
+	Limit int
+	// Cursor continues a previous listing.
+	Cursor string
+}
+
+// ErrBadCursor is returned for a cursor no listing produced.
+var ErrBadCursor = errors.New("invalid cursor")
+
+// ListTriggers returns matching triggers, newest first, and the cursor of
+// the next page ("" on the last one).
+func (s *Store) ListTriggers(ctx context.Context, f TriggerFilter) ([]Trigger, string, error) {
+	var (
+		where []string
+		args  []any
+	)
+	add := func(cond string, arg any) {
+		where = append(where, cond)
+		args = append(args, arg)
+	}
+	for _, eq := range []struct{ col, val string }{
+		{"api_version", f.APIVersion}, {"protocol", f.Protocol}, {"source", f.Source}, {"status", string(f.Status)},
+	} {
+		if eq.val != "" {
+			add(eq.col+" = ?", eq.val)
+		}
+	}
+	if !f.Since.IsZero() {
+		add("created_at >= ?", micros(f.Since))
+	}
+	if !f.Until.IsZero() {
+		add("created_at < ?", micros(f.Until))
+	}
+	if f.Cursor != "" {
+		seq, err := strconv.ParseInt(strings.TrimPrefix(f.Cursor, "s"), 10, 64)
+		if err != nil || !strings.HasPrefix(f.Cursor, "s") {
+			return nil, "", ErrBadCursor
+		}
+		add("seq < ?", seq)
+	}
+	limit := f.Limit
+	if limit <= 0 {
+		limit = 50
+	}
+	limit = min(limit, 500)
+	query := "SELECT " + triggerColumns + " FROM triggers"
+	if len(where) > 0 {
+		query += " WHERE " + strings.Join(where, " AND ")
+	}
+	query += " ORDER BY seq DESC LIMIT ?"
+	args = append(args, limit+1)
+
+	rows, err := s.r.QueryContext(ctx, s.q(query), args...)
+	if err != nil {
+		return nil, "", fmt.Errorf("list triggers: %w", err)
+	}
+	defer rows.Close()
+	var out []Trigger
+	for rows.Next() {
+		t, err := scanTrigger(rows)
+		if err != nil {
+			return nil, "", fmt.Errorf("list triggers: %w", err)
+		}
+		out = append(out, t)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, "", fmt.Errorf("list triggers: %w", err)
+	}
+	next := ""
+	if len(out) > limit {
+		out = out[:limit]
+		next = "s" + strconv.FormatInt(out[limit-1].Seq, 10)
+	}
+	return out, next, nil
+}
