@@ -35,8 +35,8 @@ var (
 // FieldError is one validation failure, naming the offending field by its
 // path in the JSON document, e.g. "rows[3].data.Key_One".
 type FieldError struct {
-	Field  string
-	Reason string
+	Field  string `json:"field"`
+	Reason string `json:"reason"`
 }
 
 func (e FieldError) Error() string {

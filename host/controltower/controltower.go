@@ -1,0 +1,150 @@
+// Package controltower assembles the control-tower service: the store,
+// the trigger intake and API, the watcher plugins, the outbox relay and
+// the RabbitMQ publisher, behind one HTTP server.
+package controltower
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/url"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/gorilla/mux"
+	"github.com/hashicorp/go-hclog"
+
+	"github.com/routinglayer/routing/host/config"
+	"github.com/routinglayer/routing/host/pluginmgr"
+	"github.com/routinglayer/routing/host/publisher"
+	"github.com/routinglayer/routing/host/relay"
+	"github.com/routinglayer/routing/host/server"
+	"github.com/routinglayer/routing/host/store"
+	"github.com/routinglayer/routing/host/triggers"
+	"github.com/routinglayer/routing/sdk"
+)
+
+// Config is the control-tower's configuration, from the environment.
+type Config struct {
+	config.Common
+	ServerPort   int    `env:"SERVER_PORT" envDefault:"8000"`
+	AMQPURL      string `env:"AMQP_URL" envDefault:"amqp://guest:guest@127.0.0.1:5672/"`
+	AMQPExchange string `env:"AMQP_EXCHANGE" envDefault:"triggers"`
+	// Environ is the environment plugins' variables come from; set by
+	// the caller, not read from a variable.
+	Environ []string `env:"-"`
+}
+
+// Validate checks the configuration.
+func (c Config) Validate() error {
+	if err := c.Common.Validate(); err != nil {
+		return err
+	}
+	if c.ServerPort < 0 || c.ServerPort > 65535 {
+		return fmt.Errorf("SERVER_PORT=%d: want 0-65535", c.ServerPort)
+	}
+	if u, err := url.Parse(c.AMQPURL); err != nil || (u.Scheme != "amqp" && u.Scheme != "amqps") {
+		return errors.New("AMQP_URL: want amqp://user:password@host:port/vhost")
+	}
+	if c.AMQPExchange == "" {
+		return errors.New("AMQP_EXCHANGE: must not be empty")
+	}
+	return nil
+}
+
+// Service is a running control-tower.
+type Service struct {
+	store   *store.Store
+	server  *server.Server
+	plugins *pluginmgr.Manager
+	log     hclog.Logger
+	done    chan struct{}
+	err     error
+}
+
+// Start opens the store, starts the publisher, the relay and the watcher
+// plugins, and begins serving HTTP. The service runs until ctx is done;
+// Wait returns once it has shut down.
+func Start(ctx context.Context, cfg Config, log hclog.Logger) (*Service, error) {
+	st, err := store.Open(ctx, store.Config{DataDir: cfg.DataDir, DatabaseURL: cfg.DatabaseURL}, log)
+	if err != nil {
+		return nil, err
+	}
+	pub := publisher.New(publisher.Config{URL: cfg.AMQPURL, Exchange: cfg.AMQPExchange}, log)
+	rel := relay.New(relay.Config{}, st, pub, log)
+	intake := triggers.New(st, rel.Kick, log)
+	plugins := pluginmgr.New(pluginmgr.Config{
+		Dir:     cfg.PluginsDir,
+		Kind:    sdk.KindWatcher,
+		Environ: cfg.Environ,
+		RunDir:  filepath.Join(cfg.DataDir, "run"),
+	}, func(ctx context.Context, p *pluginmgr.Plugin) error {
+		w, ok := p.Client.(sdk.WatcherClient)
+		if !ok {
+			return fmt.Errorf("plugin %s is not a watcher", p.Name)
+		}
+		return w.Run(ctx, intake.Sink(p.Name), st.PluginState(p.Name))
+	}, log)
+
+	router := mux.NewRouter()
+	triggers.NewAPI(intake, cfg.MaxBodyBytes).Routes(router)
+	plugins.Routes(router)
+	srv, err := server.Listen(cfg.Addr(cfg.ServerPort), router, []server.Check{
+		{Name: "store", Check: st.Ping},
+		{Name: "broker", Check: func(context.Context) error {
+			if !pub.Connected() {
+				return errors.New("not connected to " + redact(cfg.AMQPURL))
+			}
+			return nil
+		}},
+	}, log)
+	if err != nil {
+		st.Close()
+		return nil, err
+	}
+
+	s := &Service{store: st, server: srv, plugins: plugins, log: log, done: make(chan struct{})}
+	// Shutdown order: stop taking requests, stop the plugins, then the
+	// relay and the publisher, then close the store.
+	pluginsCtx, stopPlugins := context.WithCancel(context.WithoutCancel(ctx))
+	relayCtx, stopRelay := context.WithCancel(context.WithoutCancel(ctx))
+	var relayWG, pluginsWG sync.WaitGroup
+	relayWG.Go(func() { _ = pub.Run(relayCtx) })
+	relayWG.Go(func() { _ = rel.Run(relayCtx) })
+	pluginsWG.Go(func() { _ = plugins.Run(pluginsCtx) })
+	go func() {
+		defer close(s.done)
+		s.err = srv.Serve(ctx, 10*time.Second)
+		stopPlugins()
+		pluginsWG.Wait()
+		stopRelay()
+		relayWG.Wait()
+		s.err = errors.Join(s.err, st.Close())
+		log.Info("control-tower stopped")
+	}()
+	log.Info("control-tower listening", "addr", srv.Addr(), "plugins", cfg.PluginsDir, "database", st.Dialect(),
+		"broker", redact(cfg.AMQPURL), "exchange", cfg.AMQPExchange)
+	return s, nil
+}
+
+// Addr is the address the HTTP server listens on.
+func (s *Service) Addr() string { return s.server.Addr() }
+
+// Plugins is the service's plugin manager.
+func (s *Service) Plugins() *pluginmgr.Manager { return s.plugins }
+
+// Wait blocks until the service has shut down and returns why it stopped.
+func (s *Service) Wait() error {
+	<-s.done
+	return s.err
+}
+
+// redact hides the password of a URL for logs.
+func redact(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return "(invalid URL)"
+	}
+	return u.Redacted()
+}

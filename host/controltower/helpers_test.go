@@ -1,0 +1,262 @@
+package controltower_test
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	amqp "github.com/rabbitmq/amqp091-go"
+
+	"github.com/routinglayer/routing/host/config"
+	"github.com/routinglayer/routing/host/controltower"
+)
+
+func brokerAddr() string {
+	if a := os.Getenv("TEST_RABBITMQ_ADDR"); a != "" {
+		return a
+	}
+	return "127.0.0.1:5672"
+}
+
+func randomName(prefix string) string {
+	var b [6]byte
+	_, _ = rand.Read(b[:])
+	return prefix + hex.EncodeToString(b[:])
+}
+
+func must(tb testing.TB, err error) {
+	tb.Helper()
+	if err != nil {
+		tb.Fatal(err)
+	}
+}
+
+func waitFor(tb testing.TB, timeout time.Duration, what string, cond func() bool) {
+	tb.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			tb.Fatalf("timed out after %s waiting for %s", timeout, what)
+		}
+		time.Sleep(25 * time.Millisecond)
+	}
+}
+
+// proxy forwards a local port to RabbitMQ. Down closes the listener and
+// every connection, as a broker outage looks to a client; Up listens on
+// the same port again.
+type proxy struct {
+	addr   string
+	mu     sync.Mutex
+	ln     net.Listener
+	conns  map[net.Conn]struct{}
+	target string
+}
+
+func newProxy(tb testing.TB) *proxy {
+	tb.Helper()
+	p := &proxy{conns: map[net.Conn]struct{}{}, target: brokerAddr()}
+	c, err := net.Dial("tcp", p.target)
+	if err != nil {
+		tb.Fatalf("RabbitMQ is not reachable at %s (run scripts/services up): %v", p.target, err)
+	}
+	c.Close()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	must(tb, err)
+	p.addr = ln.Addr().String()
+	p.serve(ln)
+	tb.Cleanup(p.Down)
+	return p
+}
+
+func (p *proxy) url() string { return "amqp://guest:guest@" + p.addr + "/" }
+
+func (p *proxy) serve(ln net.Listener) {
+	p.mu.Lock()
+	p.ln = ln
+	p.mu.Unlock()
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			up, err := net.Dial("tcp", p.target)
+			if err != nil {
+				c.Close()
+				continue
+			}
+			p.mu.Lock()
+			p.conns[c], p.conns[up] = struct{}{}, struct{}{}
+			p.mu.Unlock()
+			go func() { _, _ = io.Copy(up, c); up.Close(); c.Close() }()
+			go func() { _, _ = io.Copy(c, up); up.Close(); c.Close() }()
+		}
+	}()
+}
+
+func (p *proxy) Down() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.ln != nil {
+		p.ln.Close()
+		p.ln = nil
+	}
+	for c := range p.conns {
+		c.Close()
+		delete(p.conns, c)
+	}
+}
+
+func (p *proxy) Up(tb testing.TB) {
+	tb.Helper()
+	var ln net.Listener
+	waitFor(tb, 10*time.Second, "the proxy port to be free again", func() bool {
+		var err error
+		ln, err = net.Listen("tcp", p.addr)
+		return err == nil
+	})
+	p.serve(ln)
+}
+
+// consumer binds a fresh queue to exchange with key and collects messages.
+type consumer struct {
+	mu   sync.Mutex
+	msgs []amqp.Delivery
+}
+
+func consume(tb testing.TB, exchange, key string) *consumer {
+	tb.Helper()
+	conn, err := amqp.Dial("amqp://guest:guest@" + brokerAddr() + "/")
+	if err != nil {
+		tb.Fatalf("RabbitMQ is not reachable (run scripts/services up): %v", err)
+	}
+	tb.Cleanup(func() { conn.Close() })
+	ch, err := conn.Channel()
+	must(tb, err)
+	must(tb, ch.ExchangeDeclare(exchange, amqp.ExchangeTopic, true, false, false, false, nil))
+	q, err := ch.QueueDeclare("", false, true, true, false, nil)
+	must(tb, err)
+	must(tb, ch.QueueBind(q.Name, key, exchange, false, nil))
+	deliveries, err := ch.Consume(q.Name, "", true, true, false, false, nil)
+	must(tb, err)
+	c := &consumer{}
+	go func() {
+		for d := range deliveries {
+			c.mu.Lock()
+			c.msgs = append(c.msgs, d)
+			c.mu.Unlock()
+		}
+	}()
+	tb.Cleanup(func() {
+		if conn, err := amqp.Dial("amqp://guest:guest@" + brokerAddr() + "/"); err == nil {
+			if ch, err := conn.Channel(); err == nil {
+				_ = ch.ExchangeDelete(exchange, false, false)
+			}
+			conn.Close()
+		}
+	})
+	return c
+}
+
+func (c *consumer) received() []amqp.Delivery {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return append([]amqp.Delivery(nil), c.msgs...)
+}
+
+func (c *consumer) ids() map[string]int {
+	out := map[string]int{}
+	for _, d := range c.received() {
+		out[d.MessageId]++
+	}
+	return out
+}
+
+// testConfig is a control-tower configuration for a test: port 0, its own
+// data dir and exchange.
+func testConfig(tb testing.TB, amqpURL string) controltower.Config {
+	tb.Helper()
+	var cfg controltower.Config
+	must(tb, config.Load(&cfg, []string{
+		"SERVER_PORT=0",
+		"DATA_DIR=" + tb.TempDir(),
+		"PLUGINS_DIR=" + tb.TempDir(),
+		"AMQP_URL=" + amqpURL,
+		"AMQP_EXCHANGE=" + randomName("test-triggers-"),
+		"MAX_BODY_BYTES=65536",
+	}))
+	cfg.Environ = []string{"PATH=" + os.Getenv("PATH")}
+	return cfg
+}
+
+// start boots the service in this process until the test ends.
+func start(tb testing.TB, cfg controltower.Config) (*controltower.Service, string) {
+	tb.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	out := io.Discard
+	if testing.Verbose() {
+		out = os.Stderr
+	}
+	svc, err := controltower.Start(ctx, cfg, hclog.New(&hclog.LoggerOptions{Output: out, Level: hclog.Debug}))
+	if err != nil {
+		cancel()
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() {
+		cancel()
+		if err := svc.Wait(); err != nil {
+			tb.Errorf("shutdown: %v", err)
+		}
+	})
+	return svc, "http://" + svc.Addr()
+}
+
+type response struct {
+	status int
+	header http.Header
+	body   []byte
+}
+
+func (r response) json(tb testing.TB, v any) {
+	tb.Helper()
+	if err := json.Unmarshal(r.body, v); err != nil {
+		tb.Fatalf("decode %s: %v", r.body, err)
+	}
+}
+
+func call(tb testing.TB, method, url string, body []byte) response {
+	tb.Helper()
+	req, err := http.NewRequest(method, url, bytes.NewReader(body))
+	must(tb, err)
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	must(tb, err)
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	must(tb, err)
+	return response{status: resp.StatusCode, header: resp.Header, body: b}
+}
+
+// buildBinary builds a main package into dir under name.
+func buildBinary(tb testing.TB, pkg, dir, name string) string {
+	tb.Helper()
+	out := filepath.Join(dir, name)
+	cmd := exec.Command("go", "build", "-o", out, pkg)
+	if b, err := cmd.CombinedOutput(); err != nil {
+		tb.Fatalf("go build %s: %v\n%s", pkg, err, b)
+	}
+	return out
+}

@@ -1,0 +1,142 @@
+// Package triggers is the control-tower's trigger intake: one path for
+// triggers posted over HTTP and triggers emitted by watcher plugins. A
+// trigger is validated, then stored with its publish outbox entry in one
+// transaction, and only then acknowledged to its source. The package also
+// serves the trigger HTTP API.
+package triggers
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+
+	"github.com/routinglayer/routing/host/store"
+	"github.com/routinglayer/routing/sdk"
+)
+
+// Sources of triggers, as stored.
+const (
+	SourceHTTP          = "http"
+	watcherSourcePrefix = "watcher:"
+)
+
+// ErrConflict is returned when a uuid is reused for a different trigger.
+var ErrConflict = errors.New("uuid already used by a different trigger")
+
+// Intake validates and stores triggers.
+type Intake struct {
+	store *store.Store
+	// stored is told when a new trigger is in the outbox.
+	stored func()
+	log    hclog.Logger
+}
+
+// New returns an Intake that calls stored after each new trigger is
+// stored (to wake the publisher).
+func New(st *store.Store, stored func(), log hclog.Logger) *Intake {
+	return &Intake{store: st, stored: stored, log: log.Named("triggers")}
+}
+
+// Accept validates t and stores it from source under the idempotency key
+// (may be ""). It returns the stored trigger and whether it is new: a
+// trigger already stored under the key, or under t's uuid with the same
+// content, is returned as it was. Errors: *sdk.ValidationError (matches
+// sdk.ErrInvalid), ErrConflict, or a store failure.
+func (in *Intake) Accept(ctx context.Context, t sdk.Trigger, source, key string) (sdk.StoredTrigger, bool, error) {
+	if err := t.Validate(); err != nil {
+		return sdk.StoredTrigger{}, false, err
+	}
+	if t.UUID == "" {
+		t.UUID = newUUID()
+	}
+	body, err := json.Marshal(t)
+	if err != nil {
+		return sdk.StoredTrigger{}, false, fmt.Errorf("encode trigger: %w", err)
+	}
+	stored, created, err := in.store.InsertTrigger(ctx, store.Trigger{
+		UUID:           t.UUID,
+		IdempotencyKey: key,
+		APIVersion:     t.APIVersion,
+		Protocol:       t.Protocol,
+		Body:           body,
+		Source:         source,
+	})
+	if errors.Is(err, store.ErrConflict) {
+		return sdk.StoredTrigger{}, false, fmt.Errorf("%w: %s", ErrConflict, t.UUID)
+	}
+	if err != nil {
+		return sdk.StoredTrigger{}, false, fmt.Errorf("store trigger: %w", err)
+	}
+	if created {
+		in.log.Debug("trigger stored", "uuid", stored.UUID, "apiVersion", stored.APIVersion, "source", source)
+		in.stored()
+	}
+	out, err := decode(stored)
+	return out, created, err
+}
+
+// Get returns a stored trigger; errors match store.ErrNotFound.
+func (in *Intake) Get(ctx context.Context, uuid string) (sdk.StoredTrigger, error) {
+	t, err := in.store.GetTrigger(ctx, uuid)
+	if err != nil {
+		return sdk.StoredTrigger{}, err
+	}
+	return decode(t)
+}
+
+// decode turns a stored row into the API's view of it.
+func decode(t store.Trigger) (sdk.StoredTrigger, error) {
+	out := sdk.StoredTrigger{
+		CreatedAt:   t.CreatedAt,
+		Source:      t.Source,
+		Status:      string(t.Status),
+		PublishedAt: t.PublishedAt,
+	}
+	if err := json.Unmarshal(t.Body, &out.Trigger); err != nil {
+		return sdk.StoredTrigger{}, fmt.Errorf("decode stored trigger %s: %w", t.UUID, err)
+	}
+	return out, nil
+}
+
+// Sink returns the sink of one watcher instance. Its idempotency keys are
+// scoped to the instance, so two watchers cannot collide on a key.
+func (in *Intake) Sink(instance string) sdk.TriggerSink {
+	return watcherSink{in: in, instance: instance}
+}
+
+type watcherSink struct {
+	in       *Intake
+	instance string
+}
+
+func (w watcherSink) Accept(ctx context.Context, e sdk.Emission) (sdk.Receipt, error) {
+	key := ""
+	if e.Key != "" {
+		key = w.instance + ":" + e.Key
+	}
+	stored, created, err := w.in.Accept(ctx, e.Trigger, watcherSourcePrefix+w.instance, key)
+	switch {
+	case errors.Is(err, ErrConflict):
+		return sdk.Receipt{}, &sdk.ValidationError{Fields: []sdk.FieldError{{Field: "uuid", Reason: err.Error()}}}
+	case err != nil:
+		return sdk.Receipt{}, err
+	}
+	return sdk.Receipt{UUID: stored.UUID, Duplicate: !created}, nil
+}
+
+// newUUID returns 16 lowercase hex characters, as the original system did.
+func newUUID() string {
+	var b [8]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		// crypto/rand does not fail on supported platforms; a time-based
+		// id keeps the intake going if it ever does.
+		return fmt.Sprintf("%016x", time.Now().UnixNano())
+	}
+	return hex.EncodeToString(b[:])
+}
