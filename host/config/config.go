@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"reflect"
 	"strconv"
 	"strings"
 
@@ -62,7 +63,7 @@ func Load(cfg any, environ []string) error {
 		}
 	}
 	if err := env.ParseWithOptions(cfg, env.Options{Environment: m}); err != nil {
-		return fmt.Errorf("configuration: %s", strings.ReplaceAll(err.Error(), "\n", "; "))
+		return fmt.Errorf("configuration: %s", describe(cfg, m, err))
 	}
 	if v, ok := cfg.(interface{ Validate() error }); ok {
 		if err := v.Validate(); err != nil {
@@ -70,6 +71,49 @@ func Load(cfg any, environ []string) error {
 		}
 	}
 	return nil
+}
+
+// describe rewrites env's errors to name the variable and its value
+// rather than the Go field.
+func describe(cfg any, environ map[string]string, err error) string {
+	var agg env.AggregateError
+	if !errors.As(err, &agg) {
+		return err.Error()
+	}
+	vars := envTags(reflect.TypeOf(cfg))
+	parts := make([]string, 0, len(agg.Errors))
+	for _, e := range agg.Errors {
+		var pe env.ParseError
+		if errors.As(e, &pe) {
+			if name, ok := vars[pe.Name]; ok {
+				parts = append(parts, fmt.Sprintf("%s=%q: want a value of type %s", name, environ[name], pe.Type))
+				continue
+			}
+		}
+		parts = append(parts, e.Error())
+	}
+	return strings.Join(parts, "; ")
+}
+
+// envTags maps field names to their variables, embedded structs included.
+func envTags(t reflect.Type) map[string]string {
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	out := map[string]string{}
+	for i := range t.NumField() {
+		f := t.Field(i)
+		if f.Anonymous && f.Type.Kind() == reflect.Struct {
+			for k, v := range envTags(f.Type) {
+				out[k] = v
+			}
+			continue
+		}
+		if name, _, _ := strings.Cut(f.Tag.Get("env"), ","); name != "" && name != "-" {
+			out[f.Name] = name
+		}
+	}
+	return out
 }
 
 // NewLogger builds the service's root logger.

@@ -1,0 +1,46 @@
+package config_test
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/routinglayer/routing/host/config"
+)
+
+type testConfig struct {
+	config.Common
+	Port int `env:"SERVER_PORT" envDefault:"8000"`
+}
+
+func TestLoadNamesTheBadVariable(t *testing.T) {
+	tests := []struct {
+		env  string
+		want string
+	}{
+		{"SERVER_PORT=abc", `SERVER_PORT="abc"`},
+		{"MAX_BODY_BYTES=lots", `MAX_BODY_BYTES="lots"`},
+		{"LOG_LEVEL=loud", `LOG_LEVEL="loud"`},
+		{"LOG_FORMAT=xml", `LOG_FORMAT="xml"`},
+		{"MAX_BODY_BYTES=10", `MAX_BODY_BYTES=10`},
+		{"DATABASE_URL=mysql://db", `DATABASE_URL`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.env, func(t *testing.T) {
+			var cfg testConfig
+			err := config.Load(&cfg, []string{tt.env})
+			if err == nil || !strings.Contains(err.Error(), tt.want) || strings.Contains(err.Error(), "\n") {
+				t.Fatalf("got %v, want one line containing %s", err, tt.want)
+			}
+		})
+	}
+}
+
+func TestLoadDefaults(t *testing.T) {
+	var cfg testConfig
+	if err := config.Load(&cfg, []string{"DATA_DIR=/var/lib/routing"}); err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Port != 8000 || cfg.ServerHost != "127.0.0.1" || cfg.DataDir != "/var/lib/routing" || cfg.Addr(cfg.Port) != "127.0.0.1:8000" {
+		t.Fatalf("defaults: %+v", cfg)
+	}
+}
