@@ -1,0 +1,296 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+)
+
+// TaskState is where one pusher's delivery of one request stands.
+type TaskState string
+
+// The task states.
+const (
+	TaskPending   TaskState = "pending"
+	TaskDelivered TaskState = "delivered"
+	TaskSkipped   TaskState = "skipped"
+	TaskDead      TaskState = "dead"
+)
+
+// Delivery is one accepted request of data rows for a trigger.
+type Delivery struct {
+	ID   int64
+	UUID string
+	// Rows is the JSON array of the accepted rows.
+	Rows      []byte
+	RowCount  int
+	CreatedAt time.Time
+}
+
+// Task is one pusher's share of a delivery.
+type Task struct {
+	ID            int64
+	DeliveryID    int64
+	Pusher        string
+	UUID          string
+	State         TaskState
+	Attempts      int
+	NextAttemptAt time.Time
+	LastError     string
+	FinishedAt    *time.Time
+}
+
+// ClaimedTask is a task claimed for pushing, with its delivery's rows.
+type ClaimedTask struct {
+	Task
+	Rows []byte
+}
+
+const taskColumns = "t.id, t.delivery_id, t.pusher, t.uuid, t.state, t.attempts, t.next_attempt_at, t.last_error, t.finished_at"
+
+func scanTask(row scanner, extra ...any) (Task, error) {
+	var (
+		t        Task
+		state    string
+		next     int64
+		lastErr  sql.NullString
+		finished sql.NullInt64
+	)
+	dest := append([]any{&t.ID, &t.DeliveryID, &t.Pusher, &t.UUID, &state, &t.Attempts, &next, &lastErr, &finished}, extra...)
+	if err := row.Scan(dest...); err != nil {
+		return Task{}, err
+	}
+	t.State, t.NextAttemptAt, t.LastError = TaskState(state), fromMicros(next), lastErr.String
+	if finished.Valid {
+		at := fromMicros(finished.Int64)
+		t.FinishedAt = &at
+	}
+	return t, nil
+}
+
+// InsertDelivery stores a delivery and one pending task per pusher in one
+// transaction.
+func (s *Store) InsertDelivery(ctx context.Context, uuid string, rows []byte, rowCount int, pushers []string) (Delivery, error) {
+	now := time.Now()
+	d := Delivery{UUID: uuid, Rows: rows, RowCount: rowCount, CreatedAt: fromMicros(micros(now))}
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		err := tx.QueryRowContext(ctx, s.q("INSERT INTO deliveries (uuid, rows, row_count, created_at) VALUES (?, ?, ?, ?) RETURNING id"),
+			uuid, rows, rowCount, micros(now)).Scan(&d.ID)
+		if err != nil {
+			return fmt.Errorf("insert delivery: %w", err)
+		}
+		for _, p := range pushers {
+			if _, err := tx.ExecContext(ctx, s.q("INSERT INTO tasks (delivery_id, pusher, uuid, state, next_attempt_at) VALUES (?, ?, ?, ?, ?)"),
+				d.ID, p, uuid, string(TaskPending), micros(now)); err != nil {
+				return fmt.Errorf("insert task: %w", err)
+			}
+		}
+		return nil
+	})
+	return d, err
+}
+
+// ClaimTasks claims up to limit due tasks of a pusher for owner until the
+// lease expires. Only the oldest pending task of each uuid can be claimed,
+// so a pusher receives a uuid's rows in the order they were accepted; a
+// claimed task cannot be claimed by anyone else (another instance, with
+// PostgreSQL) until its lease ends.
+func (s *Store) ClaimTasks(ctx context.Context, pusher, owner string, limit int, lease time.Duration) ([]ClaimedTask, error) {
+	now := micros(time.Now())
+	lock := ""
+	if s.dialect == "postgres" {
+		lock = " FOR UPDATE OF t SKIP LOCKED"
+	}
+	var claimed []ClaimedTask
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		rows, err := tx.QueryContext(ctx, s.q(`SELECT t.id FROM tasks t
+			WHERE t.pusher = ? AND t.state = 'pending' AND t.next_attempt_at <= ?
+			  AND (t.claimed_until IS NULL OR t.claimed_until < ?)
+			  AND NOT EXISTS (SELECT 1 FROM tasks e WHERE e.pusher = t.pusher AND e.uuid = t.uuid
+			                  AND e.state = 'pending' AND e.delivery_id < t.delivery_id)
+			ORDER BY t.delivery_id LIMIT ?`+lock), pusher, now, now, limit)
+		if err != nil {
+			return fmt.Errorf("claim tasks: %w", err)
+		}
+		var ids []any
+		for rows.Next() {
+			var id int64
+			if err := rows.Scan(&id); err != nil {
+				rows.Close()
+				return fmt.Errorf("claim tasks: %w", err)
+			}
+			ids = append(ids, id)
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil || len(ids) == 0 {
+			return err
+		}
+		in := strings.TrimSuffix(strings.Repeat("?,", len(ids)), ",")
+		args := append([]any{owner, micros(time.Now().Add(lease))}, ids...)
+		if _, err := tx.ExecContext(ctx, s.q("UPDATE tasks SET claimed_by = ?, claimed_until = ? WHERE id IN ("+in+")"), args...); err != nil {
+			return fmt.Errorf("claim tasks: %w", err)
+		}
+		got, err := tx.QueryContext(ctx, s.q("SELECT "+taskColumns+", d.rows FROM tasks t JOIN deliveries d ON d.id = t.delivery_id WHERE t.id IN ("+in+") ORDER BY t.delivery_id"), ids...)
+		if err != nil {
+			return fmt.Errorf("claim tasks: %w", err)
+		}
+		defer got.Close()
+		for got.Next() {
+			var c ClaimedTask
+			if c.Task, err = scanTask(got, &c.Rows); err != nil {
+				return fmt.Errorf("claim tasks: %w", err)
+			}
+			claimed = append(claimed, c)
+		}
+		return got.Err()
+	})
+	return claimed, err
+}
+
+// ErrNotClaimed is returned when a task is no longer claimed by the caller
+// (its lease ran out and someone else took it).
+var ErrNotClaimed = errors.New("task not claimed by this owner")
+
+// FinishTask records the final state of a claimed task (delivered, skipped
+// or dead) with the attempt it took.
+func (s *Store) FinishTask(ctx context.Context, id int64, owner string, state TaskState, lastErr string) error {
+	now := micros(time.Now())
+	return s.updateClaimed(ctx, id, owner,
+		"state = ?, attempts = attempts + 1, last_error = ?, finished_at = ?, claimed_by = NULL, claimed_until = NULL",
+		string(state), nullString(lastErr), now)
+}
+
+// RetryTask releases a claimed task to be tried again after delay. With
+// counted, the failed attempt counts towards the task's attempts.
+func (s *Store) RetryTask(ctx context.Context, id int64, owner string, delay time.Duration, lastErr string, counted bool) error {
+	inc := 0
+	if counted {
+		inc = 1
+	}
+	return s.updateClaimed(ctx, id, owner,
+		"attempts = attempts + ?, next_attempt_at = ?, last_error = ?, claimed_by = NULL, claimed_until = NULL",
+		inc, micros(time.Now().Add(delay)), nullString(lastErr))
+}
+
+func (s *Store) updateClaimed(ctx context.Context, id int64, owner, set string, args ...any) error {
+	args = append(args, id, owner)
+	res, err := s.w.ExecContext(ctx, s.q("UPDATE tasks SET "+set+" WHERE id = ? AND claimed_by = ? AND state = 'pending'"), args...)
+	if err != nil {
+		return fmt.Errorf("update task %d: %w", id, err)
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return fmt.Errorf("task %d: %w", id, ErrNotClaimed)
+	}
+	return nil
+}
+
+func nullString(s string) any {
+	if s == "" {
+		return nil
+	}
+	return s
+}
+
+// GetDelivery returns a delivery and its tasks; ErrNotFound when unknown.
+func (s *Store) GetDelivery(ctx context.Context, id int64) (Delivery, []Task, error) {
+	var (
+		d       Delivery
+		created int64
+	)
+	err := s.r.QueryRowContext(ctx, s.q("SELECT id, uuid, rows, row_count, created_at FROM deliveries WHERE id = ?"), id).
+		Scan(&d.ID, &d.UUID, &d.Rows, &d.RowCount, &created)
+	if errors.Is(err, sql.ErrNoRows) {
+		return Delivery{}, nil, fmt.Errorf("delivery %d: %w", id, ErrNotFound)
+	}
+	if err != nil {
+		return Delivery{}, nil, fmt.Errorf("get delivery: %w", err)
+	}
+	d.CreatedAt = fromMicros(created)
+	tasks, err := s.queryTasks(ctx, "SELECT "+taskColumns+" FROM tasks t WHERE t.delivery_id = ? ORDER BY t.pusher", id)
+	return d, tasks, err
+}
+
+func (s *Store) queryTasks(ctx context.Context, query string, args ...any) ([]Task, error) {
+	rows, err := s.r.QueryContext(ctx, s.q(query), args...)
+	if err != nil {
+		return nil, fmt.Errorf("query tasks: %w", err)
+	}
+	defer rows.Close()
+	var out []Task
+	for rows.Next() {
+		t, err := scanTask(rows)
+		if err != nil {
+			return nil, fmt.Errorf("query tasks: %w", err)
+		}
+		out = append(out, t)
+	}
+	return out, rows.Err()
+}
+
+// DeadLetterFilter selects dead letters; empty fields match all.
+type DeadLetterFilter struct {
+	Pusher, UUID string
+	Limit        int
+}
+
+// ListDeadLetters returns dead tasks, newest first.
+func (s *Store) ListDeadLetters(ctx context.Context, f DeadLetterFilter) ([]Task, error) {
+	query := "SELECT " + taskColumns + " FROM tasks t WHERE t.state = 'dead'"
+	var args []any
+	if f.Pusher != "" {
+		query += " AND t.pusher = ?"
+		args = append(args, f.Pusher)
+	}
+	if f.UUID != "" {
+		query += " AND t.uuid = ?"
+		args = append(args, f.UUID)
+	}
+	limit := f.Limit
+	if limit <= 0 || limit > 500 {
+		limit = 100
+	}
+	query += " ORDER BY t.id DESC LIMIT ?"
+	return s.queryTasks(ctx, query, append(args, limit)...)
+}
+
+// RetryDeadLetter makes a dead task pending again, due now, with its
+// attempts reset; ErrNotFound unless the task is dead.
+func (s *Store) RetryDeadLetter(ctx context.Context, id int64) (Task, error) {
+	res, err := s.w.ExecContext(ctx, s.q(`UPDATE tasks SET state = 'pending', attempts = 0, next_attempt_at = ?, finished_at = NULL,
+		claimed_by = NULL, claimed_until = NULL WHERE id = ? AND state = 'dead'`), micros(time.Now()), id)
+	if err != nil {
+		return Task{}, fmt.Errorf("retry dead letter: %w", err)
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return Task{}, fmt.Errorf("dead letter %d: %w", id, ErrNotFound)
+	}
+	tasks, err := s.queryTasks(ctx, "SELECT "+taskColumns+" FROM tasks t WHERE t.id = ?", id)
+	if err != nil || len(tasks) == 0 {
+		return Task{}, fmt.Errorf("retry dead letter: %w", errors.Join(err, ErrNotFound))
+	}
+	return tasks[0], nil
+}
+
+// Backlog counts pending tasks per pusher.
+func (s *Store) Backlog(ctx context.Context) (map[string]int, error) {
+	rows, err := s.r.QueryContext(ctx, "SELECT pusher, count(*) FROM tasks WHERE state = 'pending' GROUP BY pusher")
+	if err != nil {
+		return nil, fmt.Errorf("backlog: %w", err)
+	}
+	defer rows.Close()
+	out := map[string]int{}
+	for rows.Next() {
+		var (
+			p string
+			n int
+		)
+		if err := rows.Scan(&p, &n); err != nil {
+			return nil, fmt.Errorf("backlog: %w", err)
+		}
+		out[p] = n
+	}
+	return out, rows.Err()
+}

@@ -1,0 +1,178 @@
+package store_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/routinglayer/routing/host/store"
+)
+
+func claimIDs(tb testing.TB, s *store.Store, pusher, owner string) []int64 {
+	tb.Helper()
+	got, err := s.ClaimTasks(context.Background(), pusher, owner, 100, time.Minute)
+	must(tb, err)
+	var ids []int64
+	for _, c := range got {
+		ids = append(ids, c.DeliveryID)
+	}
+	return ids
+}
+
+func TestSpoolOrderPerUUID(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, _ store.Config, s *store.Store) {
+		ctx := context.Background()
+		var ids []int64
+		for _, uuid := range []string{"a", "b", "a", "a", "b"} {
+			d, err := s.InsertDelivery(ctx, uuid, []byte(`[{"data":{"k":1}}]`), 1, []string{"jsonl", "riffyn"})
+			must(t, err)
+			ids = append(ids, d.ID)
+		}
+		// Only the oldest pending task of each uuid is claimable.
+		first, err := s.ClaimTasks(ctx, "jsonl", "me", 100, time.Minute)
+		must(t, err)
+		if len(first) != 2 || first[0].DeliveryID != ids[0] || first[1].DeliveryID != ids[1] || string(first[0].Rows) != `[{"data":{"k":1}}]` {
+			t.Fatalf("first claim: %+v", first)
+		}
+		if again := claimIDs(t, s, "jsonl", "other"); len(again) != 0 {
+			t.Fatalf("claimed tasks were claimed again: %v", again)
+		}
+		// The other pusher has its own line.
+		if other := claimIDs(t, s, "riffyn", "me"); len(other) != 2 {
+			t.Fatalf("riffyn claim: %v", other)
+		}
+		must(t, s.FinishTask(ctx, first[0].ID, "me", store.TaskDelivered, ""))
+		if next := claimIDs(t, s, "jsonl", "me"); len(next) != 1 || next[0] != ids[2] {
+			t.Fatalf("after a's first delivery: %v, want [%d]", next, ids[2])
+		}
+		if err := s.FinishTask(ctx, first[0].ID, "me", store.TaskDelivered, ""); !errors.Is(err, store.ErrNotClaimed) {
+			t.Fatalf("finishing a finished task: %v", err)
+		}
+		if err := s.FinishTask(ctx, first[1].ID, "intruder", store.TaskDelivered, ""); !errors.Is(err, store.ErrNotClaimed) {
+			t.Fatalf("finishing someone else's task: %v", err)
+		}
+	})
+}
+
+func TestSpoolRetryDeadLetterAndBacklog(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, _ store.Config, s *store.Store) {
+		ctx := context.Background()
+		d, err := s.InsertDelivery(ctx, "u", []byte(`[]`), 0, []string{"p"})
+		must(t, err)
+		_, err = s.InsertDelivery(ctx, "u", []byte(`[]`), 0, []string{"p"})
+		must(t, err)
+		c, err := s.ClaimTasks(ctx, "p", "me", 10, time.Minute)
+		must(t, err)
+		must(t, s.RetryTask(ctx, c[0].ID, "me", time.Hour, "upstream 503", true))
+		if got := claimIDs(t, s, "p", "me"); len(got) != 0 {
+			t.Fatalf("a task waiting for its retry must hold back the uuid's later tasks: %v", got)
+		}
+		if err := s.RetryTask(ctx, c[0].ID, "me", 0, "", false); !errors.Is(err, store.ErrNotClaimed) {
+			t.Fatalf("a released task is no longer the owner's: %v", err)
+		}
+		_, tasks, err := s.GetDelivery(ctx, d.ID)
+		must(t, err)
+		if tasks[0].Attempts != 1 || tasks[0].LastError != "upstream 503" || tasks[0].State != store.TaskPending {
+			t.Fatalf("after retry: %+v", tasks[0])
+		}
+		backlog, err := s.Backlog(ctx)
+		must(t, err)
+		if backlog["p"] != 2 {
+			t.Fatalf("backlog %v, want p=2", backlog)
+		}
+	})
+}
+
+func TestSpoolDeadLetters(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, _ store.Config, s *store.Store) {
+		ctx := context.Background()
+		first, err := s.InsertDelivery(ctx, "u", []byte(`[]`), 0, []string{"p", "q"})
+		must(t, err)
+		second, err := s.InsertDelivery(ctx, "u", []byte(`[]`), 0, []string{"p"})
+		must(t, err)
+		c, err := s.ClaimTasks(ctx, "p", "me", 10, time.Minute)
+		must(t, err)
+		must(t, s.FinishTask(ctx, c[0].ID, "me", store.TaskDead, "no such column"))
+		// A dead task no longer holds back the uuid's line.
+		if got := claimIDs(t, s, "p", "me"); len(got) != 1 || got[0] != second.ID {
+			t.Fatalf("after dead letter: %v", got)
+		}
+		dead, err := s.ListDeadLetters(ctx, store.DeadLetterFilter{Pusher: "p"})
+		must(t, err)
+		if len(dead) != 1 || dead[0].DeliveryID != first.ID || dead[0].LastError != "no such column" || dead[0].Attempts != 1 {
+			t.Fatalf("dead letters: %+v", dead)
+		}
+		if none, _ := s.ListDeadLetters(ctx, store.DeadLetterFilter{Pusher: "q"}); len(none) != 0 {
+			t.Fatalf("pusher filter: %+v", none)
+		}
+		retried, err := s.RetryDeadLetter(ctx, dead[0].ID)
+		if err != nil || retried.State != store.TaskPending || retried.Attempts != 0 {
+			t.Fatalf("retry dead letter: %+v %v", retried, err)
+		}
+		if _, err := s.RetryDeadLetter(ctx, dead[0].ID); !errors.Is(err, store.ErrNotFound) {
+			t.Fatalf("retrying a task that is not dead: %v", err)
+		}
+		if _, _, err := s.GetDelivery(ctx, 99999); !errors.Is(err, store.ErrNotFound) {
+			t.Fatalf("unknown delivery: %v", err)
+		}
+	})
+}
+
+func TestSpoolConcurrentClaimsNeverShareATask(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, cfg store.Config, s *store.Store) {
+		ctx := context.Background()
+		const uuids, per = 20, 10
+		for i := range uuids * per {
+			_, err := s.InsertDelivery(ctx, fmt.Sprintf("u%d", i%uuids), []byte(`[]`), 0, []string{"p"})
+			must(t, err)
+		}
+		// Two "instances": with PostgreSQL, two separate stores.
+		other := s
+		if cfg.DatabaseURL != "" {
+			other = open(t, cfg)
+		}
+		var (
+			mu        sync.Mutex
+			delivered = map[int64]string{}
+			dups      []int64
+			wg        sync.WaitGroup
+		)
+		for w, st := range []*store.Store{s, other, s, other} {
+			owner := fmt.Sprintf("w%d", w)
+			wg.Go(func() {
+				for idle := 0; idle < 20; {
+					claimed, err := st.ClaimTasks(ctx, "p", owner, 5, time.Minute)
+					if err != nil {
+						t.Error(err)
+						return
+					}
+					if len(claimed) == 0 {
+						idle++
+						time.Sleep(5 * time.Millisecond)
+						continue
+					}
+					idle = 0
+					for _, c := range claimed {
+						mu.Lock()
+						if prev, ok := delivered[c.ID]; ok {
+							dups = append(dups, c.ID)
+							t.Errorf("task %d claimed by %s and %s", c.ID, prev, owner)
+						}
+						delivered[c.ID] = owner
+						mu.Unlock()
+						if err := st.FinishTask(ctx, c.ID, owner, store.TaskDelivered, ""); err != nil {
+							t.Error(err)
+						}
+					}
+				}
+			})
+		}
+		wg.Wait()
+		if len(delivered) != uuids*per || len(dups) != 0 {
+			t.Fatalf("delivered %d of %d tasks, %d twice", len(delivered), uuids*per, len(dups))
+		}
+	})
+}
