@@ -1,0 +1,162 @@
+// Package datagateway assembles the data-gateway service: the store's
+// spool, the data intake and delivery, and the pusher plugins, behind one
+// HTTP server.
+package datagateway
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/url"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/gorilla/mux"
+	"github.com/hashicorp/go-hclog"
+
+	"github.com/routinglayer/routing/host/config"
+	"github.com/routinglayer/routing/host/gateway"
+	"github.com/routinglayer/routing/host/pluginmgr"
+	"github.com/routinglayer/routing/host/server"
+	"github.com/routinglayer/routing/host/store"
+	"github.com/routinglayer/routing/sdk"
+)
+
+// Config is the data-gateway's configuration, from the environment.
+type Config struct {
+	config.Common
+	ServerPort        int           `env:"SERVER_PORT" envDefault:"8001"`
+	ControlTowerURL   string        `env:"CONTROL_TOWER_URL"`
+	ControlTowerToken string        `env:"CONTROL_TOWER_TOKEN"`
+	VerifyTriggers    bool          `env:"VERIFY_TRIGGERS" envDefault:"false"`
+	MaxRows           int           `env:"MAX_ROWS_PER_REQUEST" envDefault:"10000"`
+	MaxBacklog        int           `env:"MAX_BACKLOG" envDefault:"100000"`
+	PushConcurrency   int           `env:"PUSH_CONCURRENCY" envDefault:"8"`
+	PushTimeout       time.Duration `env:"PUSH_TIMEOUT" envDefault:"30s"`
+	MaxAttempts       int           `env:"MAX_ATTEMPTS" envDefault:"10"`
+	RetryMin          time.Duration `env:"RETRY_MIN" envDefault:"1s"`
+	RetryMax          time.Duration `env:"RETRY_MAX" envDefault:"5m"`
+	// Environ is the environment plugins' variables come from; set by
+	// the caller, not read from a variable.
+	Environ []string `env:"-"`
+}
+
+// Validate checks the configuration.
+func (c Config) Validate() error {
+	if err := c.Common.Validate(); err != nil {
+		return err
+	}
+	checks := []struct {
+		ok  bool
+		msg string
+	}{
+		{c.ServerPort >= 0 && c.ServerPort <= 65535, fmt.Sprintf("SERVER_PORT=%d: want 0-65535", c.ServerPort)},
+		{c.MaxRows >= 1, fmt.Sprintf("MAX_ROWS_PER_REQUEST=%d: want at least 1", c.MaxRows)},
+		{c.MaxBacklog >= 1, fmt.Sprintf("MAX_BACKLOG=%d: want at least 1", c.MaxBacklog)},
+		{c.PushConcurrency >= 1, fmt.Sprintf("PUSH_CONCURRENCY=%d: want at least 1", c.PushConcurrency)},
+		{c.PushTimeout > 0, fmt.Sprintf("PUSH_TIMEOUT=%s: want a positive duration", c.PushTimeout)},
+		{c.MaxAttempts >= 1, fmt.Sprintf("MAX_ATTEMPTS=%d: want at least 1", c.MaxAttempts)},
+		{c.RetryMin > 0 && c.RetryMax >= c.RetryMin, fmt.Sprintf("RETRY_MIN=%s, RETRY_MAX=%s: want 0 < RETRY_MIN <= RETRY_MAX", c.RetryMin, c.RetryMax)},
+		{!c.VerifyTriggers || c.ControlTowerURL != "", "VERIFY_TRIGGERS=true needs CONTROL_TOWER_URL"},
+	}
+	for _, ch := range checks {
+		if !ch.ok {
+			return errors.New(ch.msg)
+		}
+	}
+	if c.ControlTowerURL != "" {
+		if u, err := url.Parse(c.ControlTowerURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return fmt.Errorf("CONTROL_TOWER_URL=%q: want http(s)://host:port", c.ControlTowerURL)
+		}
+	}
+	return nil
+}
+
+// Service is a running data-gateway.
+type Service struct {
+	server  *server.Server
+	plugins *pluginmgr.Manager
+	done    chan struct{}
+	err     error
+}
+
+// Start opens the store, starts the pusher plugins and their delivery,
+// and begins serving HTTP. The service runs until ctx is done; Wait
+// returns once it has shut down.
+func Start(ctx context.Context, cfg Config, log hclog.Logger) (*Service, error) {
+	st, err := store.Open(ctx, store.Config{DataDir: cfg.DataDir, DatabaseURL: cfg.DatabaseURL}, log)
+	if err != nil {
+		return nil, err
+	}
+	var plugins *pluginmgr.Manager
+	gw := gateway.New(gateway.Config{
+		MaxRows:           cfg.MaxRows,
+		MaxBacklog:        cfg.MaxBacklog,
+		Concurrency:       cfg.PushConcurrency,
+		PushTimeout:       cfg.PushTimeout,
+		MaxAttempts:       cfg.MaxAttempts,
+		RetryMin:          cfg.RetryMin,
+		RetryMax:          cfg.RetryMax,
+		ControlTowerURL:   cfg.ControlTowerURL,
+		ControlTowerToken: cfg.ControlTowerToken,
+		VerifyTriggers:    cfg.VerifyTriggers,
+	}, st, func() []string { return receiving(plugins) }, log)
+	plugins = pluginmgr.New(pluginmgr.Config{
+		Dir:     cfg.PluginsDir,
+		Kind:    sdk.KindPusher,
+		Environ: cfg.Environ,
+		RunDir:  filepath.Join(cfg.DataDir, "run"),
+	}, gw.Attach, log)
+
+	router := mux.NewRouter()
+	gw.Routes(router, cfg.MaxBodyBytes)
+	plugins.Routes(router)
+	srv, err := server.Listen(cfg.Addr(cfg.ServerPort), router, []server.Check{{Name: "store", Check: st.Ping}}, log)
+	if err != nil {
+		st.Close()
+		return nil, err
+	}
+	s := &Service{server: srv, plugins: plugins, done: make(chan struct{})}
+	// Shutdown order: stop taking requests, then the plugins (pushes in
+	// flight are released to be pushed again), then close the store.
+	pluginsCtx, stopPlugins := context.WithCancel(context.WithoutCancel(ctx))
+	var pluginsWG sync.WaitGroup
+	pluginsWG.Go(func() { _ = plugins.Run(pluginsCtx) })
+	go func() {
+		defer close(s.done)
+		s.err = srv.Serve(ctx, 10*time.Second)
+		stopPlugins()
+		pluginsWG.Wait()
+		s.err = errors.Join(s.err, st.Close())
+		log.Info("data-gateway stopped")
+	}()
+	log.Info("data-gateway listening", "addr", srv.Addr(), "plugins", cfg.PluginsDir, "database", st.Dialect(),
+		"control-tower", cfg.ControlTowerURL)
+	return s, nil
+}
+
+// receiving lists the pushers that get new data: all but those an
+// operator stopped. A crashed or restarting pusher keeps receiving; its
+// tasks wait for it.
+func receiving(m *pluginmgr.Manager) []string {
+	var out []string
+	for _, st := range m.List() {
+		if st.State != pluginmgr.StateStopped {
+			out = append(out, st.Name)
+		}
+	}
+	return out
+}
+
+// Addr is the address the HTTP server listens on.
+func (s *Service) Addr() string { return s.server.Addr() }
+
+// Plugins is the service's plugin manager.
+func (s *Service) Plugins() *pluginmgr.Manager { return s.plugins }
+
+// Wait blocks until the service has shut down and returns why it stopped.
+func (s *Service) Wait() error {
+	<-s.done
+	return s.err
+}

@@ -1,0 +1,113 @@
+package gateway
+
+import (
+	"errors"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/gorilla/mux"
+
+	"github.com/routinglayer/routing/host/httpapi"
+	"github.com/routinglayer/routing/host/store"
+)
+
+// Routes mounts the data API:
+//
+//	POST /data                        one row for a trigger
+//	POST /data/batch                  several rows for a trigger
+//	GET  /data/{id}                   one delivery's status per pusher
+//	GET  /deadletters                 dead-lettered tasks (?pusher=, ?uuid=)
+//	POST /deadletters/{id}/retry      deliver a dead letter again
+func (g *Gateway) Routes(r *mux.Router, maxBodyBytes int64) {
+	r.HandleFunc("/data", g.handleData(false, maxBodyBytes)).Methods(http.MethodPost)
+	r.HandleFunc("/data/batch", g.handleData(true, maxBodyBytes)).Methods(http.MethodPost)
+	r.HandleFunc("/data/{id:[0-9]+}", g.handleDelivery).Methods(http.MethodGet)
+	r.HandleFunc("/deadletters", g.handleDeadLetters).Methods(http.MethodGet)
+	r.HandleFunc("/deadletters/{id:[0-9]+}/retry", g.handleRetry).Methods(http.MethodPost)
+}
+
+// TaskStatus is one pusher's progress on a delivery, or a dead letter.
+type TaskStatus struct {
+	ID            int64      `json:"id"`
+	DeliveryID    int64      `json:"deliveryId"`
+	Pusher        string     `json:"pusher"`
+	UUID          string     `json:"uuid"`
+	State         string     `json:"state"`
+	Attempts      int        `json:"attempts"`
+	LastError     string     `json:"lastError,omitempty"`
+	NextAttemptAt *time.Time `json:"nextAttemptAt,omitempty"`
+	FinishedAt    *time.Time `json:"finishedAt,omitempty"`
+}
+
+func taskStatus(t store.Task) TaskStatus {
+	s := TaskStatus{
+		ID: t.ID, DeliveryID: t.DeliveryID, Pusher: t.Pusher, UUID: t.UUID, State: string(t.State),
+		Attempts: t.Attempts, LastError: t.LastError, FinishedAt: t.FinishedAt,
+	}
+	if t.State == store.TaskPending {
+		next := t.NextAttemptAt
+		s.NextAttemptAt = &next
+	}
+	return s
+}
+
+// DeliveryStatus is the answer of GET /data/{id}.
+type DeliveryStatus struct {
+	ID        int64        `json:"id"`
+	UUID      string       `json:"uuid"`
+	Rows      int          `json:"rows"`
+	CreatedAt time.Time    `json:"createdAt"`
+	Pushers   []TaskStatus `json:"pushers"`
+}
+
+func pathID(r *http.Request) int64 {
+	id, _ := strconv.ParseInt(mux.Vars(r)["id"], 10, 64)
+	return id
+}
+
+func (g *Gateway) handleDelivery(w http.ResponseWriter, r *http.Request) {
+	d, tasks, err := g.store.GetDelivery(r.Context(), pathID(r))
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		httpapi.WriteProblem(w, r, http.StatusNotFound, err.Error())
+		return
+	case err != nil:
+		writeUnavailable(w, r, err)
+		return
+	}
+	out := DeliveryStatus{ID: d.ID, UUID: d.UUID, Rows: d.RowCount, CreatedAt: d.CreatedAt, Pushers: []TaskStatus{}}
+	for _, t := range tasks {
+		out.Pushers = append(out.Pushers, taskStatus(t))
+	}
+	httpapi.WriteJSON(w, http.StatusOK, out)
+}
+
+func (g *Gateway) handleDeadLetters(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	tasks, err := g.store.ListDeadLetters(r.Context(), store.DeadLetterFilter{Pusher: q.Get("pusher"), UUID: q.Get("uuid")})
+	if err != nil {
+		writeUnavailable(w, r, err)
+		return
+	}
+	out := struct {
+		DeadLetters []TaskStatus `json:"deadletters"`
+	}{DeadLetters: []TaskStatus{}}
+	for _, t := range tasks {
+		out.DeadLetters = append(out.DeadLetters, taskStatus(t))
+	}
+	httpapi.WriteJSON(w, http.StatusOK, out)
+}
+
+func (g *Gateway) handleRetry(w http.ResponseWriter, r *http.Request) {
+	t, err := g.store.RetryDeadLetter(r.Context(), pathID(r))
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		httpapi.WriteProblem(w, r, http.StatusNotFound, "no dead letter with this id")
+	case err != nil:
+		writeUnavailable(w, r, err)
+	default:
+		g.kick(t.Pusher)
+		httpapi.WriteJSON(w, http.StatusAccepted, taskStatus(t))
+	}
+}

@@ -1,0 +1,192 @@
+package gateway
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"sort"
+	"strings"
+
+	"github.com/routinglayer/routing/host/httpapi"
+	"github.com/routinglayer/routing/sdk"
+)
+
+func isNotFound(err error) bool { return errors.Is(err, sdk.ErrNotFound) }
+
+// dataBody is the body of POST /data and POST /data/batch; each endpoint
+// requires one of Row and Rows and refuses the other.
+type dataBody struct {
+	UUID string    `json:"uuid"`
+	Row  *sdk.Row  `json:"row"`
+	Rows []sdk.Row `json:"rows"`
+}
+
+// Accepted is the answer to an accepted request.
+type Accepted struct {
+	ID      int64    `json:"id"`
+	UUID    string   `json:"uuid"`
+	Rows    int      `json:"rows"`
+	Pushers []string `json:"pushers"`
+}
+
+func (g *Gateway) handleData(batch bool, maxBody int64) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		raw, err := httpapi.ReadBody(r, maxBody)
+		if err != nil {
+			status := http.StatusBadRequest
+			if errors.Is(err, httpapi.ErrBodyTooLarge) {
+				status = http.StatusRequestEntityTooLarge
+			}
+			httpapi.WriteProblem(w, r, status, err.Error())
+			return
+		}
+		var body dataBody
+		if err := sdk.DecodeStrict(raw, &body); err != nil {
+			httpapi.WriteInvalid(w, r, http.StatusBadRequest, err)
+			return
+		}
+		rows, err := g.validate(r, &body, batch)
+		if err != nil {
+			httpapi.WriteInvalid(w, r, http.StatusUnprocessableEntity, err)
+			return
+		}
+		g.accept(w, r, body.UUID, rows)
+	}
+}
+
+// validate checks a decoded body and returns its rows.
+func (g *Gateway) validate(r *http.Request, body *dataBody, batch bool) ([]sdk.Row, error) {
+	var errs []sdk.FieldError
+	fail := func(field, format string, args ...any) {
+		errs = append(errs, sdk.FieldError{Field: field, Reason: fmt.Sprintf(format, args...)})
+	}
+	switch {
+	case body.UUID == "":
+		fail("uuid", "is required: the uuid of the trigger these rows belong to")
+	case !sdk.ValidUUID(body.UUID):
+		fail("uuid", "must be 1-64 characters of A-Z, a-z, 0-9, '_' or '-'")
+	}
+	var (
+		rows []sdk.Row
+		path string
+	)
+	if batch {
+		if body.Row != nil {
+			fail("row", "is not accepted by /data/batch: send rows, a list")
+		}
+		switch {
+		case body.Rows == nil:
+			fail("rows", "is required: a non-empty list of rows")
+		case len(body.Rows) == 0:
+			fail("rows", "must not be empty")
+		case len(body.Rows) > g.cfg.MaxRows:
+			fail("rows", "has %d rows, at most %d are accepted per request", len(body.Rows), g.cfg.MaxRows)
+		}
+		rows, path = body.Rows, "rows"
+	} else {
+		if body.Rows != nil {
+			fail("rows", "is not accepted by /data: send one row, or use /data/batch")
+		}
+		if body.Row == nil {
+			fail("row", "is required: {\"index\": 0, \"data\": {...}}")
+		} else {
+			rows = []sdk.Row{*body.Row}
+		}
+		path = "row"
+	}
+	for i := range rows {
+		p := path
+		if batch {
+			p = fmt.Sprintf("rows[%d]", i)
+		}
+		var ve *sdk.ValidationError
+		if errors.As(rows[i].Validate(), &ve) {
+			for _, f := range ve.Fields {
+				errs = append(errs, sdk.FieldError{Field: p + "." + f.Field, Reason: f.Reason})
+			}
+		}
+	}
+	if len(errs) == 0 && g.cfg.VerifyTriggers && g.tower != nil {
+		errs = append(errs, g.verify(r, body.UUID, rows, path, batch)...)
+	}
+	if len(errs) > 0 {
+		return nil, &sdk.ValidationError{Fields: errs}
+	}
+	return rows, nil
+}
+
+// verify checks rows against their trigger: it must exist, and indexes
+// must fall inside its plate.
+func (g *Gateway) verify(r *http.Request, uuid string, rows []sdk.Row, path string, batch bool) []sdk.FieldError {
+	t, err := g.tower.resolve(r.Context(), uuid)
+	if err != nil {
+		return []sdk.FieldError{{Field: "uuid", Reason: "cannot be verified now: " + err.Error()}}
+	}
+	if t == nil {
+		return []sdk.FieldError{{Field: "uuid", Reason: "no trigger with this uuid is known to the control-tower"}}
+	}
+	if t.Plate == nil {
+		return nil
+	}
+	var errs []sdk.FieldError
+	for i, row := range rows {
+		if row.Index != nil && *row.Index >= t.Plate.Wells() {
+			p := path
+			if batch {
+				p = fmt.Sprintf("rows[%d]", i)
+			}
+			errs = append(errs, sdk.FieldError{Field: p + ".index", Reason: fmt.Sprintf("%d is outside the trigger's %dx%d plate (0-%d)",
+				*row.Index, t.Plate.Rows, t.Plate.Columns, t.Plate.Wells()-1)})
+		}
+	}
+	return errs
+}
+
+// accept stores the rows with a task per pusher and answers 202, or says
+// why it cannot take them now.
+func (g *Gateway) accept(w http.ResponseWriter, r *http.Request, uuid string, rows []sdk.Row) {
+	pushers := g.pushers()
+	if len(pushers) == 0 {
+		w.Header().Set("Retry-After", "30")
+		httpapi.WriteProblem(w, r, http.StatusServiceUnavailable, "no pusher is installed: accepted data would have nowhere to go")
+		return
+	}
+	sort.Strings(pushers)
+	backlog, err := g.backlogOf(r.Context())
+	if err != nil {
+		writeUnavailable(w, r, err)
+		return
+	}
+	var full []string
+	for _, p := range pushers {
+		if backlog[p] >= g.cfg.MaxBacklog {
+			full = append(full, fmt.Sprintf("%s (%d pending)", p, backlog[p]))
+		}
+	}
+	if len(full) > 0 {
+		w.Header().Set("Retry-After", "5")
+		httpapi.WriteProblem(w, r, http.StatusTooManyRequests, "backlog limit reached for "+strings.Join(full, ", ")+"; retry later")
+		return
+	}
+	encoded, err := json.Marshal(rows)
+	if err != nil {
+		httpapi.WriteProblem(w, r, http.StatusBadRequest, "rows cannot be encoded: "+err.Error())
+		return
+	}
+	d, err := g.store.InsertDelivery(r.Context(), uuid, encoded, len(rows), pushers)
+	if err != nil {
+		writeUnavailable(w, r, err)
+		return
+	}
+	for _, p := range pushers {
+		g.kick(p)
+	}
+	w.Header().Set("Location", fmt.Sprintf("/data/%d", d.ID))
+	httpapi.WriteJSON(w, http.StatusAccepted, Accepted{ID: d.ID, UUID: uuid, Rows: len(rows), Pushers: pushers})
+}
+
+func writeUnavailable(w http.ResponseWriter, r *http.Request, err error) {
+	w.Header().Set("Retry-After", "1")
+	httpapi.WriteProblem(w, r, http.StatusServiceUnavailable, "storage unavailable: "+err.Error())
+}
