@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"os"
 	"path/filepath"
 	"sync"
 	"time"
@@ -101,7 +102,12 @@ func Start(ctx context.Context, cfg Config, log hclog.Logger) (*Service, error) 
 		ControlTowerURL:   cfg.ControlTowerURL,
 		ControlTowerToken: cfg.ControlTowerToken,
 		VerifyTriggers:    cfg.VerifyTriggers,
+		Instance:          instanceName(cfg.DataDir),
 	}, st, func() []string { return receiving(plugins) }, log)
+	if err := gw.ReleaseStaleClaims(ctx); err != nil {
+		st.Close()
+		return nil, err
+	}
 	plugins = pluginmgr.New(pluginmgr.Config{
 		Dir:     cfg.PluginsDir,
 		Kind:    sdk.KindPusher,
@@ -134,6 +140,16 @@ func Start(ctx context.Context, cfg Config, log hclog.Logger) (*Service, error) 
 	log.Info("data-gateway listening", "addr", srv.Addr(), "plugins", cfg.PluginsDir, "database", st.Dialect(),
 		"control-tower", cfg.ControlTowerURL)
 	return s, nil
+}
+
+// instanceName identifies this gateway across restarts: its host and its
+// data directory.
+func instanceName(dataDir string) string {
+	host, _ := os.Hostname()
+	if abs, err := filepath.Abs(dataDir); err == nil {
+		dataDir = abs
+	}
+	return host + ":" + dataDir
 }
 
 // receiving lists the pushers that get new data: all but those an

@@ -8,10 +8,6 @@ package gateway
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
-	"fmt"
-	"os"
 	"sync"
 	"time"
 
@@ -44,6 +40,10 @@ type Config struct {
 	// VerifyTriggers rejects rows for unknown uuids and out-of-plate
 	// indexes (needs ControlTowerURL).
 	VerifyTriggers bool
+	// Instance names this gateway in task claims; it must stay the same
+	// across restarts and differ between instances sharing a database
+	// (the services use host name and data directory).
+	Instance string
 }
 
 // Gateway accepts and delivers data rows.
@@ -71,7 +71,7 @@ func New(cfg Config, st *store.Store, pushers func() []string, log hclog.Logger)
 		store:   st,
 		pushers: pushers,
 		log:     log.Named("gateway"),
-		owner:   ownerID(),
+		owner:   cfg.Instance,
 		kicks:   make(map[string]chan struct{}),
 	}
 	if cfg.ControlTowerURL != "" {
@@ -80,12 +80,15 @@ func New(cfg Config, st *store.Store, pushers func() []string, log hclog.Logger)
 	return g
 }
 
-// ownerID names this instance in task claims.
-func ownerID() string {
-	host, _ := os.Hostname()
-	var b [4]byte
-	_, _ = rand.Read(b[:])
-	return fmt.Sprintf("%s-%d-%s", host, os.Getpid(), hex.EncodeToString(b[:]))
+// ReleaseStaleClaims frees the claims this instance held when it last
+// stopped (by a crash, say), so their tasks are delivered now rather than
+// when their leases run out.
+func (g *Gateway) ReleaseStaleClaims(ctx context.Context) error {
+	n, err := g.store.ReleaseClaims(ctx, g.owner)
+	if n > 0 {
+		g.log.Info("released tasks claimed before the last stop", "count", n)
+	}
+	return err
 }
 
 // kickChan returns the wake-up channel of a pusher's worker pool.

@@ -150,6 +150,18 @@ func (s *Store) ClaimTasks(ctx context.Context, pusher, owner string, limit int,
 	return claimed, err
 }
 
+// ReleaseClaims frees every task claimed by owner: an instance calls it
+// when it starts, since claims its previous run held can no longer be
+// worked on. It reports how many it freed.
+func (s *Store) ReleaseClaims(ctx context.Context, owner string) (int, error) {
+	res, err := s.w.ExecContext(ctx, s.q("UPDATE tasks SET claimed_by = NULL, claimed_until = NULL WHERE claimed_by = ? AND state = 'pending'"), owner)
+	if err != nil {
+		return 0, fmt.Errorf("release claims: %w", err)
+	}
+	n, _ := res.RowsAffected()
+	return int(n), nil
+}
+
 // ErrNotClaimed is returned when a task is no longer claimed by the caller
 // (its lease ran out and someone else took it).
 var ErrNotClaimed = errors.New("task not claimed by this owner")

@@ -54,6 +54,13 @@ func TestSpoolOrderPerUUID(t *testing.T) {
 		if err := s.FinishTask(ctx, first[1].ID, "intruder", store.TaskDelivered, ""); !errors.Is(err, store.ErrNotClaimed) {
 			t.Fatalf("finishing someone else's task: %v", err)
 		}
+		// A restarted owner frees what it held: b's task is claimable again.
+		if n, err := s.ReleaseClaims(ctx, "me"); err != nil || n != 4 {
+			t.Fatalf("release: %d %v, want 4 (jsonl: a2, b1; riffyn: a1, b1)", n, err)
+		}
+		if got := claimIDs(t, s, "jsonl", "other"); len(got) != 2 || got[0] != ids[1] || got[1] != ids[2] {
+			t.Fatalf("after release: %v, want [%d %d]", got, ids[1], ids[2])
+		}
 	})
 }
 

@@ -1,0 +1,91 @@
+// Command probe is a pusher for the data-gateway's tests. It appends one
+// JSON line per delivered row to <OUT>/<instance>.jsonl and misbehaves on
+// request.
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/routinglayer/routing/sdk"
+)
+
+type config struct {
+	Out               string        `env:"OUT,required"`
+	FailTimes         int           `env:"FAIL_TIMES" envDefault:"0"`
+	PermanentIfExists string        `env:"PERMANENT_IF_EXISTS"`
+	HangIfExists      string        `env:"HANG_IF_EXISTS"`
+	Delay             time.Duration `env:"DELAY" envDefault:"0s"`
+}
+
+type probe struct {
+	cfg      config
+	instance string
+}
+
+// Line is what the probe records per delivered row.
+type Line struct {
+	UUID    string          `json:"uuid"`
+	Index   *int            `json:"index,omitempty"`
+	Data    json.RawMessage `json:"data"`
+	Attempt int             `json:"attempt"`
+	PID     int             `json:"pid"`
+}
+
+func (p *probe) Info() sdk.Info {
+	return sdk.Info{Name: "probe", Version: "1.0.0", Config: &p.cfg}
+}
+
+func (p *probe) Start(_ context.Context, host sdk.Host) error {
+	p.instance = host.InstanceName()
+	return os.MkdirAll(p.cfg.Out, 0o750)
+}
+
+func exists(path string) bool {
+	if path == "" {
+		return false
+	}
+	_, err := os.Stat(path)
+	return err == nil
+}
+
+func (p *probe) Push(ctx context.Context, req sdk.PushRequest) error {
+	if exists(p.cfg.HangIfExists) {
+		<-ctx.Done()
+		return ctx.Err()
+	}
+	if exists(p.cfg.PermanentIfExists) {
+		return sdk.Permanent(errors.New("permanent failure as asked"))
+	}
+	if req.Attempt <= p.cfg.FailTimes {
+		return fmt.Errorf("failing attempt %d as asked", req.Attempt)
+	}
+	if p.cfg.Delay > 0 {
+		time.Sleep(p.cfg.Delay)
+	}
+	var b strings.Builder
+	for _, r := range req.Rows {
+		data, err := r.Data.MarshalJSON()
+		if err != nil {
+			return sdk.Permanent(err)
+		}
+		line, _ := json.Marshal(Line{UUID: req.UUID, Index: r.Index, Data: data, Attempt: req.Attempt, PID: os.Getpid()})
+		b.Write(line)
+		b.WriteByte('\n')
+	}
+	f, err := os.OpenFile(filepath.Join(p.cfg.Out, p.instance+".jsonl"), os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o640)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	_, err = f.WriteString(b.String())
+	return err
+}
+
+func main() { sdk.ServePusher(&probe{}) }
