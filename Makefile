@@ -3,7 +3,7 @@
 
 SHELL := bash
 .SHELLFLAGS := -eu -o pipefail -c
-.DEFAULT_GOAL := build
+.DEFAULT_GOAL := run
 
 GO       ?= go
 BIN      := bin
@@ -22,10 +22,14 @@ STATICCHECK_VERSION        := v0.8.2
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
 
+.PHONY: run
+run: build ## build, then run both services with the example plugins (embedded SQLite, data/)
+	scripts/run
+
 .PHONY: build
 build: ## build the services into bin/ and the example plugins into bin/plugins/
 	@mkdir -p $(BIN) $(PLUGINS)
-	@if [ -d host/cmd ]; then $(GO) build -o $(BIN)/ ./host/cmd/...; fi
+	$(GO) build -o $(BIN)/ ./host/cmd/...
 	$(GO) build -o $(PLUGINS)/ ./examples/cmd/...
 
 .PHONY: test
