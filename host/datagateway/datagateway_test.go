@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/routinglayer/routing/host/datagateway"
 	"github.com/routinglayer/routing/host/gateway"
 	"github.com/routinglayer/routing/host/pluginmgr"
 )
@@ -20,7 +21,7 @@ func TestRowsReachTheJSONLPusherInOrderByteExact(t *testing.T) {
 	e := newEnv(t, "PLUGIN_JSONL_DIR="+rowsDir)
 	install(t, "pusher-jsonl", e.plugins, "pusher-jsonl")
 	svc, base := start(t, e.config(t))
-	waitFor(t, 20*time.Second, "the pusher to run", func() bool {
+	waitFor(t, 60*time.Second, "the pusher to run", func() bool {
 		st, err := svc.Plugins().Get("jsonl")
 		return err == nil && st.State == pluginmgr.StateRunning
 	})
@@ -117,6 +118,15 @@ func TestBadDataIsA4xxNamingTheField(t *testing.T) {
 	}
 }
 
+// waitRunning waits until the named pusher is running.
+func waitRunning(tb testing.TB, svc *datagateway.Service, name string) {
+	tb.Helper()
+	waitFor(tb, 60*time.Second, name+" to run", func() bool {
+		st, err := svc.Plugins().Get(name)
+		return err == nil && st.State == pluginmgr.StateRunning
+	})
+}
+
 func hasField(errs []struct{ Field, Reason string }, field string) bool {
 	for _, e := range errs {
 		if e.Field == field {
@@ -130,12 +140,13 @@ func TestRetryableFailuresThenDelivered(t *testing.T) {
 	e := newEnv(t)
 	e.vars = append(e.vars, "PLUGIN_PROBE_OUT="+e.out, "PLUGIN_PROBE_FAIL_TIMES=3")
 	install(t, "pusher-probe", e.plugins, "pusher-probe")
-	_, base := start(t, e.config(t))
+	svc, base := start(t, e.config(t))
+	waitRunning(t, svc, "probe")
 	var acc gateway.Accepted
 	call(t, http.MethodPost, base+"/data", `{"uuid":"flaky","row":{"index":0,"data":{"a":1}}}`).decode(t, &acc)
 
 	var status gateway.DeliveryStatus
-	waitFor(t, 20*time.Second, "delivery after retries", func() bool {
+	waitFor(t, 60*time.Second, "delivery after retries", func() bool {
 		call(t, http.MethodGet, fmt.Sprintf("%s/data/%d", base, acc.ID), "").decode(t, &status)
 		return len(status.Pushers) == 1 && status.Pushers[0].State == "delivered"
 	})
@@ -154,12 +165,13 @@ func TestPermanentFailureIsDeadLetteredAndRetryWorks(t *testing.T) {
 	e := newEnv(t)
 	e.vars = append(e.vars, "PLUGIN_PROBE_OUT="+e.out, "PLUGIN_PROBE_PERMANENT_IF_EXISTS="+flag)
 	install(t, "pusher-probe", e.plugins, "pusher-probe")
-	_, base := start(t, e.config(t))
+	svc, base := start(t, e.config(t))
+	waitRunning(t, svc, "probe")
 	var acc gateway.Accepted
 	call(t, http.MethodPost, base+"/data", `{"uuid":"doomed","row":{"index":0,"data":{"a":1}}}`).decode(t, &acc)
 
 	var dead struct{ DeadLetters []gateway.TaskStatus }
-	waitFor(t, 20*time.Second, "the dead letter", func() bool {
+	waitFor(t, 60*time.Second, "the dead letter", func() bool {
 		call(t, http.MethodGet, base+"/deadletters?pusher=probe&uuid=doomed", "").decode(t, &dead)
 		return len(dead.DeadLetters) == 1
 	})
@@ -172,7 +184,7 @@ func TestPermanentFailureIsDeadLetteredAndRetryWorks(t *testing.T) {
 	if r := call(t, http.MethodPost, fmt.Sprintf("%s/deadletters/%d/retry", base, d.ID), ""); r.status != http.StatusAccepted {
 		t.Fatalf("retry: %d %s", r.status, r.body)
 	}
-	waitFor(t, 20*time.Second, "the retried dead letter to be delivered", func() bool { return len(lines(t, e.out, "probe")) == 1 })
+	waitFor(t, 60*time.Second, "the retried dead letter to be delivered", func() bool { return len(lines(t, e.out, "probe")) == 1 })
 	call(t, http.MethodGet, base+"/deadletters", "").decode(t, &dead)
 	if len(dead.DeadLetters) != 0 {
 		t.Fatalf("dead letters after retry: %+v", dead.DeadLetters)
@@ -220,7 +232,7 @@ func TestKilledPusherLosesNothing(t *testing.T) {
 	e.vars = append(e.vars, "PLUGIN_PROBE_OUT="+e.out, "PLUGIN_PROBE_DELAY=2ms")
 	install(t, "pusher-probe", e.plugins, "pusher-probe")
 	svc, base := start(t, e.config(t))
-	waitFor(t, 20*time.Second, "the pusher to run", func() bool {
+	waitFor(t, 60*time.Second, "the pusher to run", func() bool {
 		st, _ := svc.Plugins().Get("probe")
 		return st.State == pluginmgr.StateRunning
 	})
@@ -262,7 +274,7 @@ func TestKilledGatewayLosesNothingAccepted(t *testing.T) {
 	e.vars = append(e.vars, "PLUGIN_PROBE_OUT="+e.out, "PLUGIN_PROBE_DELAY=1ms")
 	install(t, "pusher-probe", e.plugins, "pusher-probe")
 	cmd, base := runBinary(t, e.vars)
-	waitFor(t, 20*time.Second, "the pusher to run", func() bool {
+	waitFor(t, 60*time.Second, "the pusher to run", func() bool {
 		r := call(t, http.MethodGet, base+"/plugins/probe", "")
 		return strings.Contains(string(r.body), `"running"`)
 	})
@@ -296,7 +308,7 @@ func TestKilledGatewayLosesNothingAccepted(t *testing.T) {
 			}
 		})
 	}
-	waitFor(t, 20*time.Second, "some load", func() bool {
+	waitFor(t, 60*time.Second, "some load", func() bool {
 		mu.Lock()
 		defer mu.Unlock()
 		return len(accepted) >= 300
@@ -332,7 +344,7 @@ func TestHangingPusherDelaysOnlyItself(t *testing.T) {
 	install(t, "pusher-probe", e.plugins, "pusher-stuck")
 	install(t, "pusher-probe", e.plugins, "pusher-fast")
 	svc, base := start(t, e.config(t))
-	waitFor(t, 20*time.Second, "both pushers to run", func() bool {
+	waitFor(t, 60*time.Second, "both pushers to run", func() bool {
 		a, _ := svc.Plugins().Get("stuck")
 		b, _ := svc.Plugins().Get("fast")
 		return a.State == pluginmgr.StateRunning && b.State == pluginmgr.StateRunning
@@ -347,14 +359,14 @@ func TestHangingPusherDelaysOnlyItself(t *testing.T) {
 			t.Fatalf("intake took %s with a hung pusher", d)
 		}
 	}
-	waitFor(t, 20*time.Second, "the healthy pusher to deliver everything", func() bool { return len(lines(t, e.out, "fast")) == 15 })
+	waitFor(t, 60*time.Second, "the healthy pusher to deliver everything", func() bool { return len(lines(t, e.out, "fast")) == 15 })
 	if n := len(lines(t, e.out, "stuck")); n != 0 {
 		t.Fatalf("hung pusher delivered %d rows", n)
 	}
 
 	// Past the backlog limit, intake pushes back.
 	var last response
-	waitFor(t, 20*time.Second, "a 429 once the hung pusher's backlog passes 20", func() bool {
+	waitFor(t, 60*time.Second, "a 429 once the hung pusher's backlog passes 20", func() bool {
 		last = call(t, http.MethodPost, base+"/data", `{"uuid":"more","row":{"data":{"v":1}}}`)
 		return last.status == http.StatusTooManyRequests
 	})
@@ -372,7 +384,7 @@ func TestTwoGatewaysShareOnePostgresSpool(t *testing.T) {
 		e.vars = append(e.vars, "PLUGIN_PROBE_OUT="+out, "PLUGIN_PROBE_DELAY=2ms")
 		install(t, "pusher-probe", e.plugins, "pusher-probe")
 		svc, base := start(t, e.config(t))
-		waitFor(t, 20*time.Second, "the pusher to run", func() bool {
+		waitFor(t, 60*time.Second, "the pusher to run", func() bool {
 			st, _ := svc.Plugins().Get("probe")
 			return st.State == pluginmgr.StateRunning
 		})

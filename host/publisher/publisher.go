@@ -250,9 +250,14 @@ func (p *Publisher) settle(ctx context.Context, m Message, dc *amqp.DeferredConf
 	// The broker sends a mandatory message's return before its ack, and
 	// the client hands the return over before it processes the ack: it is
 	// in the channel by now.
+	// The client closes the channel when the connection goes: stop there.
 	for drained := false; !drained; {
 		select {
-		case r := <-returns:
+		case r, ok := <-returns:
+			if !ok {
+				drained = true
+				break
+			}
 			p.returned[r.MessageId]++
 		default:
 			drained = true

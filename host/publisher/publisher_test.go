@@ -354,3 +354,45 @@ func TestPublishWithoutBrokerFailsFast(t *testing.T) {
 		t.Fatalf("Publish blocked for %s without a broker", waited)
 	}
 }
+
+func TestConnectionLostMidPublishSettlesEveryMessage(t *testing.T) {
+	exchange := randomName("test-")
+	consumer(t, exchange, "Bound.#")
+	p := start(t, publisher.Config{Exchange: exchange, MaxInFlight: 64})
+	waitFor(t, "connect", p.Connected)
+	// Unroutable messages among them: the broker is sending returns when
+	// the connection goes.
+	msgs := make([]publisher.Message, 20000)
+	for i := range msgs {
+		api := "Bound/v1"
+		if i%2 == 0 {
+			api = "Unbound/v1"
+		}
+		msgs[i] = msg(fmt.Sprintf("c%05d", i), api)
+	}
+	type out struct {
+		res []publisher.Result
+		err error
+	}
+	done := make(chan out, 1)
+	go func() {
+		res, err := p.Publish(context.Background(), msgs)
+		done <- out{res, err}
+	}()
+	time.Sleep(50 * time.Millisecond) // let the batch get going
+	closeConnection(t, p.name)
+	select {
+	case o := <-done:
+		must(t, o.err)
+		counts := map[publisher.Outcome]int{}
+		for _, r := range o.res {
+			counts[r.Outcome]++
+		}
+		if counts[publisher.Failed] == 0 || len(o.res) != len(msgs) {
+			t.Fatalf("outcomes %v: want every message settled and those cut off failed", counts)
+		}
+		t.Logf("outcomes when the connection closed mid-batch: %v", counts)
+	case <-time.After(60 * time.Second):
+		t.Fatal("Publish did not return after the connection closed")
+	}
+}
