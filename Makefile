@@ -10,7 +10,7 @@ BIN      := bin
 PLUGINS  := $(BIN)/plugins
 TOOLS    := $(CURDIR)/$(BIN)/tools
 # Every module of the workspace; `./...` alone covers only the root one.
-PKGS     := ./... ./sdk/... ./examples/...
+PKGS     := ./... ./sdk/... ./examples/... ./plugins/riffyn/...
 TESTFLAGS ?= -race -count=1 -timeout 20m
 
 BUF_VERSION                := v1.75.0
@@ -30,7 +30,7 @@ run: build ## build, then run both services with the example plugins (embedded S
 build: ## build the services into bin/ and the example plugins into bin/plugins/
 	@mkdir -p $(BIN) $(PLUGINS)
 	$(GO) build -o $(BIN)/ ./host/cmd/...
-	$(GO) build -o $(PLUGINS)/ ./examples/cmd/...
+	$(GO) build -o $(PLUGINS)/ ./examples/cmd/... ./plugins/riffyn/cmd/...
 
 .PHONY: test
 test: ## start RabbitMQ and PostgreSQL if needed, then run every module's tests

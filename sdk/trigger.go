@@ -78,6 +78,10 @@ type StoredTrigger struct {
 	PublishedAt *time.Time `json:"publishedAt,omitempty"`
 }
 
+// ValidAPIVersion reports whether s is a valid apiVersion, e.g.
+// "OT-2/v1alpha1" or "ChiBio/v1alpha1/ChiBio1".
+func ValidAPIVersion(s string) bool { return apiVersionRE.MatchString(s) }
+
 // ValidUUID reports whether s is acceptable as a client-supplied uuid.
 func ValidUUID(s string) bool { return uuidRE.MatchString(s) }
 
