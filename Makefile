@@ -27,10 +27,11 @@ run: build ## build, then run both services with the example plugins (embedded S
 	scripts/run
 
 .PHONY: build
-build: ## build the services into bin/ and the example plugins into bin/plugins/
+build: ## build the services into bin/, the example plugins into bin/plugins/, the Riffyn plugins into bin/riffyn/
 	@mkdir -p $(BIN) $(PLUGINS)
 	$(GO) build -o $(BIN)/ ./host/cmd/...
-	$(GO) build -o $(PLUGINS)/ ./examples/cmd/... ./plugins/riffyn/cmd/...
+	$(GO) build -o $(PLUGINS)/ ./examples/cmd/...
+	$(GO) build -o $(BIN)/riffyn/ ./plugins/riffyn/cmd/...
 
 .PHONY: test
 test: ## start RabbitMQ and PostgreSQL if needed, then run every module's tests

@@ -1,0 +1,10 @@
+// Command pusher-riffyn writes data rows into the Riffyn run that
+// triggered them. See plugins/riffyn/README.md.
+package main
+
+import (
+	"github.com/routinglayer/routing/plugins/riffyn/pusher"
+	"github.com/routinglayer/routing/sdk"
+)
+
+func main() { sdk.ServePusher(pusher.New()) }

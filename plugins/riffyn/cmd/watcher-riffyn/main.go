@@ -1,0 +1,10 @@
+// Command watcher-riffyn emits protocol triggers for runs started in
+// Riffyn Nexus. See plugins/riffyn/README.md.
+package main
+
+import (
+	"github.com/routinglayer/routing/plugins/riffyn/watcher"
+	"github.com/routinglayer/routing/sdk"
+)
+
+func main() { sdk.ServeWatcher(watcher.New()) }
