@@ -148,4 +148,3 @@ func TestNames(t *testing.T) {
 		}
 	}
 }
-
