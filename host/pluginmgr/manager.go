@@ -12,11 +12,13 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
 	"time"
 
+	"github.com/fsnotify/fsnotify"
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/routinglayer/routing/sdk"
@@ -51,6 +53,13 @@ type Config struct {
 	// StderrLines is how many of a plugin's last stderr lines are kept for
 	// the status API; default 50.
 	StderrLines int
+	// RescanInterval is how often the directory is rescanned besides
+	// change notifications; default 10s.
+	RescanInterval time.Duration
+	// Settle is how long a file must stay unchanged before it is started
+	// or replaces a running version (a copy may still be under way);
+	// default 1s.
+	Settle time.Duration
 }
 
 func (c *Config) setDefaults() {
@@ -74,6 +83,12 @@ func (c *Config) setDefaults() {
 	}
 	if c.StderrLines <= 0 {
 		c.StderrLines = 50
+	}
+	if c.RescanInterval <= 0 {
+		c.RescanInterval = 10 * time.Second
+	}
+	if c.Settle <= 0 {
+		c.Settle = time.Second
 	}
 }
 
@@ -102,7 +117,8 @@ func New(cfg Config, attach AttachFunc, log hclog.Logger) *Manager {
 }
 
 // Run discovers and starts the plugins, then supervises them until ctx is
-// done; it returns once every plugin process is gone.
+// done, rescanning the directory when it changes (fsnotify) and every
+// RescanInterval; it returns once every plugin process is gone.
 func (m *Manager) Run(ctx context.Context) error {
 	m.mu.Lock()
 	m.ctx = ctx
@@ -112,35 +128,95 @@ func (m *Manager) Run(ctx context.Context) error {
 			return fmt.Errorf("plugin run dir: %w", err)
 		}
 	}
-	if err := m.Rescan(); err != nil {
-		m.log.Error("plugins directory not readable; no plugins started", "dir", m.cfg.Dir, "error", err)
-	}
-	<-ctx.Done()
+	m.watch(ctx)
 	m.wg.Wait()
 	return nil
 }
 
+// watch rescans at start, on change notifications (after a short quiet
+// period, so a burst of events gives one scan), every RescanInterval, and
+// again once files still being written have settled.
+func (m *Manager) watch(ctx context.Context) {
+	var events chan fsnotify.Event
+	if w, err := fsnotify.NewWatcher(); err != nil {
+		m.log.Warn("no change notifications; rescanning periodically", "error", err)
+	} else {
+		defer w.Close()
+		if err := w.Add(m.cfg.Dir); err != nil {
+			m.log.Warn("no change notifications for the plugins directory; rescanning periodically", "dir", m.cfg.Dir, "error", err)
+		} else {
+			events = w.Events
+		}
+	}
+	ticker := time.NewTicker(m.cfg.RescanInterval)
+	defer ticker.Stop()
+	soon := time.NewTimer(0) // the first scan, at once
+	defer soon.Stop()
+	lastErr := ""
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case _, ok := <-events:
+			if !ok {
+				events = nil
+				continue
+			}
+			soon.Reset(200 * time.Millisecond)
+			continue
+		case <-ticker.C:
+		case <-soon.C:
+		}
+		pending, err := m.rescan()
+		switch {
+		case err != nil && err.Error() != lastErr:
+			m.log.Error("plugins directory not readable", "dir", m.cfg.Dir, "error", err)
+		case err == nil && lastErr != "":
+			m.log.Info("plugins directory readable again", "dir", m.cfg.Dir)
+		}
+		lastErr = ""
+		if err != nil {
+			lastErr = err.Error()
+		}
+		if pending {
+			soon.Reset(m.cfg.Settle)
+		}
+	}
+}
+
 // Rescan compares the plugins directory with the running plugins: a new
 // executable is started, a removed one stopped, a changed one restarted on
-// its new version.
+// its new version. A file modified within Settle is left for a later scan.
 func (m *Manager) Rescan() error {
+	_, err := m.rescan()
+	return err
+}
+
+// rescan is Rescan; pending reports files left until they settle.
+func (m *Manager) rescan() (pending bool, err error) {
 	found, skipped, err := Discover(m.cfg.Dir, m.cfg.Kind)
 	if err != nil {
-		return err
+		return false, err
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if m.ctx == nil || m.ctx.Err() != nil {
-		return errors.New("plugin manager is not running")
+		return false, errors.New("plugin manager is not running")
+	}
+	for _, sk := range skipped {
+		if !slices.Contains(m.skipped, sk) {
+			m.log.Warn("skipping plugin file", "file", sk.File, "reason", sk.Reason)
+		}
 	}
 	m.skipped = skipped
-	for _, sk := range skipped {
-		m.log.Warn("skipping plugin file", "file", sk.File, "reason", sk.Reason)
-	}
 	names := make(map[string]bool, len(found))
 	for _, c := range found {
 		names[c.Name] = true
 		sup, ok := m.sups[c.Name]
+		if time.Since(c.ModTime) < m.cfg.Settle && (!ok || !sup.candidateSameAs(c)) {
+			pending = true // still being written, perhaps: look again later
+			continue
+		}
 		switch {
 		case !ok:
 			m.startLocked(c)
@@ -157,7 +233,7 @@ func (m *Manager) Rescan() error {
 			go sup.send(m.ctx, cmdRemove)
 		}
 	}
-	return nil
+	return pending, nil
 }
 
 func (m *Manager) startLocked(c Candidate) {

@@ -50,7 +50,14 @@ func TestMain(m *testing.M) {
 // install copies the probe into dir under each file name.
 func install(tb testing.TB, dir string, files ...string) {
 	tb.Helper()
-	data, err := os.ReadFile(probeBin)
+	installBinary(tb, probeBin, dir, files...)
+}
+
+// installBinary copies bin into dir under each file name, the way
+// operators are told to: copy to a hidden name, then rename.
+func installBinary(tb testing.TB, bin, dir string, files ...string) {
+	tb.Helper()
+	data, err := os.ReadFile(bin)
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -119,6 +126,7 @@ func startManager(tb testing.TB, dir string, environ []string, tune func(*plugin
 		MinBackoff:   50 * time.Millisecond,
 		MaxBackoff:   200 * time.Millisecond,
 		HealthyAfter: time.Minute,
+		Settle:       100 * time.Millisecond,
 	}
 	if tune != nil {
 		tune(&cfg)
