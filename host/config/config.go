@@ -19,12 +19,14 @@ import (
 
 // Common is the configuration every service shares.
 type Common struct {
-	ServerHost  string `env:"SERVER_HOST" envDefault:"127.0.0.1"`
-	PluginsDir  string `env:"PLUGINS_DIR" envDefault:"bin/plugins"`
-	DataDir     string `env:"DATA_DIR" envDefault:"data"`
-	DatabaseURL string `env:"DATABASE_URL"`
-	LogLevel    string `env:"LOG_LEVEL" envDefault:"info"`
-	LogFormat   string `env:"LOG_FORMAT" envDefault:"text"`
+	ServerHost string `env:"SERVER_HOST" envDefault:"127.0.0.1"`
+	PluginsDir string `env:"PLUGINS_DIR" envDefault:"bin/plugins"`
+	// PluginsChecksums names a sha256sum-format file of allowed plugins.
+	PluginsChecksums string `env:"PLUGINS_CHECKSUMS"`
+	DataDir          string `env:"DATA_DIR" envDefault:"data"`
+	DatabaseURL      string `env:"DATABASE_URL"`
+	LogLevel         string `env:"LOG_LEVEL" envDefault:"info"`
+	LogFormat        string `env:"LOG_FORMAT" envDefault:"text"`
 	// MaxBodyBytes bounds a request body.
 	MaxBodyBytes int64 `env:"MAX_BODY_BYTES" envDefault:"1048576"`
 }

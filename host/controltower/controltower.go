@@ -75,10 +75,11 @@ func Start(ctx context.Context, cfg Config, log hclog.Logger) (*Service, error) 
 	rel := relay.New(relay.Config{}, st, pub, log)
 	intake := triggers.New(st, rel.Kick, log)
 	plugins := pluginmgr.New(pluginmgr.Config{
-		Dir:     cfg.PluginsDir,
-		Kind:    sdk.KindWatcher,
-		Environ: cfg.Environ,
-		RunDir:  filepath.Join(cfg.DataDir, "run"),
+		Dir:       cfg.PluginsDir,
+		Checksums: cfg.PluginsChecksums,
+		Kind:      sdk.KindWatcher,
+		Environ:   cfg.Environ,
+		RunDir:    filepath.Join(cfg.DataDir, "run"),
 	}, func(ctx context.Context, p *pluginmgr.Plugin) error {
 		w, ok := p.Client.(sdk.WatcherClient)
 		if !ok {

@@ -109,10 +109,11 @@ func Start(ctx context.Context, cfg Config, log hclog.Logger) (*Service, error) 
 		return nil, err
 	}
 	plugins = pluginmgr.New(pluginmgr.Config{
-		Dir:     cfg.PluginsDir,
-		Kind:    sdk.KindPusher,
-		Environ: cfg.Environ,
-		RunDir:  filepath.Join(cfg.DataDir, "run"),
+		Dir:       cfg.PluginsDir,
+		Checksums: cfg.PluginsChecksums,
+		Kind:      sdk.KindPusher,
+		Environ:   cfg.Environ,
+		RunDir:    filepath.Join(cfg.DataDir, "run"),
 	}, gw.Attach, log)
 
 	router := mux.NewRouter()

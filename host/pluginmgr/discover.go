@@ -21,6 +21,8 @@ type Candidate struct {
 	// Size and ModTime identify the file's version between scans.
 	Size    int64
 	ModTime time.Time
+	// sum is the SHA-256 the checksums file allows, when one is set.
+	sum []byte
 }
 
 // Skipped is a file of the plugins directory that will not run, and why.

@@ -2,6 +2,7 @@ package pluginmgr
 
 import (
 	"context"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"os"
@@ -88,14 +89,15 @@ type process struct {
 
 // launchSpec is everything needed to start one plugin process.
 type launchSpec struct {
-	name      string
-	path      string
-	kind      sdk.Kind
-	env       []string
-	timeout   time.Duration
-	logger    hclog.Logger
-	stderr    *lineRing
-	checksums *plugin.SecureConfig
+	name    string
+	path    string
+	kind    sdk.Kind
+	env     []string
+	timeout time.Duration
+	logger  hclog.Logger
+	stderr  *lineRing
+	// sum, when set, is the SHA-256 go-plugin checks before each launch.
+	sum []byte
 }
 
 // launch starts the plugin, dispenses its client and checks its Info.
@@ -118,7 +120,7 @@ func launch(ctx context.Context, s launchSpec) (*process, error) {
 		AutoMTLS:         true,
 		SkipHostEnv:      true,
 		StartTimeout:     s.timeout,
-		SecureConfig:     s.checksums,
+		SecureConfig:     secureConfig(s.sum),
 		Stderr:           s.stderr,
 		Logger:           s.logger,
 		GRPCDialOptions:  sdk.GRPCDialOptions(),
@@ -159,6 +161,15 @@ func launch(ctx context.Context, s launchSpec) (*process, error) {
 }
 
 var errKindMismatch = errors.New("plugin kind does not match its file name")
+
+// secureConfig makes go-plugin hash the binary at launch, so a file
+// swapped after the scan is refused too.
+func secureConfig(sum []byte) *plugin.SecureConfig {
+	if sum == nil {
+		return nil
+	}
+	return &plugin.SecureConfig{Checksum: sum, Hash: sha256.New()}
+}
 
 // watchExit closes exited when the process is gone.
 func (p *process) watchExit() {

@@ -56,6 +56,10 @@ type Config struct {
 	// RescanInterval is how often the directory is rescanned besides
 	// change notifications; default 10s.
 	RescanInterval time.Duration
+	// Checksums, when set, names a file in sha256sum's format: a plugin
+	// file whose SHA-256 is not listed there is refused, and the hash is
+	// checked again at every launch.
+	Checksums string
 	// Settle is how long a file must stay unchanged before it is started
 	// or replaces a running version (a copy may still be under way);
 	// default 1s.
@@ -97,6 +101,7 @@ type Manager struct {
 	cfg    Config
 	attach AttachFunc
 	log    hclog.Logger
+	sums   *checksums // nil without a checksums file
 
 	mu      sync.Mutex
 	ctx     context.Context // set by Run; supervisors live under it
@@ -108,12 +113,16 @@ type Manager struct {
 // New returns a Manager that calls attach for every running plugin.
 func New(cfg Config, attach AttachFunc, log hclog.Logger) *Manager {
 	cfg.setDefaults()
-	return &Manager{
+	m := &Manager{
 		cfg:    cfg,
 		attach: attach,
 		log:    log.Named("plugins"),
 		sups:   make(map[string]*supervisor),
 	}
+	if cfg.Checksums != "" {
+		m.sums = &checksums{path: cfg.Checksums}
+	}
+	return m
 }
 
 // Run discovers and starts the plugins, then supervises them until ctx is
@@ -198,6 +207,11 @@ func (m *Manager) rescan() (pending bool, err error) {
 	if err != nil {
 		return false, err
 	}
+	if m.sums != nil {
+		var refused []Skipped
+		found, refused = m.sums.verify(found)
+		skipped = append(skipped, refused...)
+	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if m.ctx == nil || m.ctx.Err() != nil {
@@ -279,6 +293,7 @@ func (m *Manager) launchSpec(s *supervisor, c Candidate) launchSpec {
 		timeout: m.cfg.StartTimeout,
 		logger:  m.log.ResetNamed("plugin"),
 		stderr:  s.stderr,
+		sum:     c.sum,
 	}
 }
 
