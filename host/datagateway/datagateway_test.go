@@ -418,3 +418,29 @@ func TestTwoGatewaysShareOnePostgresSpool(t *testing.T) {
 	}
 	t.Logf("rows pushed per pusher process: %v", pids)
 }
+
+func TestHungPusherIsRestartedAndItsTaskDelivered(t *testing.T) {
+	hang := filepath.Join(t.TempDir(), "hang")
+	must(t, os.WriteFile(hang, nil, 0o600))
+	e := newEnv(t, "PUSH_TIMEOUT=1s")
+	e.vars = append(e.vars, "PLUGIN_PROBE_OUT="+e.out, "PLUGIN_PROBE_HANG_IF_EXISTS="+hang)
+	install(t, "pusher-probe", e.plugins, "pusher-probe")
+	svc, base := start(t, e.config(t))
+	waitRunning(t, svc, "probe")
+	before, _ := svc.Plugins().Get("probe")
+	if r := call(t, http.MethodPost, base+"/data", `{"uuid":"stuck","row":{"index":0,"data":{"v":1}}}`); r.status != http.StatusAccepted {
+		t.Fatalf("POST: %d %s", r.status, r.body)
+	}
+	waitFor(t, 60*time.Second, "the hung pusher to be restarted", func() bool {
+		st, _ := svc.Plugins().Get("probe")
+		return st.Restarts >= 1 && st.PID != before.PID && st.State == pluginmgr.StateRunning
+	})
+	if alive := syscall.Kill(before.PID, 0) == nil; alive {
+		// A zombie may linger until reaped; a live process must not.
+		if data, _ := os.ReadFile(fmt.Sprintf("/proc/%d/stat", before.PID)); !strings.Contains(string(data), ") Z") {
+			t.Fatalf("hung process %d still running", before.PID)
+		}
+	}
+	must(t, os.Remove(hang))
+	waitFor(t, 60*time.Second, "the task delivered after the restart", func() bool { return len(lines(t, e.out, "probe")) == 1 })
+}

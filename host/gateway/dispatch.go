@@ -32,6 +32,7 @@ func (g *Gateway) Attach(ctx context.Context, p *pluginmgr.Plugin) error {
 
 type outcome struct {
 	exited bool // the plugin process is gone
+	hung   bool // the plugin did not answer within PushTimeout
 }
 
 // deliver runs one pusher's worker pool: it claims due tasks (at most one
@@ -69,6 +70,11 @@ func (g *Gateway) deliver(ctx context.Context, pusher string, pc sdk.PusherClien
 			inFlight--
 			if o.exited {
 				return fmt.Errorf("push: %w", sdk.ErrPluginExited)
+			}
+			if o.hung {
+				// A plugin stuck in Push is not left "running": ending the
+				// attachment makes its supervisor kill and restart it.
+				return fmt.Errorf("push did not answer within %s; restarting the plugin", g.cfg.PushTimeout)
 			}
 		case <-kick:
 		case <-time.After(poll):
@@ -110,6 +116,10 @@ func (g *Gateway) push(ctx context.Context, pc sdk.PusherClient, t store.Claimed
 		// Not the rows' fault: the next process takes the task again.
 		g.retry(bg, t, 0, err.Error(), false)
 		return outcome{exited: errors.Is(err, sdk.ErrPluginExited)}
+	case errors.Is(err, context.DeadlineExceeded):
+		log.Warn("push timed out; the plugin will be restarted", "timeout", g.cfg.PushTimeout)
+		g.retry(bg, t, g.retryDelay(t.Attempts), err.Error(), true)
+		return outcome{hung: true}
 	case t.Attempts+1 >= g.cfg.MaxAttempts:
 		log.Warn("attempts exhausted; dead-lettered", "error", err)
 		g.record(bg, t, store.TaskDead, fmt.Sprintf("%d attempts failed; last: %v", t.Attempts+1, err))
