@@ -15,6 +15,8 @@ import (
 
 	"github.com/caarlos0/env/v10"
 	"github.com/hashicorp/go-hclog"
+
+	"github.com/routinglayer/routing/host/httpapi"
 )
 
 // Common is the configuration every service shares.
@@ -27,6 +29,12 @@ type Common struct {
 	DatabaseURL      string `env:"DATABASE_URL"`
 	LogLevel         string `env:"LOG_LEVEL" envDefault:"info"`
 	LogFormat        string `env:"LOG_FORMAT" envDefault:"text"`
+	// APITokens open the data and trigger endpoints, AdminTokens every
+	// endpoint (comma-separated bearer tokens).
+	APITokens   []string `env:"API_TOKENS" envSeparator:","`
+	AdminTokens []string `env:"ADMIN_TOKENS" envSeparator:","`
+	// AllowUnauthenticated allows listening beyond loopback without tokens.
+	AllowUnauthenticated bool `env:"ALLOW_UNAUTHENTICATED" envDefault:"false"`
 	// MaxBodyBytes bounds a request body.
 	MaxBodyBytes int64 `env:"MAX_BODY_BYTES" envDefault:"1048576"`
 }
@@ -47,10 +55,33 @@ func (c Common) Validate() error {
 	if c.MaxBodyBytes < 1024 {
 		return fmt.Errorf("MAX_BODY_BYTES=%d: want at least 1024", c.MaxBodyBytes)
 	}
+	for _, list := range [][]string{c.APITokens, c.AdminTokens} {
+		for _, tok := range list {
+			if strings.TrimSpace(tok) == "" || len(tok) < 16 {
+				return errors.New("API_TOKENS/ADMIN_TOKENS: every token must be at least 16 characters (a value is not shown)")
+			}
+		}
+	}
+	if len(c.APITokens)+len(c.AdminTokens) == 0 && !c.AllowUnauthenticated && !isLoopback(c.ServerHost) {
+		return fmt.Errorf("SERVER_HOST=%q without API_TOKENS or ADMIN_TOKENS: set tokens, or ALLOW_UNAUTHENTICATED=true to serve anyone who can reach it", c.ServerHost)
+	}
 	if c.DatabaseURL != "" && !strings.HasPrefix(c.DatabaseURL, "postgres://") && !strings.HasPrefix(c.DatabaseURL, "postgresql://") {
 		return errors.New("DATABASE_URL: want a postgres:// URL (leave it unset for the embedded SQLite database)")
 	}
 	return nil
+}
+
+// Tokens are the configured bearer tokens.
+func (c Common) Tokens() httpapi.Tokens {
+	return httpapi.Tokens{API: c.APITokens, Admin: c.AdminTokens}
+}
+
+func isLoopback(host string) bool {
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }
 
 // Load fills cfg, a pointer to a struct with env tags, from environ

@@ -44,3 +44,27 @@ func TestLoadDefaults(t *testing.T) {
 		t.Fatalf("defaults: %+v", cfg)
 	}
 }
+
+func TestLoopbackOnlyWithoutTokens(t *testing.T) {
+	tests := []struct {
+		env     []string
+		wantErr string
+	}{
+		{[]string{"SERVER_HOST=127.0.0.1"}, ""},
+		{[]string{"SERVER_HOST=::1"}, ""},
+		{[]string{"SERVER_HOST=0.0.0.0"}, "ALLOW_UNAUTHENTICATED"},
+		{[]string{"SERVER_HOST=0.0.0.0", "ALLOW_UNAUTHENTICATED=true"}, ""},
+		{[]string{"SERVER_HOST=0.0.0.0", "API_TOKENS=0123456789abcdef0123"}, ""},
+		{[]string{"API_TOKENS=short"}, "at least 16"},
+	}
+	for _, tt := range tests {
+		var cfg testConfig
+		err := config.Load(&cfg, tt.env)
+		if (tt.wantErr == "") != (err == nil) || (err != nil && !strings.Contains(err.Error(), tt.wantErr)) {
+			t.Errorf("%v: got %v, want %q", tt.env, err, tt.wantErr)
+		}
+		if err != nil && strings.Contains(err.Error(), "short") {
+			t.Errorf("a token value leaked into the error: %v", err)
+		}
+	}
+}

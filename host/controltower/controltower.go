@@ -16,6 +16,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/routinglayer/routing/host/config"
+	"github.com/routinglayer/routing/host/httpapi"
 	"github.com/routinglayer/routing/host/pluginmgr"
 	"github.com/routinglayer/routing/host/publisher"
 	"github.com/routinglayer/routing/host/relay"
@@ -89,6 +90,10 @@ func Start(ctx context.Context, cfg Config, log hclog.Logger) (*Service, error) 
 	}, log)
 
 	router := mux.NewRouter()
+	router.Use(httpapi.Authenticate(cfg.Tokens(), []string{"/healthz", "/readyz"}, []string{"/plugins"}))
+	if !cfg.Tokens().Enabled() {
+		log.Warn("no API_TOKENS or ADMIN_TOKENS: every endpoint is open to whoever can reach " + cfg.ServerHost)
+	}
 	triggers.NewAPI(intake, cfg.MaxBodyBytes).Routes(router)
 	plugins.Routes(router)
 	srv, err := server.Listen(cfg.Addr(cfg.ServerPort), router, []server.Check{

@@ -307,3 +307,42 @@ func TestFiledropWatcherEmitsExactlyOncePerFile(t *testing.T) {
 		t.Fatalf("stored %d watcher triggers, want 2", len(list.Triggers))
 	}
 }
+
+func TestTokensGuardEveryNonPublicEndpoint(t *testing.T) {
+	cfg := testConfig(t, newProxy(t).url())
+	cfg.APITokens = []string{"data-token-0123456789"}
+	cfg.AdminTokens = []string{"admin-token-0123456789"}
+	_, base := start(t, cfg)
+	do := func(method, path, token, body string) int {
+		req, err := http.NewRequest(method, base+path, strings.NewReader(body))
+		must(t, err)
+		if token != "" {
+			req.Header.Set("Authorization", "Bearer "+token)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		must(t, err)
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	trigger := `{"apiVersion":"OT-2/v1","protocol":"P","spec":{"a":1}}`
+	tests := []struct {
+		method, path, token, body string
+		want                      int
+	}{
+		{"GET", "/healthz", "", "", 200},
+		{"POST", "/triggers", "", trigger, 401},
+		{"GET", "/triggers", "wrong-token", "", 401},
+		{"POST", "/triggers", "data-token-0123456789", trigger, 201},
+		{"GET", "/triggers", "data-token-0123456789", "", 200},
+		{"GET", "/plugins", "", "", 401},
+		{"GET", "/plugins", "data-token-0123456789", "", 403},
+		{"POST", "/plugins/rescan", "data-token-0123456789", "", 403},
+		{"GET", "/plugins", "admin-token-0123456789", "", 200},
+		{"POST", "/triggers", "admin-token-0123456789", trigger, 201},
+	}
+	for _, tt := range tests {
+		if got := do(tt.method, tt.path, tt.token, tt.body); got != tt.want {
+			t.Errorf("%s %s with %q: %d, want %d", tt.method, tt.path, tt.token, got, tt.want)
+		}
+	}
+}

@@ -18,6 +18,7 @@ import (
 
 	"github.com/routinglayer/routing/host/config"
 	"github.com/routinglayer/routing/host/gateway"
+	"github.com/routinglayer/routing/host/httpapi"
 	"github.com/routinglayer/routing/host/pluginmgr"
 	"github.com/routinglayer/routing/host/server"
 	"github.com/routinglayer/routing/host/store"
@@ -117,6 +118,10 @@ func Start(ctx context.Context, cfg Config, log hclog.Logger) (*Service, error) 
 	}, gw.Attach, log)
 
 	router := mux.NewRouter()
+	router.Use(httpapi.Authenticate(cfg.Tokens(), []string{"/healthz", "/readyz"}, []string{"/plugins"}))
+	if !cfg.Tokens().Enabled() {
+		log.Warn("no API_TOKENS or ADMIN_TOKENS: every endpoint is open to whoever can reach " + cfg.ServerHost)
+	}
 	gw.Routes(router, cfg.MaxBodyBytes)
 	plugins.Routes(router)
 	srv, err := server.Listen(cfg.Addr(cfg.ServerPort), router, []server.Check{{Name: "store", Check: st.Ping}}, log)
