@@ -113,3 +113,19 @@ func inspect(root, file, name string) (Candidate, string) {
 func (c Candidate) sameVersion(o Candidate) bool {
 	return c.Path == o.Path && c.Size == o.Size && c.ModTime.Equal(o.ModTime)
 }
+
+// instanceNames lists the instance names of every plugin file in dir, of
+// either kind and whether it runs or not: the owners of PLUGIN_<NAME>_*
+// variables, which a plugin with a shorter name must not receive.
+func instanceNames(dir string) []string {
+	entries, _ := os.ReadDir(dir)
+	var names []string
+	for _, e := range entries {
+		for _, kind := range []sdk.Kind{sdk.KindWatcher, sdk.KindPusher} {
+			if name, ok := strings.CutPrefix(e.Name(), string(kind)+"-"); ok && sdk.ValidInstanceName(name) {
+				names = append(names, name)
+			}
+		}
+	}
+	return names
+}

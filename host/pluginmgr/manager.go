@@ -279,17 +279,11 @@ func (s *supervisor) candidateSameAs(c Candidate) bool {
 
 // launchSpec builds the launch of one process of s.
 func (m *Manager) launchSpec(s *supervisor, c Candidate) launchSpec {
-	m.mu.Lock()
-	others := make([]string, 0, len(m.sups))
-	for name := range m.sups {
-		others = append(others, name)
-	}
-	m.mu.Unlock()
 	return launchSpec{
 		name:    s.name,
 		path:    c.Path,
 		kind:    m.cfg.Kind,
-		env:     pluginEnv(s.name, others, m.cfg.Environ, m.log.GetLevel()),
+		env:     pluginEnv(s.name, instanceNames(m.cfg.Dir), m.cfg.Environ, m.log.GetLevel()),
 		timeout: m.cfg.StartTimeout,
 		logger:  m.log.ResetNamed("plugin"),
 		stderr:  s.stderr,
