@@ -155,6 +155,18 @@ func TestRiffynRunToRobotAndBack(t *testing.T) {
 		"DATA_DIR=" + t.TempDir(), "PLUGINS_DIR=" + pushers, "CONTROL_TOWER_URL=" + tower, "VERIFY_TRIGGERS=true",
 	}, riffynEnv...))
 
+	for _, base := range []string{tower, gateway} {
+		waitFor(t, "the Riffyn plugin to run at "+base, func() bool {
+			resp, err := http.Get(base + "/plugins/riffyn")
+			if err != nil {
+				return false
+			}
+			defer resp.Body.Close()
+			b, _ := io.ReadAll(resp.Body)
+			return strings.Contains(string(b), `"state": "running"`)
+		})
+	}
+
 	// A scientist starts the run in Riffyn: the robot gets its trigger.
 	s.SetStatus(run, riffyn.RunRunning)
 	waitFor(t, "the trigger at the robot's queue", func() bool { return len(robot.received()) == 1 })
