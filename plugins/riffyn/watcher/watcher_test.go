@@ -11,7 +11,7 @@ import (
 	"github.com/routinglayer/routing/sdk/sdktest"
 )
 
-const wait = 10 * time.Second
+const wait = 30 * time.Second
 
 func options(s *riffyntest.Server) sdktest.Options {
 	return sdktest.Options{Config: map[string]string{"API_KEY": "key", "BASE_URL": s.BaseURL(), "POLL_INTERVAL": "20ms"}}
@@ -192,9 +192,10 @@ func TestOutageIsRetriedWithoutLoss(t *testing.T) {
 	host := sdktest.NewHost()
 	host.RunWatcher(t, watcher.New(), options(s))
 	polls(t, s, 1)
+	// Each failed poll costs the client's retries (0.5 s + 1 s + 2 s).
 	s.FailNext(503, 503, 503, 503, 503, 503, 503, 503, 503, 503)
 	s.SetStatus(run, riffyn.RunRunning)
-	host.WaitTriggers(t, 1, wait)
+	host.WaitTriggers(t, 1, 60*time.Second)
 	polls(t, s, 3)
 	if n := len(host.Triggers()); n != 1 {
 		t.Fatalf("%d triggers after an outage, want 1", n)
