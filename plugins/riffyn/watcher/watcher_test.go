@@ -17,11 +17,12 @@ func options(s *riffyntest.Server) sdktest.Options {
 	return sdktest.Options{Config: map[string]string{"API_KEY": "key", "BASE_URL": s.BaseURL(), "POLL_INTERVAL": "20ms"}}
 }
 
-// polls waits until the watcher has polled at least n more times (each
-// poll lists experiments, run groups and runs: 3 requests here).
+// polls waits until the watcher has completed at least n polls that
+// started after the call (each poll lists experiments, run groups and
+// runs: 3 requests here; one more poll covers a poll under way).
 func polls(tb testing.TB, s *riffyntest.Server, n int) {
 	tb.Helper()
-	target := s.Requests() + 3*n
+	target := s.Requests() + 3*(n+1)
 	deadline := time.Now().Add(wait)
 	for s.Requests() < target {
 		if time.Now().After(deadline) {
