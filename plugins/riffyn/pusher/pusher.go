@@ -21,15 +21,9 @@ import (
 // Version is the plugin's version.
 const Version = "1.0.0"
 
-// Config is read from PLUGIN_<NAME>_* variables.
-type Config struct {
-	APIKey  string `env:"API_KEY,required" secret:"true" help:"Riffyn API key"`
-	BaseURL string `env:"BASE_URL" envDefault:"https://api.app.riffyn.com/v1" help:"Riffyn API base URL"`
-}
-
 // Pusher writes to Riffyn.
 type Pusher struct {
-	cfg    Config
+	cfg    riffyn.Config
 	client *riffyn.Client
 }
 
@@ -48,7 +42,7 @@ func (p *Pusher) Info() sdk.Info {
 
 // Start creates the API client.
 func (p *Pusher) Start(context.Context, sdk.Host) error {
-	p.client = riffyn.New(p.cfg.BaseURL, p.cfg.APIKey)
+	p.client = p.cfg.Client()
 	return nil
 }
 

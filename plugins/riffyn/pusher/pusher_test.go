@@ -174,3 +174,10 @@ func TestOutcomes(t *testing.T) {
 		})
 	}
 }
+
+func TestInfoDeclaresTheConfiguration(t *testing.T) {
+	keys := sdk.ConfigKeys(pusher.New().Info().Config)
+	if len(keys) != 2 || keys[0].Name != "API_KEY" || !keys[0].Required || !keys[0].Secret || keys[1].Name != "BASE_URL" || keys[1].Default == "" {
+		t.Fatalf("config keys: %+v", keys)
+	}
+}

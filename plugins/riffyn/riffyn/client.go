@@ -21,6 +21,16 @@ import (
 // DefaultBaseURL is Riffyn's API.
 const DefaultBaseURL = "https://api.app.riffyn.com/v1"
 
+// Config is the configuration both Riffyn plugins read
+// (PLUGIN_<NAME>_API_KEY, PLUGIN_<NAME>_BASE_URL).
+type Config struct {
+	APIKey  string `env:"API_KEY,required" secret:"true" help:"Riffyn API key"`
+	BaseURL string `env:"BASE_URL" envDefault:"https://api.app.riffyn.com/v1" help:"Riffyn API base URL"`
+}
+
+// Client returns a client configured by c.
+func (c Config) Client(opts ...Option) *Client { return New(c.BaseURL, c.APIKey, opts...) }
+
 // pageSize is the page size asked of list endpoints (the API's maximum).
 const pageSize = 1000
 

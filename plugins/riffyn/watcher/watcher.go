@@ -28,8 +28,7 @@ const Version = "1.0.0"
 
 // Config is read from PLUGIN_<NAME>_* variables.
 type Config struct {
-	APIKey       string        `env:"API_KEY,required" secret:"true" help:"Riffyn API key"`
-	BaseURL      string        `env:"BASE_URL" envDefault:"https://api.app.riffyn.com/v1" help:"Riffyn API base URL"`
+	riffyn.Config
 	PollInterval time.Duration `env:"POLL_INTERVAL" envDefault:"10s" help:"how often Riffyn is polled for started runs"`
 }
 
@@ -57,7 +56,7 @@ func (w *Watcher) Run(ctx context.Context, host sdk.WatcherHost) error {
 	if w.cfg.PollInterval <= 0 {
 		return fmt.Errorf("%w: POLL_INTERVAL must be positive", sdk.ErrConfig)
 	}
-	w.client = riffyn.New(w.cfg.BaseURL, w.cfg.APIKey)
+	w.client = w.cfg.Client()
 	log := host.Logger()
 	log.Info("polling Riffyn", "url", w.cfg.BaseURL, "every", w.cfg.PollInterval)
 	t := time.NewTicker(w.cfg.PollInterval)
