@@ -39,7 +39,7 @@ func TestChecksumsRefuseUnlistedOrChangedBinaries(t *testing.T) {
 	running := h.status(t, "listed")
 	must(t, os.WriteFile(filepath.Join(dir, ".tmp"), append(data, 0), 0o755))
 	must(t, os.Rename(filepath.Join(dir, ".tmp"), filepath.Join(dir, "watcher-listed")))
-	waitFor(t, 20*time.Second, "the tampered plugin to be stopped", func() bool {
+	waitFor(t, 30*time.Second, "the tampered plugin to be stopped", func() bool {
 		_, err := h.m.Get("listed")
 		return err != nil && !alive(running.PID)
 	})

@@ -39,7 +39,7 @@ func TestDropInReplaceAndRemoveAtRuntime(t *testing.T) {
 	}
 
 	must(t, os.Remove(filepath.Join(dir, "watcher-new")))
-	waitFor(t, 20*time.Second, "the removed plugin to go", func() bool {
+	waitFor(t, 30*time.Second, "the removed plugin to go", func() bool {
 		_, err := h.m.Get("new")
 		return errors.Is(err, pluginmgr.ErrUnknownPlugin) && !alive(second.PID)
 	})

@@ -182,7 +182,7 @@ func (h *harness) status(tb testing.TB, name string) pluginmgr.Status {
 func (h *harness) waitState(tb testing.TB, name string, state pluginmgr.State, extra func(pluginmgr.Status) bool) pluginmgr.Status {
 	tb.Helper()
 	var st pluginmgr.Status
-	waitFor(tb, 20*time.Second, fmt.Sprintf("%s to be %s", name, state), func() bool {
+	waitFor(tb, 30*time.Second, fmt.Sprintf("%s to be %s", name, state), func() bool {
 		st, _ = h.m.Get(name)
 		return st.State == state && (extra == nil || extra(st))
 	})
@@ -290,7 +290,7 @@ func TestPluginSeesOnlyItsOwnEnvironment(t *testing.T) {
 	}
 	h := startManager(t, dir, environ, nil)
 	for _, name := range []string{"alpha", "beta", "alpha-x"} {
-		waitFor(t, 20*time.Second, name+" to report", func() bool { return len(h.sink.get(name)) > 0 })
+		waitFor(t, 30*time.Second, name+" to report", func() bool { return len(h.sink.get(name)) > 0 })
 	}
 	tests := []struct {
 		name    string
@@ -336,7 +336,7 @@ func TestKilledPluginIsRestarted(t *testing.T) {
 	if !strings.Contains(second.LastError, "exited") {
 		t.Errorf("last error %q does not say the process exited", second.LastError)
 	}
-	waitFor(t, 10*time.Second, "the restarted watcher to run again", func() bool { return len(h.sink.get("victim")) == 2 })
+	waitFor(t, 30*time.Second, "the restarted watcher to run again", func() bool { return len(h.sink.get("victim")) == 2 })
 	if got := h.sink.get("victim")[1].PID; got != second.PID {
 		t.Errorf("report came from pid %d, want the new pid %d", got, second.PID)
 	}
@@ -378,7 +378,7 @@ func TestCrashLoopEndsFailedAndRestartRecovers(t *testing.T) {
 	if st.PID == 0 || !alive(st.PID) {
 		t.Fatalf("restarted plugin has no live pid: %+v", st)
 	}
-	waitFor(t, 10*time.Second, "the recovered watcher to report", func() bool { return len(h.sink.get("crasher")) == 1 })
+	waitFor(t, 30*time.Second, "the recovered watcher to report", func() bool { return len(h.sink.get("crasher")) == 1 })
 }
 
 func TestStopAndStart(t *testing.T) {
@@ -455,7 +455,7 @@ func TestKilledHostLeavesNoPluginProcess(t *testing.T) {
 	t.Cleanup(func() { _ = host.Process.Kill(); _ = host.Wait() })
 
 	var pid int
-	waitFor(t, 20*time.Second, "the helper host to start its plugin", func() bool {
+	waitFor(t, 30*time.Second, "the helper host to start its plugin", func() bool {
 		data, err := os.ReadFile(filepath.Join(dir, "pid"))
 		if err != nil {
 			return false
@@ -468,5 +468,5 @@ func TestKilledHostLeavesNoPluginProcess(t *testing.T) {
 	}
 	must(t, host.Process.Signal(syscall.SIGKILL))
 	_ = host.Wait()
-	waitFor(t, 10*time.Second, fmt.Sprintf("plugin pid %d to exit after its host was killed", pid), func() bool { return !alive(pid) })
+	waitFor(t, 30*time.Second, fmt.Sprintf("plugin pid %d to exit after its host was killed", pid), func() bool { return !alive(pid) })
 }
