@@ -48,6 +48,10 @@ func (g *Gateway) deliver(ctx context.Context, pusher string, pc sdk.PusherClien
 			<-done
 		}
 	}()
+	// Runs before the wait above: pushes still in flight when the loop
+	// gives up on the process end now and are released uncounted.
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
 	lease := 2*g.cfg.PushTimeout + 10*time.Second
 	for {
 		if free := g.cfg.Concurrency - inFlight; free > 0 && ctx.Err() == nil {
