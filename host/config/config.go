@@ -9,14 +9,18 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"path/filepath"
 	"reflect"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/caarlos0/env/v10"
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/routinglayer/routing/host/httpapi"
+	"github.com/routinglayer/routing/host/pluginmgr"
+	"github.com/routinglayer/routing/sdk"
 )
 
 // Common is the configuration every service shares.
@@ -35,6 +39,16 @@ type Common struct {
 	AdminTokens []string `env:"ADMIN_TOKENS" envSeparator:","`
 	// AllowUnauthenticated allows listening beyond loopback without tokens.
 	AllowUnauthenticated bool `env:"ALLOW_UNAUTHENTICATED" envDefault:"false"`
+	// TLSCertFile and TLSKeyFile make the service serve HTTPS.
+	TLSCertFile string `env:"TLS_CERT_FILE"`
+	TLSKeyFile  string `env:"TLS_KEY_FILE"`
+	// Plugin supervision.
+	PluginsStartTimeout   time.Duration `env:"PLUGINS_START_TIMEOUT" envDefault:"10s"`
+	PluginsHealthInterval time.Duration `env:"PLUGINS_HEALTH_INTERVAL" envDefault:"10s"`
+	PluginsHealthTimeout  time.Duration `env:"PLUGINS_HEALTH_TIMEOUT" envDefault:"5s"`
+	PluginsMinBackoff     time.Duration `env:"PLUGINS_MIN_BACKOFF" envDefault:"500ms"`
+	PluginsMaxBackoff     time.Duration `env:"PLUGINS_MAX_BACKOFF" envDefault:"30s"`
+	PluginsMaxFastCrashes int           `env:"PLUGINS_MAX_FAST_CRASHES" envDefault:"5"`
 	// MaxBodyBytes bounds a request body.
 	MaxBodyBytes int64 `env:"MAX_BODY_BYTES" envDefault:"1048576"`
 }
@@ -65,10 +79,48 @@ func (c Common) Validate() error {
 	if len(c.APITokens)+len(c.AdminTokens) == 0 && !c.AllowUnauthenticated && !isLoopback(c.ServerHost) {
 		return fmt.Errorf("SERVER_HOST=%q without API_TOKENS or ADMIN_TOKENS: set tokens, or ALLOW_UNAUTHENTICATED=true to serve anyone who can reach it", c.ServerHost)
 	}
+	for _, d := range []struct {
+		name string
+		v    time.Duration
+	}{
+		{"PLUGINS_START_TIMEOUT", c.PluginsStartTimeout}, {"PLUGINS_HEALTH_INTERVAL", c.PluginsHealthInterval},
+		{"PLUGINS_HEALTH_TIMEOUT", c.PluginsHealthTimeout}, {"PLUGINS_MIN_BACKOFF", c.PluginsMinBackoff},
+	} {
+		if d.v <= 0 {
+			return fmt.Errorf("%s=%s: want a positive duration", d.name, d.v)
+		}
+	}
+	if c.PluginsMaxBackoff < c.PluginsMinBackoff {
+		return fmt.Errorf("PLUGINS_MAX_BACKOFF=%s: want at least PLUGINS_MIN_BACKOFF (%s)", c.PluginsMaxBackoff, c.PluginsMinBackoff)
+	}
+	if c.PluginsMaxFastCrashes < 1 {
+		return fmt.Errorf("PLUGINS_MAX_FAST_CRASHES=%d: want at least 1", c.PluginsMaxFastCrashes)
+	}
+	if (c.TLSCertFile == "") != (c.TLSKeyFile == "") {
+		return errors.New("TLS_CERT_FILE and TLS_KEY_FILE: set both, or neither")
+	}
 	if c.DatabaseURL != "" && !strings.HasPrefix(c.DatabaseURL, "postgres://") && !strings.HasPrefix(c.DatabaseURL, "postgresql://") {
 		return errors.New("DATABASE_URL: want a postgres:// URL (leave it unset for the embedded SQLite database)")
 	}
 	return nil
+}
+
+// PluginManager is the plugin manager's configuration for plugins of
+// kind, whose variables come from environ.
+func (c Common) PluginManager(kind sdk.Kind, environ []string) pluginmgr.Config {
+	return pluginmgr.Config{
+		Dir:            c.PluginsDir,
+		Checksums:      c.PluginsChecksums,
+		Kind:           kind,
+		Environ:        environ,
+		RunDir:         filepath.Join(c.DataDir, "run"),
+		StartTimeout:   c.PluginsStartTimeout,
+		HealthInterval: c.PluginsHealthInterval,
+		HealthTimeout:  c.PluginsHealthTimeout,
+		MinBackoff:     c.PluginsMinBackoff,
+		MaxBackoff:     c.PluginsMaxBackoff,
+		MaxFastCrashes: c.PluginsMaxFastCrashes,
+	}
 }
 
 // Tokens are the configured bearer tokens.

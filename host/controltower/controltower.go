@@ -8,19 +8,18 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
-	"path/filepath"
 	"sync"
 	"time"
 
-	"github.com/gorilla/mux"
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/routinglayer/routing/host/config"
-	"github.com/routinglayer/routing/host/httpapi"
+	"github.com/routinglayer/routing/host/metrics"
 	"github.com/routinglayer/routing/host/pluginmgr"
 	"github.com/routinglayer/routing/host/publisher"
 	"github.com/routinglayer/routing/host/relay"
 	"github.com/routinglayer/routing/host/server"
+	"github.com/routinglayer/routing/host/statuspage"
 	"github.com/routinglayer/routing/host/store"
 	"github.com/routinglayer/routing/host/triggers"
 	"github.com/routinglayer/routing/sdk"
@@ -72,16 +71,12 @@ func Start(ctx context.Context, cfg Config, log hclog.Logger) (*Service, error) 
 	if err != nil {
 		return nil, err
 	}
+	reg := metrics.NewRegistry()
+	tower := metrics.NewTower(reg)
 	pub := publisher.New(publisher.Config{URL: cfg.AMQPURL, Exchange: cfg.AMQPExchange}, log)
-	rel := relay.New(relay.Config{}, st, pub, log)
-	intake := triggers.New(st, rel.Kick, log)
-	plugins := pluginmgr.New(pluginmgr.Config{
-		Dir:       cfg.PluginsDir,
-		Checksums: cfg.PluginsChecksums,
-		Kind:      sdk.KindWatcher,
-		Environ:   cfg.Environ,
-		RunDir:    filepath.Join(cfg.DataDir, "run"),
-	}, func(ctx context.Context, p *pluginmgr.Plugin) error {
+	rel := relay.New(relay.Config{}, st, pub, tower, log)
+	intake := triggers.New(st, rel.Kick, tower, log)
+	plugins := pluginmgr.New(cfg.PluginManager(sdk.KindWatcher, cfg.Environ), func(ctx context.Context, p *pluginmgr.Plugin) error {
 		w, ok := p.Client.(sdk.WatcherClient)
 		if !ok {
 			return fmt.Errorf("plugin %s is not a watcher", p.Name)
@@ -89,21 +84,44 @@ func Start(ctx context.Context, cfg Config, log hclog.Logger) (*Service, error) 
 		return w.Run(ctx, intake.Sink(p.Name), st.PluginState(p.Name))
 	}, log)
 
-	router := mux.NewRouter()
-	router.Use(httpapi.Authenticate(cfg.Tokens(), []string{"/healthz", "/readyz"}, []string{"/plugins"}))
-	if !cfg.Tokens().Enabled() {
-		log.Warn("no API_TOKENS or ADMIN_TOKENS: every endpoint is open to whoever can reach " + cfg.ServerHost)
-	}
+	reg.MustRegister(metrics.NewSampled(log, append(plugins.MetricSources(),
+		metrics.GaugeSource{
+			Name: "triggers_pending", Help: "Stored triggers not yet confirmed by the broker.",
+			Read: func(ctx context.Context) ([]metrics.Gauge, error) {
+				n, err := st.PendingCount(ctx)
+				return []metrics.Gauge{{Value: float64(n)}}, err
+			},
+		},
+		metrics.GaugeSource{
+			Name: "broker_connected", Help: "1 while connected to RabbitMQ.",
+			Read: func(context.Context) ([]metrics.Gauge, error) {
+				return []metrics.Gauge{{Value: metrics.Bool(pub.Connected())}}, nil
+			},
+		})...))
+
+	router := server.NewRouter(cfg.Tokens(), reg, cfg.ServerHost, log)
 	triggers.NewAPI(intake, cfg.MaxBodyBytes).Routes(router)
 	plugins.Routes(router)
-	srv, err := server.Listen(cfg.Addr(cfg.ServerPort), router, []server.Check{
-		{Name: "store", Check: st.Ping},
-		{Name: "broker", Check: func(context.Context) error {
-			if !pub.Connected() {
-				return errors.New("not connected to " + redact(cfg.AMQPURL))
-			}
-			return nil
-		}},
+	statuspage.Routes(router, "control-tower", func(ctx context.Context) (any, error) {
+		n, err := st.PendingCount(ctx)
+		return struct {
+			PendingTriggers int  `json:"pendingTriggers"`
+			BrokerConnected bool `json:"brokerConnected"`
+		}{n, pub.Connected()}, err
+	})
+	srv, err := server.Listen(cfg.Addr(cfg.ServerPort), router, server.Options{
+		Checks: []server.Check{
+			{Name: "store", Check: st.Ping},
+			{Name: "broker", Check: func(context.Context) error {
+				if !pub.Connected() {
+					return errors.New("not connected to " + redact(cfg.AMQPURL))
+				}
+				return nil
+			}},
+		},
+		Metrics:     reg,
+		TLSCertFile: cfg.TLSCertFile,
+		TLSKeyFile:  cfg.TLSKeyFile,
 	}, log)
 	if err != nil {
 		st.Close()
@@ -129,13 +147,16 @@ func Start(ctx context.Context, cfg Config, log hclog.Logger) (*Service, error) 
 		s.err = errors.Join(s.err, st.Close())
 		log.Info("control-tower stopped")
 	}()
-	log.Info("control-tower listening", "addr", srv.Addr(), "plugins", cfg.PluginsDir, "database", st.Dialect(),
+	log.Info("control-tower listening", "url", srv.URL(), "plugins", cfg.PluginsDir, "database", st.Dialect(),
 		"broker", redact(cfg.AMQPURL), "exchange", cfg.AMQPExchange)
 	return s, nil
 }
 
 // Addr is the address the HTTP server listens on.
 func (s *Service) Addr() string { return s.server.Addr() }
+
+// URL is the service's base URL (http or https).
+func (s *Service) URL() string { return s.server.URL() }
 
 // Plugins is the service's plugin manager.
 func (s *Service) Plugins() *pluginmgr.Manager { return s.plugins }

@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/routinglayer/routing/host/metrics/metricstest"
 	"github.com/routinglayer/routing/host/pluginmgr"
 	"github.com/routinglayer/routing/sdk"
 )
@@ -87,6 +88,19 @@ func TestPostedTriggerReachesABoundConsumer(t *testing.T) {
 	call(t, http.MethodGet, base+"/triggers?apiVersion=OT-2/v1alpha1/Robot1&status=published", nil).json(t, &list)
 	if len(list.Triggers) != 1 || list.Triggers[0].UUID != created.UUID {
 		t.Fatalf("list: %+v", list)
+	}
+
+	m := metricstest.Scrape(t, base+"/metrics", "")
+	for result, want := range map[string]float64{"created": 1, "duplicate": 1, "rejected": 1} {
+		if got := m.Must(t, "routing_triggers_received_total", "source", "http", "result", result); got != want {
+			t.Errorf("triggers_received_total{result=%q} = %v, want %v", result, got, want)
+		}
+	}
+	if got := m.Must(t, "routing_triggers_published_total", "outcome", "published"); got != 2 {
+		t.Errorf("triggers_published_total{outcome=published} = %v, want 2 (published, republished)", got)
+	}
+	if got := m.Must(t, "routing_http_requests_total", "route", "/triggers/{uuid}", "method", "GET", "code", "404"); got != 1 {
+		t.Errorf("http_requests_total for the unknown uuid = %v, want 1", got)
 	}
 }
 
@@ -169,6 +183,13 @@ func TestBrokerOutageLosesNothing(t *testing.T) {
 	if len(list.Triggers) != n {
 		t.Fatalf("%d pending triggers, want %d", len(list.Triggers), n)
 	}
+	m := metricstest.Scrape(t, base+"/metrics", "")
+	if up, pending := m.Must(t, "routing_broker_connected"), m.Must(t, "routing_triggers_pending"); up != 0 || pending != n {
+		t.Fatalf("metrics with the broker down: connected %v, pending %v; want 0, %d", up, pending, n)
+	}
+	if v, ok := m.Value("routing_triggers_published_total", "outcome", "published"); ok && v != 0 {
+		t.Fatalf("published_total %v with the broker down", v)
+	}
 
 	p.Up(t)
 	waitFor(t, 30*time.Second, "the backlog to reach the consumer", func() bool { return len(c.ids()) == n })
@@ -195,6 +216,20 @@ func TestBrokerOutageLosesNothing(t *testing.T) {
 		call(t, http.MethodGet, base+"/triggers?status=published&limit=500", nil).json(t, &l)
 		return len(l.Triggers) == 2*n
 	})
+	m = metricstest.Scrape(t, base+"/metrics", "")
+	if up, pending := m.Must(t, "routing_broker_connected"), m.Must(t, "routing_triggers_pending"); up != 1 || pending != 0 {
+		t.Errorf("metrics after recovery: connected %v, pending %v; want 1, 0", up, pending)
+	}
+	// A broken connection may make a trigger published twice, never less.
+	if v := m.Must(t, "routing_triggers_published_total", "outcome", "published"); v < 2*n {
+		t.Errorf("published_total %v, want at least %d", v, 2*n)
+	}
+	if v := m.Must(t, "routing_trigger_publish_latency_seconds"); v < 2*n {
+		t.Errorf("publish latency observations %v, want at least %d", v, 2*n)
+	}
+	if v := m.Must(t, "routing_triggers_received_total", "source", "http", "result", "created"); v != 2*n {
+		t.Errorf("received created %v, want %d", v, 2*n)
+	}
 }
 
 // runBinary starts the control-tower binary with env and returns its
@@ -339,6 +374,15 @@ func TestTokensGuardEveryNonPublicEndpoint(t *testing.T) {
 		{"POST", "/plugins/rescan", "data-token-0123456789", "", 403},
 		{"GET", "/plugins", "admin-token-0123456789", "", 200},
 		{"POST", "/triggers", "admin-token-0123456789", trigger, 201},
+		{"GET", "/", "", "", 200}, // the status page holds no data
+		{"GET", "/metrics", "", "", 401},
+		{"GET", "/metrics", "data-token-0123456789", "", 403},
+		{"GET", "/metrics", "admin-token-0123456789", "", 200},
+		{"GET", "/status", "", "", 401},
+		{"GET", "/status", "data-token-0123456789", "", 403},
+		{"GET", "/status", "admin-token-0123456789", "", 200},
+		{"POST", "/plugins/nope/restart", "data-token-0123456789", "", 403},
+		{"POST", "/plugins/nope/restart", "admin-token-0123456789", "", 404},
 	}
 	for _, tt := range tests {
 		if got := do(tt.method, tt.path, tt.token, tt.body); got != tt.want {

@@ -13,14 +13,14 @@ import (
 	"sync"
 	"time"
 
-	"github.com/gorilla/mux"
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/routinglayer/routing/host/config"
 	"github.com/routinglayer/routing/host/gateway"
-	"github.com/routinglayer/routing/host/httpapi"
+	"github.com/routinglayer/routing/host/metrics"
 	"github.com/routinglayer/routing/host/pluginmgr"
 	"github.com/routinglayer/routing/host/server"
+	"github.com/routinglayer/routing/host/statuspage"
 	"github.com/routinglayer/routing/host/store"
 	"github.com/routinglayer/routing/sdk"
 )
@@ -91,8 +91,10 @@ func Start(ctx context.Context, cfg Config, log hclog.Logger) (*Service, error) 
 	if err != nil {
 		return nil, err
 	}
+	reg := metrics.NewRegistry()
 	var plugins *pluginmgr.Manager
 	gw := gateway.New(gateway.Config{
+		Metrics:           metrics.NewGateway(reg),
 		MaxRows:           cfg.MaxRows,
 		MaxBacklog:        cfg.MaxBacklog,
 		Concurrency:       cfg.PushConcurrency,
@@ -109,22 +111,32 @@ func Start(ctx context.Context, cfg Config, log hclog.Logger) (*Service, error) 
 		st.Close()
 		return nil, err
 	}
-	plugins = pluginmgr.New(pluginmgr.Config{
-		Dir:       cfg.PluginsDir,
-		Checksums: cfg.PluginsChecksums,
-		Kind:      sdk.KindPusher,
-		Environ:   cfg.Environ,
-		RunDir:    filepath.Join(cfg.DataDir, "run"),
-	}, gw.Attach, log)
+	plugins = pluginmgr.New(cfg.PluginManager(sdk.KindPusher, cfg.Environ), gw.Attach, log)
 
-	router := mux.NewRouter()
-	router.Use(httpapi.Authenticate(cfg.Tokens(), []string{"/healthz", "/readyz"}, []string{"/plugins"}))
-	if !cfg.Tokens().Enabled() {
-		log.Warn("no API_TOKENS or ADMIN_TOKENS: every endpoint is open to whoever can reach " + cfg.ServerHost)
-	}
+	reg.MustRegister(metrics.NewSampled(log, append(plugins.MetricSources(),
+		perPusher("backlog_tasks", "Tasks waiting for delivery, by pusher.", withPushers(st.Backlog, plugins)),
+		perPusher("dead_letters", "Dead-lettered tasks, by pusher.", withPushers(st.DeadLetterCounts, plugins)))...))
+
+	router := server.NewRouter(cfg.Tokens(), reg, cfg.ServerHost, log)
 	gw.Routes(router, cfg.MaxBodyBytes)
 	plugins.Routes(router)
-	srv, err := server.Listen(cfg.Addr(cfg.ServerPort), router, []server.Check{{Name: "store", Check: st.Ping}}, log)
+	statuspage.Routes(router, "data-gateway", func(ctx context.Context) (any, error) {
+		backlog, err := withPushers(st.Backlog, plugins)(ctx)
+		if err != nil {
+			return nil, err
+		}
+		dead, err := withPushers(st.DeadLetterCounts, plugins)(ctx)
+		return struct {
+			Backlog     map[string]int `json:"backlog"`
+			DeadLetters map[string]int `json:"deadLetters"`
+		}{backlog, dead}, err
+	})
+	srv, err := server.Listen(cfg.Addr(cfg.ServerPort), router, server.Options{
+		Checks:      []server.Check{{Name: "store", Check: st.Ping}},
+		Metrics:     reg,
+		TLSCertFile: cfg.TLSCertFile,
+		TLSKeyFile:  cfg.TLSKeyFile,
+	}, log)
 	if err != nil {
 		st.Close()
 		return nil, err
@@ -143,7 +155,7 @@ func Start(ctx context.Context, cfg Config, log hclog.Logger) (*Service, error) 
 		s.err = errors.Join(s.err, st.Close())
 		log.Info("data-gateway stopped")
 	}()
-	log.Info("data-gateway listening", "addr", srv.Addr(), "plugins", cfg.PluginsDir, "database", st.Dialect(),
+	log.Info("data-gateway listening", "url", srv.URL(), "plugins", cfg.PluginsDir, "database", st.Dialect(),
 		"control-tower", cfg.ControlTowerURL)
 	return s, nil
 }
@@ -173,6 +185,41 @@ func receiving(m *pluginmgr.Manager) []string {
 
 // Addr is the address the HTTP server listens on.
 func (s *Service) Addr() string { return s.server.Addr() }
+
+// URL is the service's base URL (http or https).
+func (s *Service) URL() string { return s.server.URL() }
+
+// withPushers completes counts per pusher with a zero for every installed
+// pusher that has none.
+func withPushers(read func(context.Context) (map[string]int, error), m *pluginmgr.Manager) func(context.Context) (map[string]int, error) {
+	return func(ctx context.Context) (map[string]int, error) {
+		counts, err := read(ctx)
+		if err != nil {
+			return nil, err
+		}
+		for _, st := range m.List() {
+			if _, ok := counts[st.Name]; !ok {
+				counts[st.Name] = 0
+			}
+		}
+		return counts, nil
+	}
+}
+
+// perPusher is a gauge family labelled by pusher, read from the store.
+func perPusher(name, help string, read func(context.Context) (map[string]int, error)) metrics.GaugeSource {
+	return metrics.GaugeSource{
+		Name: name, Help: help, Labels: []string{"pusher"},
+		Read: func(ctx context.Context) ([]metrics.Gauge, error) {
+			counts, err := read(ctx)
+			out := make([]metrics.Gauge, 0, len(counts))
+			for p, n := range counts {
+				out = append(out, metrics.Gauge{Labels: []string{p}, Value: float64(n)})
+			}
+			return out, err
+		},
+	}
+}
 
 // Plugins is the service's plugin manager.
 func (s *Service) Plugins() *pluginmgr.Manager { return s.plugins }

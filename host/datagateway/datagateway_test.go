@@ -13,6 +13,7 @@ import (
 
 	"github.com/routinglayer/routing/host/datagateway"
 	"github.com/routinglayer/routing/host/gateway"
+	"github.com/routinglayer/routing/host/metrics/metricstest"
 	"github.com/routinglayer/routing/host/pluginmgr"
 )
 
@@ -63,6 +64,27 @@ func TestRowsReachTheJSONLPusherInOrderByteExact(t *testing.T) {
 	}
 	if r := call(t, http.MethodGet, base+"/data/999999", ""); r.status != http.StatusNotFound {
 		t.Fatalf("unknown delivery: %d", r.status)
+	}
+
+	m := metricstest.Scrape(t, base+"/metrics", "")
+	checks := []struct {
+		name   string
+		labels []string
+		want   float64
+	}{
+		{"routing_rows_received_total", nil, 3},
+		{"routing_deliveries_received_total", nil, 2},
+		{"routing_tasks_total", []string{"pusher", "jsonl", "outcome", "delivered"}, 2},
+		{"routing_push_duration_seconds", []string{"pusher", "jsonl"}, 2},
+		{"routing_backlog_tasks", []string{"pusher", "jsonl"}, 0},
+		{"routing_plugin_up", []string{"plugin", "jsonl", "kind", "pusher"}, 1},
+		{"routing_plugin_state", []string{"plugin", "jsonl", "state", "running"}, 1},
+		{"routing_plugin_restarts_total", []string{"plugin", "jsonl"}, 0},
+	}
+	for _, c := range checks {
+		if got := m.Must(t, c.name, c.labels...); got != c.want {
+			t.Errorf("%s%v = %v, want %v", c.name, c.labels, got, c.want)
+		}
 	}
 }
 
@@ -179,6 +201,10 @@ func TestPermanentFailureIsDeadLetteredAndRetryWorks(t *testing.T) {
 	if d.Attempts != 1 || !strings.Contains(d.LastError, "permanent failure as asked") || d.DeliveryID != acc.ID {
 		t.Fatalf("dead letter: %+v (want dead at once, after 1 attempt)", d)
 	}
+	m := metricstest.Scrape(t, base+"/metrics", "")
+	if dl, dead := m.Must(t, "routing_dead_letters", "pusher", "probe"), m.Must(t, "routing_tasks_total", "pusher", "probe", "outcome", "dead"); dl != 1 || dead != 1 {
+		t.Fatalf("metrics: dead_letters %v, tasks_total{outcome=dead} %v; want 1, 1", dl, dead)
+	}
 
 	must(t, os.Remove(flag))
 	if r := call(t, http.MethodPost, fmt.Sprintf("%s/deadletters/%d/retry", base, d.ID), ""); r.status != http.StatusAccepted {
@@ -188,6 +214,10 @@ func TestPermanentFailureIsDeadLetteredAndRetryWorks(t *testing.T) {
 	call(t, http.MethodGet, base+"/deadletters", "").decode(t, &dead)
 	if len(dead.DeadLetters) != 0 {
 		t.Fatalf("dead letters after retry: %+v", dead.DeadLetters)
+	}
+	m = metricstest.Scrape(t, base+"/metrics", "")
+	if dl, ok := m.Must(t, "routing_dead_letters", "pusher", "probe"), m.Must(t, "routing_tasks_total", "pusher", "probe", "outcome", "delivered"); dl != 0 || ok != 1 {
+		t.Fatalf("metrics after retry: dead_letters %v, tasks_total{outcome=delivered} %v; want 0, 1", dl, ok)
 	}
 	if r := call(t, http.MethodPost, fmt.Sprintf("%s/deadletters/%d/retry", base, d.ID), ""); r.status != http.StatusNotFound {
 		t.Fatalf("retrying a delivered task: %d", r.status)
@@ -443,4 +473,8 @@ func TestHungPusherIsRestartedAndItsTaskDelivered(t *testing.T) {
 	}
 	must(t, os.Remove(hang))
 	waitFor(t, 60*time.Second, "the task delivered after the restart", func() bool { return len(lines(t, e.out, "probe")) == 1 })
+	m := metricstest.Scrape(t, base+"/metrics", "")
+	if timeouts, restarts := m.Must(t, "routing_tasks_total", "pusher", "probe", "outcome", "timeout"), m.Must(t, "routing_plugin_restarts_total", "plugin", "probe"); timeouts < 1 || restarts < 1 {
+		t.Fatalf("metrics: tasks_total{outcome=timeout} %v, plugin_restarts_total %v; want both >= 1", timeouts, restarts)
+	}
 }

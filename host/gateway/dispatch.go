@@ -106,14 +106,20 @@ func (g *Gateway) push(ctx context.Context, pc sdk.PusherClient, t store.Claimed
 		}
 	}
 	pctx, cancel := context.WithTimeout(ctx, g.cfg.PushTimeout)
+	started := time.Now()
 	err := pc.Push(pctx, sdk.PushRequest{UUID: t.UUID, Rows: rows, Trigger: trigger, Attempt: t.Attempts + 1})
 	cancel()
+	g.cfg.Metrics.PushDuration.WithLabelValues(t.Pusher).Observe(time.Since(started).Seconds())
+	count := func(outcome string) { g.cfg.Metrics.Tasks.WithLabelValues(t.Pusher, outcome).Inc() }
 	switch {
 	case err == nil:
+		count("delivered")
 		g.record(bg, t, store.TaskDelivered, "")
 	case errors.Is(err, sdk.ErrSkipped):
+		count("skipped")
 		g.record(bg, t, store.TaskSkipped, err.Error())
 	case errors.Is(err, sdk.ErrPermanent):
+		count("dead")
 		log.Warn("permanent failure; dead-lettered", "error", err)
 		g.record(bg, t, store.TaskDead, err.Error())
 	case errors.Is(err, sdk.ErrPluginExited), ctx.Err() != nil:
@@ -121,13 +127,16 @@ func (g *Gateway) push(ctx context.Context, pc sdk.PusherClient, t store.Claimed
 		g.retry(bg, t, 0, err.Error(), false)
 		return outcome{exited: errors.Is(err, sdk.ErrPluginExited)}
 	case errors.Is(err, context.DeadlineExceeded):
+		count("timeout")
 		log.Warn("push timed out; the plugin will be restarted", "timeout", g.cfg.PushTimeout)
 		g.retry(bg, t, g.retryDelay(t.Attempts), err.Error(), true)
 		return outcome{hung: true}
 	case t.Attempts+1 >= g.cfg.MaxAttempts:
+		count("dead")
 		log.Warn("attempts exhausted; dead-lettered", "error", err)
 		g.record(bg, t, store.TaskDead, fmt.Sprintf("%d attempts failed; last: %v", t.Attempts+1, err))
 	default:
+		count("retried")
 		delay := g.retryDelay(t.Attempts)
 		log.Info("push failed; retrying", "error", err, "in", delay)
 		g.retry(bg, t, delay, err.Error(), true)

@@ -13,6 +13,7 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 
+	"github.com/routinglayer/routing/host/metrics"
 	"github.com/routinglayer/routing/host/store"
 	"github.com/routinglayer/routing/sdk"
 	"github.com/routinglayer/routing/sdk/towerclient"
@@ -40,6 +41,8 @@ type Config struct {
 	// VerifyTriggers rejects rows for unknown uuids and out-of-plate
 	// indexes (needs ControlTowerURL).
 	VerifyTriggers bool
+	// Metrics receives the gateway's series; nil: unregistered ones.
+	Metrics *metrics.Gateway
 	// Instance names this gateway in task claims; it must stay the same
 	// across restarts and differ between instances sharing a database
 	// (the services use host name and data directory).
@@ -73,6 +76,9 @@ func New(cfg Config, st *store.Store, pushers func() []string, log hclog.Logger)
 		log:     log.Named("gateway"),
 		owner:   cfg.Instance,
 		kicks:   make(map[string]chan struct{}),
+	}
+	if g.cfg.Metrics == nil {
+		g.cfg.Metrics = metrics.NewGateway(nil)
 	}
 	if cfg.ControlTowerURL != "" {
 		g.tower = newTriggerCache(towerclient.New(cfg.ControlTowerURL, cfg.ControlTowerToken))

@@ -179,6 +179,8 @@ func (g *Gateway) accept(w http.ResponseWriter, r *http.Request, uuid string, ro
 		writeUnavailable(w, r, err)
 		return
 	}
+	g.cfg.Metrics.DeliveriesReceived.Inc()
+	g.cfg.Metrics.RowsReceived.Add(float64(len(rows)))
 	for _, p := range pushers {
 		g.kick(p)
 	}

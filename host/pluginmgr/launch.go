@@ -17,6 +17,7 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/go-plugin"
+	"google.golang.org/grpc/health/grpc_health_v1"
 
 	"github.com/routinglayer/routing/sdk"
 )
@@ -83,6 +84,8 @@ type process struct {
 	plugin sdk.PluginClient
 	info   sdk.PluginInfo
 	pid    int
+	// health asks the plugin's gRPC health service whether it serves.
+	health grpc_health_v1.HealthClient
 	// exited is closed when the process is gone.
 	exited chan struct{}
 }
@@ -135,6 +138,11 @@ func launch(ctx context.Context, s launchSpec) (*process, error) {
 		return fail(fmt.Errorf("start: %w", err))
 	}
 	p.pid = cmd.Process.Pid
+	grpcClient, ok := rpc.(*plugin.GRPCClient)
+	if !ok {
+		return fail(fmt.Errorf("start: unexpected protocol client %T", rpc))
+	}
+	p.health = grpc_health_v1.NewHealthClient(grpcClient.Conn)
 	raw, err := rpc.Dispense(string(s.kind))
 	if err != nil {
 		return fail(fmt.Errorf("dispense %s: %w", s.kind, err))
@@ -183,15 +191,36 @@ func (p *process) watchExit() {
 	}
 }
 
+// checkHealth asks the process's health service, within timeout.
+func (p *process) checkHealth(ctx context.Context, timeout time.Duration) error {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	resp, err := p.health.Check(ctx, &grpc_health_v1.HealthCheckRequest{Service: plugin.GRPCServiceName})
+	switch {
+	case ctx.Err() == context.DeadlineExceeded:
+		return fmt.Errorf("health check: no answer within %s", timeout)
+	case err != nil:
+		return fmt.Errorf("health check: %w", err)
+	case resp.GetStatus() != grpc_health_v1.HealthCheckResponse_SERVING:
+		return fmt.Errorf("health check: status %s", resp.GetStatus())
+	}
+	return nil
+}
+
 // kill stops the process (gracefully, then by force) and its process
 // group, and waits until it is gone.
 func (p *process) kill() {
 	p.client.Kill()
-	if p.pid > 0 {
-		// Anything the plugin started in its group goes with it.
-		_ = syscall.Kill(-p.pid, syscall.SIGKILL)
-	}
+	// Anything the plugin started in its group goes with it.
+	p.signal(syscall.SIGKILL)
 	<-p.exited
+}
+
+// signal sends sig to the process's group.
+func (p *process) signal(sig syscall.Signal) {
+	if p.pid > 0 {
+		_ = syscall.Kill(-p.pid, sig)
+	}
 }
 
 // lineRing keeps the last lines a plugin wrote to stderr. go-plugin

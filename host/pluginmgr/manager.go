@@ -50,6 +50,10 @@ type Config struct {
 	// MaxFastCrashes is how many crashes in a row (each before
 	// HealthyAfter) make a plugin failed; default 5.
 	MaxFastCrashes int
+	// HealthInterval is how often a running plugin's health service is
+	// asked, HealthTimeout how long it has to answer before the process
+	// is killed and restarted; defaults 10s and 5s.
+	HealthInterval, HealthTimeout time.Duration
 	// StderrLines is how many of a plugin's last stderr lines are kept for
 	// the status API; default 50.
 	StderrLines int
@@ -84,6 +88,12 @@ func (c *Config) setDefaults() {
 	}
 	if c.MaxFastCrashes <= 0 {
 		c.MaxFastCrashes = 5
+	}
+	if c.HealthInterval <= 0 {
+		c.HealthInterval = 10 * time.Second
+	}
+	if c.HealthTimeout <= 0 {
+		c.HealthTimeout = 5 * time.Second
 	}
 	if c.StderrLines <= 0 {
 		c.StderrLines = 50

@@ -499,3 +499,34 @@ func TestKilledHostLeavesNoPluginProcess(t *testing.T) {
 	_ = host.Wait()
 	waitFor(t, 30*time.Second, fmt.Sprintf("plugin pid %d to exit after its host was killed", pid), func() bool { return !alive(pid) })
 }
+
+func TestFrozenPluginFailsItsHealthCheckAndIsRestarted(t *testing.T) {
+	dir := t.TempDir()
+	install(t, dir, "watcher-frozen", "watcher-bystander")
+	h := startManager(t, dir, []string{"PATH=" + os.Getenv("PATH")}, func(c *pluginmgr.Config) {
+		c.HealthInterval = 200 * time.Millisecond
+		c.HealthTimeout = 500 * time.Millisecond
+	})
+	first := h.waitState(t, "frozen", pluginmgr.StateRunning, nil)
+	bystander := h.waitState(t, "bystander", pluginmgr.StateRunning, nil)
+	// Healthy plugins are left alone across several checks.
+	time.Sleep(time.Second)
+	if st := h.status(t, "frozen"); st.PID != first.PID || st.Restarts != 0 {
+		t.Fatalf("a healthy plugin was restarted: %+v", st)
+	}
+
+	// SIGSTOP: the process exists but answers nothing.
+	must(t, syscall.Kill(first.PID, syscall.SIGSTOP))
+	t.Cleanup(func() { _ = syscall.Kill(first.PID, syscall.SIGCONT) })
+	second := h.waitState(t, "frozen", pluginmgr.StateRunning, func(st pluginmgr.Status) bool { return st.PID != first.PID })
+	if !strings.Contains(second.LastError, "health check") {
+		t.Errorf("last error %q does not name the health check", second.LastError)
+	}
+	if second.Restarts != 1 {
+		t.Errorf("restarts = %d, want 1", second.Restarts)
+	}
+	waitFor(t, 10*time.Second, "the frozen process to be killed", func() bool { return !alive(first.PID) })
+	if st := h.status(t, "bystander"); st.PID != bystander.PID || st.Restarts != 0 {
+		t.Errorf("bystander disturbed: pid %d -> %d, restarts %d", bystander.PID, st.PID, st.Restarts)
+	}
+}

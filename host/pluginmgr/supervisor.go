@@ -7,6 +7,7 @@ import (
 	"math/rand/v2"
 	"path/filepath"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -256,9 +257,12 @@ func (s *supervisor) runOnce(ctx context.Context) runOutcome {
 	go func() {
 		attached <- s.m.attach(attachCtx, &Plugin{Name: s.name, Info: proc.info, Client: proc.plugin})
 	}()
+	unhealthy := make(chan error, 1)
+	go s.watchHealth(attachCtx, proc, unhealthy)
 	var (
 		out       runOutcome
 		attachErr error
+		healthErr error
 		done      bool
 	)
 wait:
@@ -266,6 +270,7 @@ wait:
 		select {
 		case attachErr = <-attached:
 			done = true
+		case healthErr = <-unhealthy:
 		case <-proc.exited:
 		case c := <-s.cmds:
 			if c == cmdStart {
@@ -281,12 +286,18 @@ wait:
 		attachErr = <-attached
 	}
 	exitedByItself := isClosed(proc.exited)
+	if healthErr != nil {
+		// It answers nothing, so it would not answer a graceful shutdown.
+		proc.signal(syscall.SIGKILL)
+	}
 	proc.kill()
 
 	switch {
 	case out.cmd != cmdNone, ctx.Err() != nil:
 		s.log.Info("plugin stopped", "pid", proc.pid)
 		return out
+	case healthErr != nil:
+		err = fmt.Errorf("%w; process %d killed", healthErr, proc.pid)
 	case exitedByItself:
 		err = fmt.Errorf("%w: process %d exited", sdk.ErrPluginExited, proc.pid)
 		if attachErr != nil && !errors.Is(attachErr, context.Canceled) {
@@ -300,6 +311,26 @@ wait:
 	s.recordError(err)
 	out.healthy = time.Since(started) >= s.m.cfg.HealthyAfter
 	return out
+}
+
+// watchHealth checks the process's health every HealthInterval and
+// reports the first failure: a process that stops answering (frozen,
+// deadlocked, swapped out for good) is killed and restarted rather than
+// left "running".
+func (s *supervisor) watchHealth(ctx context.Context, proc *process, unhealthy chan<- error) {
+	t := time.NewTicker(s.m.cfg.HealthInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		if err := proc.checkHealth(ctx, s.m.cfg.HealthTimeout); err != nil && ctx.Err() == nil {
+			unhealthy <- err
+			return
+		}
+	}
 }
 
 func isClosed(ch <-chan struct{}) bool {

@@ -13,6 +13,7 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 
+	"github.com/routinglayer/routing/host/metrics"
 	"github.com/routinglayer/routing/host/publisher"
 	"github.com/routinglayer/routing/host/store"
 )
@@ -30,15 +31,16 @@ type Config struct {
 
 // Relay publishes the outbox.
 type Relay struct {
-	cfg   Config
-	store *store.Store
-	pub   *publisher.Publisher
-	log   hclog.Logger
-	kick  chan struct{}
+	cfg     Config
+	store   *store.Store
+	pub     *publisher.Publisher
+	metrics *metrics.Tower
+	log     hclog.Logger
+	kick    chan struct{}
 }
 
-// New returns a Relay.
-func New(cfg Config, st *store.Store, pub *publisher.Publisher, log hclog.Logger) *Relay {
+// New returns a Relay that records its outcomes in m.
+func New(cfg Config, st *store.Store, pub *publisher.Publisher, m *metrics.Tower, log hclog.Logger) *Relay {
 	if cfg.Batch <= 0 {
 		cfg.Batch = 500
 	}
@@ -51,7 +53,7 @@ func New(cfg Config, st *store.Store, pub *publisher.Publisher, log hclog.Logger
 	if cfg.RetryMax < cfg.RetryMin {
 		cfg.RetryMax = max(time.Minute, cfg.RetryMin)
 	}
-	return &Relay{cfg: cfg, store: st, pub: pub, log: log.Named("relay"), kick: make(chan struct{}, 1)}
+	return &Relay{cfg: cfg, store: st, pub: pub, metrics: m, log: log.Named("relay"), kick: make(chan struct{}, 1)}
 }
 
 // Kick tells the relay that new entries are waiting. It never blocks.
@@ -128,10 +130,17 @@ func (r *Relay) round(ctx context.Context) (int, error) {
 			}
 		}
 	}
-	if err := r.store.Settle(ctx, published, unroutable, time.Now()); err != nil {
+	now := time.Now()
+	if err := r.store.Settle(ctx, published, unroutable, now); err != nil {
 		// The entries stay pending and are published again: consumers
 		// de-duplicate on the message id.
 		return 0, err
+	}
+	for i, res := range results {
+		if res.Outcome == publisher.Published {
+			r.metrics.PublishLatency.Observe(now.Sub(entries[i].Trigger.CreatedAt).Seconds())
+		}
+		r.metrics.TriggersPublished.WithLabelValues(res.Outcome.String()).Inc()
 	}
 	return len(entries), nil
 }

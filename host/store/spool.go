@@ -288,9 +288,18 @@ func (s *Store) RetryDeadLetter(ctx context.Context, id int64) (Task, error) {
 
 // Backlog counts pending tasks per pusher.
 func (s *Store) Backlog(ctx context.Context) (map[string]int, error) {
-	rows, err := s.r.QueryContext(ctx, "SELECT pusher, count(*) FROM tasks WHERE state = 'pending' GROUP BY pusher")
+	return s.countTasks(ctx, TaskPending)
+}
+
+// DeadLetterCounts counts dead-lettered tasks per pusher.
+func (s *Store) DeadLetterCounts(ctx context.Context) (map[string]int, error) {
+	return s.countTasks(ctx, TaskDead)
+}
+
+func (s *Store) countTasks(ctx context.Context, state TaskState) (map[string]int, error) {
+	rows, err := s.r.QueryContext(ctx, s.q("SELECT pusher, count(*) FROM tasks WHERE state = ? GROUP BY pusher"), string(state))
 	if err != nil {
-		return nil, fmt.Errorf("backlog: %w", err)
+		return nil, fmt.Errorf("count %s tasks: %w", state, err)
 	}
 	defer rows.Close()
 	out := map[string]int{}
@@ -300,7 +309,7 @@ func (s *Store) Backlog(ctx context.Context) (map[string]int, error) {
 			n int
 		)
 		if err := rows.Scan(&p, &n); err != nil {
-			return nil, fmt.Errorf("backlog: %w", err)
+			return nil, fmt.Errorf("count %s tasks: %w", state, err)
 		}
 		out[p] = n
 	}

@@ -12,10 +12,12 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
 
+	"github.com/routinglayer/routing/host/metrics"
 	"github.com/routinglayer/routing/host/store"
 	"github.com/routinglayer/routing/sdk"
 )
@@ -33,14 +35,15 @@ var ErrConflict = errors.New("uuid already used by a different trigger")
 type Intake struct {
 	store *store.Store
 	// stored is told when a new trigger is in the outbox.
-	stored func()
-	log    hclog.Logger
+	stored  func()
+	metrics *metrics.Tower
+	log     hclog.Logger
 }
 
 // New returns an Intake that calls stored after each new trigger is
-// stored (to wake the publisher).
-func New(st *store.Store, stored func(), log hclog.Logger) *Intake {
-	return &Intake{store: st, stored: stored, log: log.Named("triggers")}
+// stored (to wake the publisher) and counts triggers in m.
+func New(st *store.Store, stored func(), m *metrics.Tower, log hclog.Logger) *Intake {
+	return &Intake{store: st, stored: stored, metrics: m, log: log.Named("triggers")}
 }
 
 // Accept validates t and stores it from source under the idempotency key
@@ -49,6 +52,23 @@ func New(st *store.Store, stored func(), log hclog.Logger) *Intake {
 // content, is returned as it was. Errors: *sdk.ValidationError (matches
 // sdk.ErrInvalid), ErrConflict, or a store failure.
 func (in *Intake) Accept(ctx context.Context, t sdk.Trigger, source, key string) (sdk.StoredTrigger, bool, error) {
+	stored, created, err := in.accept(ctx, t, source, key)
+	kind := SourceHTTP
+	if strings.HasPrefix(source, watcherSourcePrefix) {
+		kind = "watcher"
+	}
+	switch {
+	case created:
+		in.metrics.TriggersReceived.WithLabelValues(kind, "created").Inc()
+	case err == nil:
+		in.metrics.TriggersReceived.WithLabelValues(kind, "duplicate").Inc()
+	case errors.Is(err, sdk.ErrInvalid), errors.Is(err, ErrConflict):
+		in.metrics.TriggersReceived.WithLabelValues(kind, "rejected").Inc()
+	}
+	return stored, created, err
+}
+
+func (in *Intake) accept(ctx context.Context, t sdk.Trigger, source, key string) (sdk.StoredTrigger, bool, error) {
 	if err := t.Validate(); err != nil {
 		return sdk.StoredTrigger{}, false, err
 	}

@@ -1,0 +1,264 @@
+// Package metrics defines the services' Prometheus series and serves them
+// on /metrics. Each service has its own registry (so several services can
+// run in one process, as tests do); counters and histograms are updated by
+// the components that own the events, gauges that mirror stored state are
+// read at scrape time.
+//
+// Series (all prefixed routing_):
+//
+//	control-tower
+//	  triggers_received_total{source,result}   source http|watcher; result created|duplicate|rejected
+//	  triggers_published_total{outcome}        published|unroutable|failed
+//	  trigger_publish_latency_seconds          from stored to confirmed by the broker
+//	  triggers_pending                         outbox entries not yet confirmed
+//	  broker_connected                         1 while connected to RabbitMQ
+//	data-gateway
+//	  rows_received_total, deliveries_received_total
+//	  tasks_total{pusher,outcome}              delivered|skipped|retried|timeout|dead
+//	  push_duration_seconds{pusher}            one Push call
+//	  backlog_tasks{pusher}                    tasks waiting for delivery
+//	  dead_letters{pusher}                     dead-lettered tasks
+//	both
+//	  plugin_up{plugin,kind}, plugin_state{plugin,state}, plugin_restarts_total{plugin}
+//	  http_requests_total{route,method,code}, http_request_duration_seconds{route}
+//	  and the Go runtime and process collectors.
+package metrics
+
+import (
+	"context"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/gorilla/mux"
+	"github.com/hashicorp/go-hclog"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+const namespace = "routing"
+
+// NewRegistry returns a registry with the Go runtime and process
+// collectors.
+func NewRegistry() *prometheus.Registry {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(
+		collectors.NewGoCollector(),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+	)
+	return reg
+}
+
+// Handler serves reg in the Prometheus text format.
+func Handler(reg *prometheus.Registry, log hclog.Logger) http.Handler {
+	return promhttp.HandlerFor(reg, promhttp.HandlerOpts{
+		ErrorLog:          hclogAdapter{log},
+		ErrorHandling:     promhttp.ContinueOnError,
+		Registry:          reg,
+		EnableOpenMetrics: false,
+	})
+}
+
+type hclogAdapter struct{ log hclog.Logger }
+
+func (a hclogAdapter) Println(v ...any) { a.log.Warn("metrics", "error", v) }
+
+// Tower holds the control-tower's event series.
+type Tower struct {
+	// TriggersReceived counts triggers by source (http, watcher) and
+	// result (created, duplicate, rejected).
+	TriggersReceived *prometheus.CounterVec
+	// TriggersPublished counts publish outcomes (published, unroutable,
+	// failed).
+	TriggersPublished *prometheus.CounterVec
+	// PublishLatency observes the time from storing a trigger to its
+	// broker confirm.
+	PublishLatency prometheus.Histogram
+}
+
+// NewTower creates the control-tower's series and registers them with reg
+// (nil: not registered, as in tests of a single component).
+func NewTower(reg prometheus.Registerer) *Tower {
+	t := &Tower{
+		TriggersReceived: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: namespace, Name: "triggers_received_total",
+			Help: "Triggers received, by source (http, watcher) and result (created, duplicate, rejected).",
+		}, []string{"source", "result"}),
+		TriggersPublished: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: namespace, Name: "triggers_published_total",
+			Help: "Publish attempts of stored triggers, by outcome (published, unroutable, failed).",
+		}, []string{"outcome"}),
+		PublishLatency: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Namespace: namespace, Name: "trigger_publish_latency_seconds",
+			Help:    "Time from storing a trigger to the broker's confirm.",
+			Buckets: prometheus.ExponentialBuckets(0.001, 4, 10), // 1 ms .. 4.4 min
+		}),
+	}
+	if reg != nil {
+		reg.MustRegister(t.TriggersReceived, t.TriggersPublished, t.PublishLatency)
+	}
+	return t
+}
+
+// Gateway holds the data-gateway's event series.
+type Gateway struct {
+	// RowsReceived counts accepted rows, DeliveriesReceived accepted
+	// requests.
+	RowsReceived, DeliveriesReceived prometheus.Counter
+	// Tasks counts push outcomes by pusher and outcome (delivered,
+	// skipped, retried, timeout, dead).
+	Tasks *prometheus.CounterVec
+	// PushDuration observes one Push call per pusher.
+	PushDuration *prometheus.HistogramVec
+}
+
+// NewGateway creates the data-gateway's series and registers them with
+// reg (nil: not registered).
+func NewGateway(reg prometheus.Registerer) *Gateway {
+	g := &Gateway{
+		RowsReceived: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: namespace, Name: "rows_received_total",
+			Help: "Data rows accepted (stored durably).",
+		}),
+		DeliveriesReceived: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: namespace, Name: "deliveries_received_total",
+			Help: "Data requests accepted (stored durably).",
+		}),
+		Tasks: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: namespace, Name: "tasks_total",
+			Help: "Push attempts by pusher and outcome (delivered, skipped, retried, timeout, dead).",
+		}, []string{"pusher", "outcome"}),
+		PushDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Namespace: namespace, Name: "push_duration_seconds",
+			Help:    "Duration of one Push call to a pusher plugin.",
+			Buckets: prometheus.ExponentialBuckets(0.0005, 4, 10), // 0.5 ms .. 2.2 min
+		}, []string{"pusher"}),
+	}
+	if reg != nil {
+		reg.MustRegister(g.RowsReceived, g.DeliveriesReceived, g.Tasks, g.PushDuration)
+	}
+	return g
+}
+
+// Gauge is one labelled value read at scrape time.
+type Gauge struct {
+	Labels []string
+	Value  float64
+}
+
+// GaugeSource reads a family of gauges at scrape time.
+type GaugeSource struct {
+	Name   string
+	Help   string
+	Labels []string
+	// Counter marks a cumulative value (exposed as a counter).
+	Counter bool
+	Read    func(ctx context.Context) ([]Gauge, error)
+}
+
+// Sampled is a collector of gauge families read at scrape time, each with
+// a deadline; a family that cannot be read is left out of that scrape and
+// logged, and the others are still served.
+type Sampled struct {
+	sources []GaugeSource
+	descs   []*prometheus.Desc
+	log     hclog.Logger
+}
+
+// NewSampled returns a collector over sources.
+func NewSampled(log hclog.Logger, sources ...GaugeSource) *Sampled {
+	s := &Sampled{sources: sources, log: log}
+	for _, src := range sources {
+		s.descs = append(s.descs, prometheus.NewDesc(prometheus.BuildFQName(namespace, "", src.Name), src.Help, src.Labels, nil))
+	}
+	return s
+}
+
+// Describe implements prometheus.Collector.
+func (s *Sampled) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range s.descs {
+		ch <- d
+	}
+}
+
+// Collect implements prometheus.Collector.
+func (s *Sampled) Collect(ch chan<- prometheus.Metric) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	for i, src := range s.sources {
+		values, err := src.Read(ctx)
+		if err != nil {
+			s.log.Warn("metric not readable", "metric", src.Name, "error", err)
+			continue
+		}
+		kind := prometheus.GaugeValue
+		if src.Counter {
+			kind = prometheus.CounterValue
+		}
+		for _, v := range values {
+			ch <- prometheus.MustNewConstMetric(s.descs[i], kind, v.Value, v.Labels...)
+		}
+	}
+}
+
+// Bool is 1 for true, 0 for false.
+func Bool(b bool) float64 {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// HTTP instruments a router's requests by route template (never by raw
+// path, which would make a series per uuid).
+type HTTP struct {
+	requests *prometheus.CounterVec
+	duration *prometheus.HistogramVec
+}
+
+// NewHTTP creates the HTTP series and registers them with reg.
+func NewHTTP(reg prometheus.Registerer) *HTTP {
+	h := &HTTP{
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: namespace, Name: "http_requests_total",
+			Help: "HTTP requests by route template, method and status code.",
+		}, []string{"route", "method", "code"}),
+		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Namespace: namespace, Name: "http_request_duration_seconds",
+			Help:    "HTTP request duration by route template.",
+			Buckets: prometheus.ExponentialBuckets(0.0005, 4, 9), // 0.5 ms .. 33 s
+		}, []string{"route"}),
+	}
+	reg.MustRegister(h.requests, h.duration)
+	return h
+}
+
+// Middleware records each request routed by a gorilla/mux router.
+func (h *HTTP) Middleware(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		route := "other"
+		if cur := mux.CurrentRoute(r); cur != nil {
+			if tpl, err := cur.GetPathTemplate(); err == nil {
+				route = tpl
+			}
+		}
+		rec := &statusRecorder{ResponseWriter: w, code: http.StatusOK}
+		start := time.Now()
+		next.ServeHTTP(rec, r)
+		h.duration.WithLabelValues(route).Observe(time.Since(start).Seconds())
+		h.requests.WithLabelValues(route, r.Method, strconv.Itoa(rec.code)).Inc()
+	})
+}
+
+type statusRecorder struct {
+	http.ResponseWriter
+	code int
+}
+
+func (s *statusRecorder) WriteHeader(code int) {
+	s.code = code
+	s.ResponseWriter.WriteHeader(code)
+}
+
+func (s *statusRecorder) Unwrap() http.ResponseWriter { return s.ResponseWriter }
