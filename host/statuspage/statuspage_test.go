@@ -1,0 +1,198 @@
+package statuspage_test
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+	"github.com/hashicorp/go-hclog"
+
+	"github.com/routinglayer/routing/host/config"
+	"github.com/routinglayer/routing/host/datagateway"
+	"github.com/routinglayer/routing/host/pluginmgr"
+)
+
+const adminToken = "admin-token-for-the-page-0123"
+
+// chromium finds the browser: $CHROMIUM, else chromium or
+// chromium-browser on PATH. `make test` installs Debian's chromium.
+func chromium(t *testing.T) string {
+	t.Helper()
+	if p := os.Getenv("CHROMIUM"); p != "" {
+		return p
+	}
+	for _, name := range []string{"chromium", "chromium-browser", "google-chrome"} {
+		if p, err := exec.LookPath(name); err == nil {
+			return p
+		}
+	}
+	t.Fatal("no Chromium found: install it (scripts/services up does, as root on Debian: apt-get install chromium) or set CHROMIUM")
+	return ""
+}
+
+// artifact is where a screenshot is kept after the test: $TEST_ARTIFACTS,
+// else test-artifacts/ at the repository root (ignored by git).
+func artifact(t *testing.T, name string) string {
+	t.Helper()
+	dir := os.Getenv("TEST_ARTIFACTS")
+	if dir == "" {
+		dir = filepath.Join("..", "..", "test-artifacts")
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	abs, _ := filepath.Abs(filepath.Join(dir, name))
+	return abs
+}
+
+func buildProbe(t *testing.T, dir, file string) {
+	t.Helper()
+	out, err := exec.Command("go", "build", "-o", filepath.Join(dir, file), "github.com/routinglayer/routing/host/pluginmgr/testdata/probe").CombinedOutput()
+	if err != nil {
+		t.Fatalf("build probe: %v\n%s", err, out)
+	}
+}
+
+func TestStatusPageShowsACrashedPluginAndRestartsIt(t *testing.T) {
+	browser := chromium(t)
+	plugins, crashFlag := t.TempDir(), filepath.Join(t.TempDir(), "crash")
+	if err := os.WriteFile(crashFlag, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	buildProbe(t, plugins, "pusher-crashy")
+	buildProbe(t, plugins, "pusher-steady")
+
+	vars := []string{
+		"SERVER_PORT=0", "DATA_DIR=" + t.TempDir(), "PLUGINS_DIR=" + plugins,
+		"ADMIN_TOKENS=" + adminToken,
+		"PLUGINS_MAX_FAST_CRASHES=2", "PLUGINS_MIN_BACKOFF=50ms",
+		"PLUGIN_CRASHY_CRASH_IF_EXISTS=" + crashFlag,
+		"PATH=" + os.Getenv("PATH"),
+	}
+	var cfg datagateway.Config
+	if err := config.Load(&cfg, vars); err != nil {
+		t.Fatal(err)
+	}
+	cfg.Environ = vars
+	ctx, cancel := context.WithCancel(context.Background())
+	var logOut io.Writer = io.Discard
+	if testing.Verbose() {
+		logOut = os.Stderr
+	}
+	svc, err := datagateway.Start(ctx, cfg, hclog.New(&hclog.LoggerOptions{Output: logOut}))
+	if err != nil {
+		cancel()
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cancel(); _ = svc.Wait() })
+
+	state := func(name string) pluginmgr.Status {
+		st, _ := svc.Plugins().Get(name)
+		return st
+	}
+	waitFor(t, 60*time.Second, "crashy to fail and steady to run", func() bool {
+		return state("crashy").State == pluginmgr.StateFailed && state("steady").State == pluginmgr.StateRunning
+	})
+	steadyPID := state("steady").PID
+
+	opts := append(chromedp.DefaultExecAllocatorOptions[:],
+		chromedp.ExecPath(browser),
+		chromedp.NoSandbox,
+		chromedp.DisableGPU,
+		chromedp.Flag("disable-quic", true),
+		chromedp.Flag("disable-component-update", true),
+		chromedp.Flag("disable-sync", true),
+		chromedp.UserDataDir(t.TempDir()),
+		chromedp.WindowSize(1200, 800),
+	)
+	allocCtx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
+	defer cancelAlloc()
+	browserCtx, cancelBrowser := chromedp.NewContext(allocCtx)
+	defer cancelBrowser()
+	runCtx, cancelRun := context.WithTimeout(browserCtx, 90*time.Second)
+	defer cancelRun()
+
+	crashyState := `tr[data-plugin="crashy"] td.state`
+	until := func(js string, timeout time.Duration) chromedp.Action[chromedp.Void] {
+		poll := chromedp.Poll[bool](js, chromedp.WithPollingTimeout(timeout))
+		return func(ctx context.Context, tg *chromedp.Target) (chromedp.Void, error) {
+			_, err := poll(ctx, tg)
+			return chromedp.Void{}, err
+		}
+	}
+	stateIs := func(want string) string {
+		return fmt.Sprintf(`(document.querySelector(%q) || {}).textContent === %q`, crashyState, want)
+	}
+	screenshot := func(name string) {
+		t.Helper()
+		shot, err := chromedp.Run(runCtx, chromedp.FullScreenshot(100))
+		if err != nil {
+			t.Fatalf("screenshot: %v", err)
+		}
+		path := artifact(t, name)
+		if err := os.WriteFile(path, shot, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		t.Logf("screenshot: %s", path)
+	}
+
+	// Without a token the page asks for one.
+	err = chromedp.Do(runCtx,
+		chromedp.Navigate(svc.URL()+"/"),
+		until(`document.getElementById("banner").textContent.includes("token")`, 20*time.Second),
+	)
+	if err != nil {
+		t.Fatalf("the page did not ask for a token: %v", err)
+	}
+	err = chromedp.Do(runCtx,
+		chromedp.SendKeys(chromedp.CSS("#token"), adminToken),
+		chromedp.Click(chromedp.CSS(`#auth button[type="submit"]`)),
+		until(stateIs("failed"), 20*time.Second),
+	)
+	if err != nil {
+		screenshot("statuspage-failure.png")
+		t.Fatalf("the page does not show crashy failed: %v", err)
+	}
+	lastError, err := chromedp.Run(runCtx, chromedp.Text(chromedp.CSS(`tr[data-plugin="crashy"] td.err`)))
+	if err != nil || lastError == "" {
+		t.Errorf("the crashed plugin's last error is not shown (%q, %v)", lastError, err)
+	}
+	screenshot("statuspage-crashed.png")
+
+	// The cause of the crash is gone; the operator presses Restart.
+	if err := os.Remove(crashFlag); err != nil {
+		t.Fatal(err)
+	}
+	err = chromedp.Do(runCtx,
+		chromedp.Click(chromedp.CSS(`tr[data-plugin="crashy"] button[data-action="restart"]`)),
+		until(stateIs("running"), 30*time.Second),
+	)
+	if err != nil {
+		screenshot("statuspage-failure.png")
+		t.Fatalf("restarting from the page: %v", err)
+	}
+	screenshot("statuspage-restarted.png")
+	if st := state("crashy"); st.State != pluginmgr.StateRunning || st.PID == 0 {
+		t.Fatalf("the service does not show crashy running after the click: %+v", st)
+	}
+	if st := state("steady"); st.PID != steadyPID || st.Restarts != 0 {
+		t.Errorf("steady was disturbed: pid %d -> %d, restarts %d", steadyPID, st.PID, st.Restarts)
+	}
+}
+
+func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %s waiting for %s", timeout, what)
+		}
+		time.Sleep(25 * time.Millisecond)
+	}
+}
