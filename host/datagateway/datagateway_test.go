@@ -478,3 +478,56 @@ func TestHungPusherIsRestartedAndItsTaskDelivered(t *testing.T) {
 		t.Fatalf("metrics: tasks_total{outcome=timeout} %v, plugin_restarts_total %v; want both >= 1", timeouts, restarts)
 	}
 }
+
+func TestTokensGuardEveryNonPublicEndpoint(t *testing.T) {
+	const dataToken, adminToken = "data-token-0123456789", "admin-token-0123456789"
+	e := newEnv(t, "API_TOKENS="+dataToken, "ADMIN_TOKENS="+adminToken)
+	e.vars = append(e.vars, "PLUGIN_PROBE_OUT="+e.out)
+	install(t, "pusher-probe", e.plugins, "pusher-probe")
+	svc, base := start(t, e.config(t))
+	waitRunning(t, svc, "probe")
+	do := func(method, path, token, body string) int {
+		req, err := http.NewRequest(method, base+path, strings.NewReader(body))
+		must(t, err)
+		if token != "" {
+			req.Header.Set("Authorization", "Bearer "+token)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		must(t, err)
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	row := `{"uuid":"u1","row":{"index":0,"data":{"v":1}}}`
+	tests := []struct {
+		method, path, token, body string
+		want                      int
+	}{
+		{"GET", "/healthz", "", "", 200},
+		{"GET", "/readyz", "", "", 200},
+		{"GET", "/", "", "", 200},
+		{"POST", "/data", "", row, 401},
+		{"POST", "/data", "wrong-token-0123456789", row, 401},
+		{"POST", "/data", dataToken, row, 202},
+		{"POST", "/data/batch", "", `{"uuid":"u1","rows":[]}`, 401},
+		{"GET", "/data/1", dataToken, "", 200},
+		{"GET", "/data/1", "", "", 401},
+		{"GET", "/deadletters", dataToken, "", 403},
+		{"GET", "/deadletters", adminToken, "", 200},
+		{"POST", "/deadletters/1/retry", dataToken, "", 403},
+		{"POST", "/deadletters/999/retry", adminToken, "", 404},
+		{"GET", "/plugins", "", "", 401},
+		{"GET", "/plugins", dataToken, "", 403},
+		{"POST", "/plugins/probe/restart", dataToken, "", 403},
+		{"GET", "/plugins/probe", adminToken, "", 200},
+		{"GET", "/metrics", dataToken, "", 403},
+		{"GET", "/metrics", adminToken, "", 200},
+		{"GET", "/status", dataToken, "", 403},
+		{"GET", "/status", adminToken, "", 200},
+		{"POST", "/data", adminToken, row, 202},
+	}
+	for _, tt := range tests {
+		if got := do(tt.method, tt.path, tt.token, tt.body); got != tt.want {
+			t.Errorf("%s %s with %q: %d, want %d", tt.method, tt.path, tt.token, got, tt.want)
+		}
+	}
+}
