@@ -34,9 +34,15 @@ build: ## build the services into bin/, the example plugins into bin/plugins/, t
 	$(GO) build -o $(BIN)/riffyn/ ./plugins/riffyn/cmd/...
 
 .PHONY: test
-test: ## start RabbitMQ and PostgreSQL if needed, then run every module's tests
+test: ## start RabbitMQ and PostgreSQL if needed, then run every module's tests and each benchmark once
 	scripts/services up
 	$(GO) test $(TESTFLAGS) $(PKGS)
+	$(GO) test -run '^$$' -bench . -benchtime 1x $(PKGS)
+
+.PHONY: bench
+bench: ## measure throughput, latency, restart time and memory; writes scripts/bench/RESULTS.md
+	scripts/services up
+	$(GO) run ./scripts/bench $(BENCHFLAGS)
 
 .PHONY: check
 check: proto-check $(TOOLS)/staticcheck ## gofmt, go vet, staticcheck, stale protos, sdk independence

@@ -1,0 +1,140 @@
+package main
+
+import (
+	"fmt"
+	"os/exec"
+	"slices"
+	"strings"
+	"time"
+)
+
+// results holds every figure of every run, by key.
+type results map[string][]float64
+
+func (r results) add(key string, v float64) { r[key] = append(r[key], v) }
+
+// spread is min, median and max.
+type spread struct{ min, med, max float64 }
+
+func spreadOf(vs []float64) spread {
+	if len(vs) == 0 {
+		return spread{}
+	}
+	s := slices.Clone(vs)
+	slices.Sort(s)
+	return spread{s[0], s[len(s)/2], s[len(s)-1]}
+}
+
+// ratios are value/baseline per run.
+func (r results) ratios(key, base string) []float64 {
+	var out []float64
+	for i := range min(len(r[key]), len(r[base])) {
+		if r[base][i] > 0 {
+			out = append(out, r[key][i]/r[base][i])
+		}
+	}
+	return out
+}
+
+// line is one row of the report.
+type line struct {
+	what, unit string
+	key, base  string // base: the baseline's key, if any
+	target     string
+	// met says whether a median meets the target (nil: no target).
+	met func(value, ratio float64) bool
+}
+
+var report = []line{
+	{"data-gateway intake: POST /data/batch, 100 rows, 32 connections, accepted and durable", "rows/s", "intake", "intake.base",
+		">= 0.30 of baseline", func(_, r float64) bool { return r >= 0.30 }},
+	{"  latency p50", "ms", "intake.p50", "intake.base.p50", "", nil},
+	{"  latency p99", "ms", "intake.p99", "intake.base.p99", "< 25 ms", func(v, _ float64) bool { return v < 25 }},
+	{"  requests not accepted", "count", "intake.failed", "", "0", func(v, _ float64) bool { return v == 0 }},
+	{"end to end: rows delivered to an out-of-process pusher (load + drain)", "rows/s", "delivery", "intake", "keeps up with intake", func(_, r float64) bool { return r >= 0.9 }},
+	{"  delivery lag after the load stops", "s", "delivery.lag", "", "< 1 s", func(v, _ float64) bool { return v < 1 }},
+	{"control-tower: watcher Emit to broker confirm", "triggers/s", "publish", "publish.base",
+		">= 0.5 of baseline", func(_, r float64) bool { return r >= 0.5 }},
+	{"control-tower: POST /triggers, 32 connections", "requests/s", "post", "post.base", "", nil},
+	{"  latency p99", "ms", "post.p99", "", "", nil},
+	{"plugin restart: kill -9 to running again", "ms", "restart.running", "", "< 1000 ms", func(v, _ float64) bool { return v < 1000 }},
+	{"plugin restart: kill -9 to first delivered push", "ms", "restart.push", "", "", nil},
+	{"memory: data-gateway idle (RSS)", "MiB", "mem.gateway.idle", "", "", nil},
+	{"memory: data-gateway peak under load", "MiB", "mem.gateway.peak", "", "< 64 MiB", func(v, _ float64) bool { return v < 64 }},
+	{"memory: control-tower idle (RSS)", "MiB", "mem.tower.idle", "", "", nil},
+	{"memory: control-tower peak under load", "MiB", "mem.tower.peak", "", "< 64 MiB", func(v, _ float64) bool { return v < 64 }},
+	{"memory: pusher plugin idle (RSS)", "MiB", "mem.pusher.idle", "", "", nil},
+	{"memory: pusher plugin peak under load", "MiB", "mem.pusher.peak", "", "", nil},
+}
+
+// baselines say what each baseline is.
+var baselines = map[string]string{
+	"intake.base":  "in-process net/http handler that only decodes the same body with encoding/json (same load generator)",
+	"publish.base": "amqp091-go publishing the same number of messages with confirms, 100 in flight, to the same RabbitMQ",
+	"post.base":    "in-process net/http handler that only decodes the same trigger body",
+	"intake":       "the intake rate of the same run (delivery keeps up when the ratio is about 1)",
+}
+
+func (r results) markdown(o options, machine string) string {
+	var b strings.Builder
+	commit := "unknown"
+	if out, err := exec.Command("git", "describe", "--always", "--dirty").Output(); err == nil {
+		commit = strings.TrimSpace(string(out))
+	}
+	fmt.Fprintf(&b, "# Benchmark results\n\n")
+	fmt.Fprintf(&b, "`make bench` (`go run ./scripts/bench -runs %d -duration %s`), %s.\n\n", o.runs, o.duration, time.Now().UTC().Format("2006-01-02 15:04 MST"))
+	fmt.Fprintf(&b, "- Machine: %s\n- Commit: %s\n- Runs: %d; figures are median (min-max) over the runs; each ratio is taken within one run, against a baseline measured in that run.\n", machine, commit, o.runs)
+	fmt.Fprintf(&b, "- Services run as child processes with embedded SQLite (WAL, fsync on commit) in a temporary directory; RabbitMQ on this machine; %d-trigger bursts.\n\n", o.triggers)
+	b.WriteString("| measurement | unit | result | baseline | ratio | target | met |\n|---|---|---|---|---|---|---|\n")
+	for _, l := range report {
+		v := spreadOf(r[l.key])
+		row := fmt.Sprintf("| %s | %s | %s |", l.what, l.unit, fmtSpread(v))
+		ratio := spread{}
+		if l.base != "" {
+			ratio = spreadOf(r.ratios(l.key, l.base))
+			row += fmt.Sprintf(" %s | %s |", fmtNum(spreadOf(r[l.base]).med), fmtRatio(ratio))
+		} else {
+			row += " | |"
+		}
+		met := ""
+		if l.met != nil {
+			met = "no"
+			if l.met(v.med, ratio.med) {
+				met = "yes"
+			}
+		}
+		row += fmt.Sprintf(" %s | %s |\n", l.target, met)
+		b.WriteString(row)
+	}
+	b.WriteString("\nBaselines:\n\n")
+	for _, k := range []string{"intake.base", "publish.base", "post.base", "intake"} {
+		fmt.Fprintf(&b, "- `%s`: %s.\n", k, baselines[k])
+	}
+	return b.String()
+}
+
+func fmtSpread(s spread) string {
+	return fmt.Sprintf("%s (%s-%s)", fmtNum(s.med), fmtNum(s.min), fmtNum(s.max))
+}
+
+func fmtRatio(s spread) string {
+	return fmt.Sprintf("%.2f (%.2f-%.2f)", s.med, s.min, s.max)
+}
+
+func fmtNum(v float64) string {
+	switch {
+	case v >= 1000:
+		return fmt.Sprintf("%.0f", v)
+	case v >= 10:
+		return fmt.Sprintf("%.1f", v)
+	default:
+		return fmt.Sprintf("%.2f", v)
+	}
+}
+
+func splitLines(s string) []string { return strings.Split(s, "\n") }
+
+func cut(s, sep string) (string, string, bool) {
+	k, v, ok := strings.Cut(s, sep)
+	return strings.TrimSpace(k), strings.TrimSpace(v), ok
+}

@@ -1,0 +1,292 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	amqp "github.com/rabbitmq/amqp091-go"
+)
+
+const rowsPerRequest = 100
+
+func serviceEnv(dir, plugins string, extra ...string) []string {
+	return append([]string{
+		"SERVER_PORT=0",
+		"DATA_DIR=" + dir,
+		"PLUGINS_DIR=" + plugins,
+		"ADMIN_TOKENS=" + adminToken,
+		"PATH=" + os.Getenv("PATH"),
+	}, extra...)
+}
+
+func installPlugin(src, dir, name string) error {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	data, err := os.ReadFile(src)
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(filepath.Join(dir, name), data, 0o755)
+}
+
+// waitUntil polls cond every 5 ms until it holds or timeout passes.
+func waitUntil(timeout time.Duration, what string, cond func() bool) error {
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			return fmt.Errorf("timed out after %s waiting for %s", timeout, what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	return nil
+}
+
+// gatewayRun measures intake against the decode-only baseline, delivery
+// to an out-of-process pusher, memory, and a pusher's restart.
+func gatewayRun(ctx context.Context, o options, bins map[string]string, dir string, res results) error {
+	bodies := dataBodies(64, rowsPerRequest)
+
+	baseURL, stop := decodeOnlyServer(http.StatusAccepted, func() any {
+		return new(struct {
+			UUID string `json:"uuid"`
+			Rows []struct {
+				Index *int           `json:"index"`
+				Data  map[string]any `json:"data"`
+			} `json:"rows"`
+		})
+	})
+	base := load(ctx, baseURL+"/data/batch", "", bodies, o.conns, o.duration, http.StatusAccepted)
+	stop()
+	if base.OK == 0 {
+		return fmt.Errorf("baseline: nothing accepted: %s", base.FirstError)
+	}
+	res.add("intake.base", base.perSecond()*rowsPerRequest)
+	res.add("intake.base.p50", ms(base.percentile(0.50)))
+	res.add("intake.base.p99", ms(base.percentile(0.99)))
+
+	plugins := filepath.Join(dir, "gateway-plugins")
+	if err := installPlugin(bins["pusher-discard"], plugins, "pusher-discard"); err != nil {
+		return err
+	}
+	svc, err := startService(bins["data-gateway"], serviceEnv(filepath.Join(dir, "gateway"), plugins), filepath.Join(dir, "data-gateway.log"))
+	if err != nil {
+		return err
+	}
+	defer svc.stop()
+	plugin, err := svc.waitPlugin("discard", 0, 30*time.Second)
+	if err != nil {
+		return err
+	}
+	idle, _ := memory(svc.pid())
+	pluginIdle, _ := memory(plugin.PID)
+	res.add("mem.gateway.idle", idle)
+	res.add("mem.pusher.idle", pluginIdle)
+
+	r := load(ctx, svc.base+"/data/batch", adminToken, bodies, o.conns, o.duration, http.StatusAccepted)
+	loadEnd := time.Now()
+	if r.OK == 0 {
+		return fmt.Errorf("intake: nothing accepted: %s", r.FirstError)
+	}
+	if r.Failed > 0 {
+		fmt.Fprintf(os.Stderr, "bench: %d intake requests failed, first: %s\n", r.Failed, r.FirstError)
+	}
+	res.add("intake", r.perSecond()*rowsPerRequest)
+	res.add("intake.p50", ms(r.percentile(0.50)))
+	res.add("intake.p99", ms(r.percentile(0.99)))
+	res.add("intake.failed", float64(r.Failed))
+
+	if err := waitUntil(5*time.Minute, "the backlog to drain", func() bool {
+		var s struct {
+			Summary struct {
+				Backlog map[string]int `json:"backlog"`
+			} `json:"summary"`
+		}
+		return svc.get("/status", &s) == nil && s.Summary.Backlog["discard"] == 0
+	}); err != nil {
+		return err
+	}
+	lag := time.Since(loadEnd)
+	res.add("delivery", float64(r.OK*rowsPerRequest)/(r.Elapsed+lag).Seconds())
+	res.add("delivery.lag", lag.Seconds())
+	_, peak := memory(svc.pid())
+	_, pluginPeak := memory(plugin.PID)
+	res.add("mem.gateway.peak", peak)
+	res.add("mem.pusher.peak", pluginPeak)
+
+	// Restart: kill -9 the pusher, post a row at once, and time the new
+	// process's start and that row's delivery.
+	killed := time.Now()
+	if err := syscall.Kill(plugin.PID, syscall.SIGKILL); err != nil {
+		return err
+	}
+	id, err := postRow(svc.base)
+	if err != nil {
+		return err
+	}
+	if _, err := svc.waitPlugin("discard", plugin.PID, 30*time.Second); err != nil {
+		return err
+	}
+	res.add("restart.running", ms(time.Since(killed)))
+	if err := waitUntil(30*time.Second, "the row posted after the kill to be delivered", func() bool {
+		var d struct {
+			Pushers []struct {
+				State string `json:"state"`
+			} `json:"pushers"`
+		}
+		return svc.get(fmt.Sprintf("/data/%d", id), &d) == nil && len(d.Pushers) == 1 && d.Pushers[0].State == "delivered"
+	}); err != nil {
+		return err
+	}
+	res.add("restart.push", ms(time.Since(killed)))
+	return nil
+}
+
+func postRow(base string) (int64, error) {
+	req, _ := http.NewRequest(http.MethodPost, base+"/data", strings.NewReader(`{"uuid":"restart","row":{"index":0,"data":{"od600":0.5}}}`))
+	req.Header.Set("Authorization", "Bearer "+adminToken)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return 0, err
+	}
+	defer resp.Body.Close()
+	var acc struct {
+		ID int64 `json:"id"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&acc); err != nil || resp.StatusCode != http.StatusAccepted {
+		return 0, fmt.Errorf("POST /data after the kill: %d %v", resp.StatusCode, err)
+	}
+	return acc.ID, nil
+}
+
+// towerRun measures a watcher's burst from Emit to broker confirm against
+// a raw confirming publisher, and POST /triggers against decode-only.
+func towerRun(ctx context.Context, o options, bins map[string]string, dir string, run int, res results) error {
+	exchange := fmt.Sprintf("bench-%d-%d", os.Getpid(), run)
+	defer deleteExchange(o.amqpURL, exchange)
+	// The body the control-tower publishes for a burst trigger.
+	body := []byte(`{"uuid":"0123456789abcdef","apiVersion":"OT-2/v1alpha1/Bench","protocol":"Burst","spec":{"mix":true,"volume":150,"wells":96},"metadata":{"source":"watcher"}}`)
+	rawRate, err := rawPublish(o.amqpURL, exchange, body, o.triggers, 100)
+	if err != nil {
+		return fmt.Errorf("raw publisher: %w", err)
+	}
+	res.add("publish.base", rawRate)
+
+	plugins := filepath.Join(dir, "tower-plugins")
+	if err := installPlugin(bins["watcher-burst"], plugins, "watcher-burst"); err != nil {
+		return err
+	}
+	goFile := filepath.Join(dir, "go")
+	svc, err := startService(bins["control-tower"], serviceEnv(filepath.Join(dir, "tower"), plugins,
+		"AMQP_URL="+o.amqpURL, "AMQP_EXCHANGE="+exchange,
+		"PLUGIN_BURST_GO_FILE="+goFile, fmt.Sprintf("PLUGIN_BURST_COUNT=%d", o.triggers), fmt.Sprintf("PLUGIN_BURST_RUN=%d", run),
+	), filepath.Join(dir, "control-tower.log"))
+	if err != nil {
+		return err
+	}
+	defer svc.stop()
+	if _, err := svc.waitPlugin("burst", 0, 30*time.Second); err != nil {
+		return err
+	}
+	if err := waitUntil(30*time.Second, "the broker connection", func() bool {
+		v, err := svc.metric("routing_broker_connected", nil)
+		return err == nil && v == 1
+	}); err != nil {
+		return err
+	}
+	idle, _ := memory(svc.pid())
+	res.add("mem.tower.idle", idle)
+	start := time.Now()
+	if err := os.WriteFile(goFile, nil, 0o644); err != nil {
+		return err
+	}
+	if err := waitUntil(5*time.Minute, "every emitted trigger to be confirmed", func() bool {
+		published, err1 := svc.metric("routing_triggers_published_total", map[string]string{"outcome": "published"})
+		unroutable, err2 := svc.metric("routing_triggers_published_total", map[string]string{"outcome": "unroutable"})
+		return err1 == nil && err2 == nil && published+unroutable >= float64(o.triggers)
+	}); err != nil {
+		return err
+	}
+	res.add("publish", float64(o.triggers)/time.Since(start).Seconds())
+
+	bodies := triggerBodies(1000)
+	baseURL, stop := decodeOnlyServer(http.StatusCreated, func() any { return new(map[string]any) })
+	base := load(ctx, baseURL+"/triggers", "", bodies, o.conns, o.duration/2, http.StatusCreated)
+	stop()
+	res.add("post.base", base.perSecond())
+	r := load(ctx, svc.base+"/triggers", adminToken, bodies, o.conns, o.duration/2, http.StatusCreated)
+	if r.OK == 0 {
+		return fmt.Errorf("POST /triggers: nothing created: %s", r.FirstError)
+	}
+	res.add("post", r.perSecond())
+	res.add("post.p99", ms(r.percentile(0.99)))
+	_, peak := memory(svc.pid())
+	res.add("mem.tower.peak", peak)
+	return nil
+}
+
+// rawPublish publishes n messages with confirms, inflight at a time, the
+// way an application using amqp091-go directly would, and returns the
+// rate of confirmed messages.
+func rawPublish(url, exchange string, body []byte, n, inflight int) (float64, error) {
+	conn, err := amqp.Dial(url)
+	if err != nil {
+		return 0, err
+	}
+	defer conn.Close()
+	ch, err := conn.Channel()
+	if err != nil {
+		return 0, err
+	}
+	if err := ch.ExchangeDeclare(exchange, amqp.ExchangeTopic, true, false, false, false, nil); err != nil {
+		return 0, err
+	}
+	if err := ch.Confirm(false); err != nil {
+		return 0, err
+	}
+	ctx := context.Background()
+	start := time.Now()
+	pending := make([]*amqp.DeferredConfirmation, 0, inflight)
+	for i := range n {
+		if len(pending) == inflight {
+			if !pending[0].Wait() {
+				return 0, fmt.Errorf("message nacked")
+			}
+			pending = pending[1:]
+		}
+		dc, err := ch.PublishWithDeferredConfirmWithContext(ctx, exchange, "OT-2.v1alpha1.Bench", true, false, amqp.Publishing{
+			ContentType: "application/json", DeliveryMode: amqp.Persistent, MessageId: fmt.Sprint(i), Body: bytes.Clone(body),
+		})
+		if err != nil {
+			return 0, err
+		}
+		pending = append(pending, dc)
+	}
+	for _, dc := range pending {
+		if !dc.Wait() {
+			return 0, fmt.Errorf("message nacked")
+		}
+	}
+	return float64(n) / time.Since(start).Seconds(), nil
+}
+
+func deleteExchange(url, exchange string) {
+	conn, err := amqp.Dial(url)
+	if err != nil {
+		return
+	}
+	defer conn.Close()
+	if ch, err := conn.Channel(); err == nil {
+		_ = ch.ExchangeDelete(exchange, false, false)
+	}
+}
+
+func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
