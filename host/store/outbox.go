@@ -72,7 +72,7 @@ func (s *Store) Settle(ctx context.Context, published, unroutable []int64, at ti
 
 // RetryLater postpones an outbox entry by delay and records why.
 func (s *Store) RetryLater(ctx context.Context, id int64, delay time.Duration, lastErr string) error {
-	_, err := s.w.ExecContext(ctx, s.q("UPDATE outbox SET attempts = attempts + 1, next_attempt_at = ?, last_error = ? WHERE id = ?"),
+	_, err := s.exec(ctx, "UPDATE outbox SET attempts = attempts + 1, next_attempt_at = ?, last_error = ? WHERE id = ?",
 		micros(time.Now().Add(delay)), lastErr, id)
 	if err != nil {
 		return fmt.Errorf("retry outbox entry %d: %w", id, err)

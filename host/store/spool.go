@@ -154,11 +154,10 @@ func (s *Store) ClaimTasks(ctx context.Context, pusher, owner string, limit int,
 // when it starts, since claims its previous run held can no longer be
 // worked on. It reports how many it freed.
 func (s *Store) ReleaseClaims(ctx context.Context, owner string) (int, error) {
-	res, err := s.w.ExecContext(ctx, s.q("UPDATE tasks SET claimed_by = NULL, claimed_until = NULL WHERE claimed_by = ? AND state = 'pending'"), owner)
+	n, err := s.exec(ctx, "UPDATE tasks SET claimed_by = NULL, claimed_until = NULL WHERE claimed_by = ? AND state = 'pending'", owner)
 	if err != nil {
 		return 0, fmt.Errorf("release claims: %w", err)
 	}
-	n, _ := res.RowsAffected()
 	return int(n), nil
 }
 
@@ -189,11 +188,11 @@ func (s *Store) RetryTask(ctx context.Context, id int64, owner string, delay tim
 
 func (s *Store) updateClaimed(ctx context.Context, id int64, owner, set string, args ...any) error {
 	args = append(args, id, owner)
-	res, err := s.w.ExecContext(ctx, s.q("UPDATE tasks SET "+set+" WHERE id = ? AND claimed_by = ? AND state = 'pending'"), args...)
+	n, err := s.exec(ctx, "UPDATE tasks SET "+set+" WHERE id = ? AND claimed_by = ? AND state = 'pending'", args...)
 	if err != nil {
 		return fmt.Errorf("update task %d: %w", id, err)
 	}
-	if n, _ := res.RowsAffected(); n == 0 {
+	if n == 0 {
 		return fmt.Errorf("task %d: %w", id, ErrNotClaimed)
 	}
 	return nil
@@ -271,12 +270,12 @@ func (s *Store) ListDeadLetters(ctx context.Context, f DeadLetterFilter) ([]Task
 // RetryDeadLetter makes a dead task pending again, due now, with its
 // attempts reset; ErrNotFound unless the task is dead.
 func (s *Store) RetryDeadLetter(ctx context.Context, id int64) (Task, error) {
-	res, err := s.w.ExecContext(ctx, s.q(`UPDATE tasks SET state = 'pending', attempts = 0, next_attempt_at = ?, finished_at = NULL,
-		claimed_by = NULL, claimed_until = NULL WHERE id = ? AND state = 'dead'`), micros(time.Now()), id)
+	n, err := s.exec(ctx, `UPDATE tasks SET state = 'pending', attempts = 0, next_attempt_at = ?, finished_at = NULL,
+		claimed_by = NULL, claimed_until = NULL WHERE id = ? AND state = 'dead'`, micros(time.Now()), id)
 	if err != nil {
 		return Task{}, fmt.Errorf("retry dead letter: %w", err)
 	}
-	if n, _ := res.RowsAffected(); n == 0 {
+	if n == 0 {
 		return Task{}, fmt.Errorf("dead letter %d: %w", id, ErrNotFound)
 	}
 	tasks, err := s.queryTasks(ctx, "SELECT "+taskColumns+" FROM tasks t WHERE t.id = ?", id)

@@ -49,8 +49,8 @@ func (s *Store) StatePut(ctx context.Context, plugin, key string, value []byte) 
 	if value == nil {
 		value = []byte{}
 	}
-	_, err := s.w.ExecContext(ctx, s.q(`INSERT INTO plugin_state (plugin, key, value, updated_at) VALUES (?, ?, ?, ?)
-		ON CONFLICT (plugin, key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at`),
+	_, err := s.exec(ctx, `INSERT INTO plugin_state (plugin, key, value, updated_at) VALUES (?, ?, ?, ?)
+		ON CONFLICT (plugin, key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at`,
 		plugin, key, value, micros(time.Now()))
 	if err != nil {
 		return fmt.Errorf("state put: %w", err)
@@ -60,7 +60,7 @@ func (s *Store) StatePut(ctx context.Context, plugin, key string, value []byte) 
 
 // StateDelete removes a plugin's key; an absent key is not an error.
 func (s *Store) StateDelete(ctx context.Context, plugin, key string) error {
-	if _, err := s.w.ExecContext(ctx, s.q("DELETE FROM plugin_state WHERE plugin = ? AND key = ?"), plugin, key); err != nil {
+	if _, err := s.exec(ctx, "DELETE FROM plugin_state WHERE plugin = ? AND key = ?", plugin, key); err != nil {
 		return fmt.Errorf("state delete: %w", err)
 	}
 	return nil

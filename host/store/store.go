@@ -53,6 +53,9 @@ type Store struct {
 	w, r    *sql.DB
 	dialect string
 	log     hclog.Logger
+	// group runs SQLite's writes (nil with PostgreSQL, whose concurrent
+	// transactions commit in parallel).
+	group *committer
 }
 
 // Open opens (creating if needed) and migrates the database.
@@ -89,6 +92,9 @@ func Open(ctx context.Context, cfg Config, log hclog.Logger) (*Store, error) {
 		s.Close()
 		return nil, err
 	}
+	if s.dialect == "sqlite" {
+		s.group = newCommitter(s.w)
+	}
 	return s, nil
 }
 
@@ -123,6 +129,9 @@ func (s *Store) migrate(ctx context.Context) error {
 
 // Close closes the database.
 func (s *Store) Close() error {
+	if s.group != nil {
+		s.group.close()
+	}
 	err := s.w.Close()
 	if s.r != s.w {
 		err = errors.Join(err, s.r.Close())
@@ -160,8 +169,13 @@ func (s *Store) q(query string) string {
 	return b.String()
 }
 
-// inTx runs f in one write transaction.
+// inTx runs f in one write transaction; with SQLite the transaction may be
+// shared with concurrent writes (group commit), f's effects being rolled
+// back alone when it fails. f must not call inTx.
 func (s *Store) inTx(ctx context.Context, f func(tx *sql.Tx) error) error {
+	if s.group != nil {
+		return s.group.do(ctx, f)
+	}
 	tx, err := s.w.BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("begin: %w", err)
@@ -174,6 +188,21 @@ func (s *Store) inTx(ctx context.Context, f func(tx *sql.Tx) error) error {
 		return fmt.Errorf("commit: %w", err)
 	}
 	return nil
+}
+
+// exec runs one write statement through inTx and returns the rows it
+// affected.
+func (s *Store) exec(ctx context.Context, query string, args ...any) (int64, error) {
+	var n int64
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, s.q(query), args...)
+		if err != nil {
+			return err
+		}
+		n, err = res.RowsAffected()
+		return err
+	})
+	return n, err
 }
 
 // isUniqueViolation reports whether err is a unique constraint violation.

@@ -393,3 +393,56 @@ func must(tb testing.TB, err error) {
 		tb.Fatal(err)
 	}
 }
+
+// Concurrent writes share transactions (SQLite's group commit): a write
+// that fails is rolled back alone and the others are committed.
+func TestConcurrentWritesFailAlone(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, cfg store.Config, s *store.Store) {
+		ctx := context.Background()
+		must(t, func() error { _, _, err := s.InsertTrigger(ctx, trig("taken", "")); return err }())
+		const good, bad = 100, 30
+		var (
+			wg        sync.WaitGroup
+			mu        sync.Mutex
+			created   int
+			conflicts int
+			other     []error
+		)
+		for i := range good + bad {
+			wg.Go(func() {
+				tr := trig(fmt.Sprintf("g%d", i), "")
+				if i >= good {
+					tr = trig("taken", "")
+					tr.Body = fmt.Appendf(nil, `{"different":%d}`, i)
+				}
+				_, c, err := s.InsertTrigger(ctx, tr)
+				mu.Lock()
+				defer mu.Unlock()
+				switch {
+				case errors.Is(err, store.ErrConflict):
+					conflicts++
+				case err != nil:
+					other = append(other, err)
+				case c:
+					created++
+				}
+			})
+		}
+		wg.Wait()
+		if created != good || conflicts != bad || len(other) > 0 {
+			t.Fatalf("created %d, conflicts %d, other errors %v; want %d, %d, none", created, conflicts, other, good, bad)
+		}
+		must(t, s.Close())
+		s2 := open(t, cfg)
+		n, err := s2.PendingCount(ctx)
+		must(t, err)
+		if n != good+1 {
+			t.Fatalf("%d outbox entries after reopening, want %d", n, good+1)
+		}
+		got, err := s2.GetTrigger(ctx, "taken")
+		must(t, err)
+		if !strings.Contains(string(got.Body), `"uuid":"taken"`) {
+			t.Fatalf("the conflicting writes changed the stored trigger: %s", got.Body)
+		}
+	})
+}

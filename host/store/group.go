@@ -1,0 +1,163 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"sync"
+)
+
+// ErrClosed is returned for writes after the store was closed.
+var ErrClosed = errors.New("store closed")
+
+// maxGroup bounds the writes that share one transaction.
+const maxGroup = 256
+
+// committer is SQLite's group commit. SQLite has one writer and pays one
+// fsync per commit, so concurrent writers queue behind each other's
+// fsyncs. The committer runs the writes that are waiting when a
+// transaction starts in that one transaction, each inside its own
+// savepoint (a write that fails is rolled back alone, with its own error),
+// and commits them with one fsync. A caller returns only after the commit
+// that holds its write, so durability is what it was with one transaction
+// per write.
+type committer struct {
+	db   *sql.DB
+	ops  chan *groupOp
+	quit chan struct{}
+	done chan struct{}
+
+	mu     sync.RWMutex
+	closed bool
+}
+
+type groupOp struct {
+	ctx  context.Context
+	f    func(tx *sql.Tx) error
+	err  error
+	done chan struct{}
+}
+
+func newCommitter(db *sql.DB) *committer {
+	c := &committer{db: db, ops: make(chan *groupOp, maxGroup), quit: make(chan struct{}), done: make(chan struct{})}
+	go c.run()
+	return c
+}
+
+// do runs f in a write transaction, possibly shared with other writes, and
+// returns once that transaction committed or f's savepoint was rolled
+// back.
+func (c *committer) do(ctx context.Context, f func(tx *sql.Tx) error) error {
+	op := &groupOp{ctx: ctx, f: f, done: make(chan struct{})}
+	c.mu.RLock()
+	if c.closed {
+		c.mu.RUnlock()
+		return ErrClosed
+	}
+	c.ops <- op
+	c.mu.RUnlock()
+	<-op.done
+	return op.err
+}
+
+// close stops taking writes, fails those still queued, and waits for the
+// transaction in progress.
+func (c *committer) close() {
+	c.mu.Lock()
+	already := c.closed
+	c.closed = true
+	c.mu.Unlock()
+	if !already {
+		close(c.quit)
+	}
+	<-c.done
+}
+
+func (c *committer) run() {
+	defer close(c.done)
+	for {
+		select {
+		case op := <-c.ops:
+			batch := []*groupOp{op}
+		more:
+			for len(batch) < maxGroup {
+				select {
+				case op := <-c.ops:
+					batch = append(batch, op)
+				default:
+					break more
+				}
+			}
+			c.commit(batch)
+		case <-c.quit:
+			for {
+				select {
+				case op := <-c.ops:
+					op.err = ErrClosed
+					close(op.done)
+				default:
+					return
+				}
+			}
+		}
+	}
+}
+
+func (c *committer) commit(batch []*groupOp) {
+	defer func() {
+		for _, op := range batch {
+			close(op.done)
+		}
+	}()
+	fail := func(err error) {
+		for _, op := range batch {
+			if op.err == nil {
+				op.err = err
+			}
+		}
+	}
+	tx, err := c.db.BeginTx(context.Background(), nil)
+	if err != nil {
+		fail(fmt.Errorf("begin: %w", err))
+		return
+	}
+	ok := 0
+	for _, op := range batch {
+		if op.err = op.ctx.Err(); op.err != nil {
+			continue
+		}
+		if len(batch) == 1 {
+			if op.err = op.f(tx); op.err == nil {
+				ok++
+			}
+			continue
+		}
+		if _, err := tx.Exec("SAVEPOINT grp"); err != nil {
+			_ = tx.Rollback()
+			fail(fmt.Errorf("savepoint: %w", err))
+			return
+		}
+		if op.err = op.f(tx); op.err != nil {
+			if _, err := tx.Exec("ROLLBACK TO grp"); err != nil {
+				_ = tx.Rollback()
+				fail(fmt.Errorf("rollback to savepoint: %w", err))
+				return
+			}
+		} else {
+			ok++
+		}
+		if _, err := tx.Exec("RELEASE grp"); err != nil {
+			_ = tx.Rollback()
+			fail(fmt.Errorf("release savepoint: %w", err))
+			return
+		}
+	}
+	if ok == 0 {
+		_ = tx.Rollback()
+		return
+	}
+	if err := tx.Commit(); err != nil {
+		fail(fmt.Errorf("commit: %w", err))
+	}
+}
