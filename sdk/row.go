@@ -4,12 +4,8 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
-	"regexp"
-	"strconv"
 	"strings"
 )
-
-var camelCaseRE = regexp.MustCompile(`^[a-z][a-zA-Z0-9]*$`)
 
 // MaxDataKeys bounds the number of keys of one row's data.
 const MaxDataKeys = 1000
@@ -61,7 +57,20 @@ func (d Data) Get(key string) (Field, bool) {
 }
 
 // UnmarshalJSON decodes a JSON object keeping key order and raw values.
+// The object is scanned once and its values are kept as slices of one
+// copy of it (one allocation per row, not per field).
 func (d *Data) UnmarshalJSON(b []byte) error {
+	if out, ok := scanObject(b); ok {
+		*d = out
+		return nil
+	}
+	return d.unmarshalSlow(b)
+}
+
+// unmarshalSlow decodes with encoding/json's tokenizer, for the inputs
+// scanObject leaves to it (invalid JSON, not an object): its errors are
+// encoding/json's.
+func (d *Data) unmarshalSlow(b []byte) error {
 	dec := json.NewDecoder(bytes.NewReader(b))
 	dec.UseNumber()
 	tok, err := dec.Token()
@@ -91,29 +100,140 @@ func (d *Data) UnmarshalJSON(b []byte) error {
 	return nil
 }
 
+// scanObject splits a valid JSON object into its fields; ok is false for
+// anything else.
+func scanObject(in []byte) (Data, bool) {
+	if !json.Valid(in) {
+		return nil, false
+	}
+	b := bytes.Clone(in)
+	i := skipSpace(b, 0)
+	if i == len(b) || b[i] != '{' {
+		return nil, false
+	}
+	out := make(Data, 0, 8)
+	i = skipSpace(b, i+1)
+	if b[i] == '}' {
+		return out, true
+	}
+	for {
+		end := skipString(b, i)
+		key := b[i+1 : end-1]
+		var name string
+		if bytes.IndexByte(key, '\\') >= 0 {
+			if err := json.Unmarshal(b[i:end], &name); err != nil {
+				return nil, false
+			}
+		} else {
+			name = string(key)
+		}
+		i = skipSpace(b, skipSpace(b, end)+1) // past the colon
+		vend := skipValue(b, i)
+		out = append(out, Field{Key: name, Value: json.RawMessage(b[i:vend:vend])})
+		i = skipSpace(b, vend)
+		if b[i] == '}' {
+			return out, true
+		}
+		i = skipSpace(b, i+1) // past the comma
+	}
+}
+
+func skipSpace(b []byte, i int) int {
+	for i < len(b) && (b[i] == ' ' || b[i] == '\t' || b[i] == '\n' || b[i] == '\r') {
+		i++
+	}
+	return i
+}
+
+// skipString returns the index after the string starting at b[i].
+func skipString(b []byte, i int) int {
+	for i++; i < len(b); i++ {
+		switch b[i] {
+		case '\\':
+			i++
+		case '"':
+			return i + 1
+		}
+	}
+	return i
+}
+
+// skipValue returns the index after the value starting at b[i] (valid
+// JSON).
+func skipValue(b []byte, i int) int {
+	switch b[i] {
+	case '"':
+		return skipString(b, i)
+	case '{', '[':
+		depth := 0
+		for ; i < len(b); i++ {
+			switch b[i] {
+			case '"':
+				i = skipString(b, i) - 1
+			case '{', '[':
+				depth++
+			case '}', ']':
+				if depth--; depth == 0 {
+					return i + 1
+				}
+			}
+		}
+		return i
+	default:
+		for i < len(b) && !strings.ContainsRune(",}] \t\n\r", rune(b[i])) {
+			i++
+		}
+		return i
+	}
+}
+
 // MarshalJSON encodes the fields as one JSON object in their order.
 func (d Data) MarshalJSON() ([]byte, error) {
 	if d == nil {
 		return []byte("{}"), nil
 	}
-	var buf bytes.Buffer
+	size := 2
+	for _, f := range d {
+		size += len(f.Key) + len(f.Value) + 4
+	}
+	buf := bytes.NewBuffer(make([]byte, 0, size))
 	buf.WriteByte('{')
 	for i, f := range d {
 		if i > 0 {
 			buf.WriteByte(',')
 		}
-		buf.WriteString(strconv.Quote(f.Key))
+		writeKey(buf, f.Key)
 		buf.WriteByte(':')
-		if len(f.Value) == 0 {
+		switch {
+		case len(f.Value) == 0:
 			buf.WriteString("null")
-			continue
-		}
-		if err := json.Compact(&buf, f.Value); err != nil {
-			return nil, fmt.Errorf("data.%s: %w", f.Key, err)
+		case f.Value[0] == '{' || f.Value[0] == '[' || !json.Valid(f.Value):
+			// Containers may hold whitespace; an invalid value is an error.
+			if err := json.Compact(buf, f.Value); err != nil {
+				return nil, fmt.Errorf("data.%s: %w", f.Key, err)
+			}
+		default:
+			// A valid scalar is compact already.
+			buf.Write(f.Value)
 		}
 	}
 	buf.WriteByte('}')
 	return buf.Bytes(), nil
+}
+
+// writeKey writes a JSON string for key: as is when it needs no escaping
+// (every valid key), else through encoding/json.
+func writeKey(buf *bytes.Buffer, key string) {
+	for i := 0; i < len(key); i++ {
+		if c := key[i]; c < 0x20 || c == '"' || c == '\\' || c >= 0x7f || c == '<' || c == '>' || c == '&' {
+			quoted, _ := json.Marshal(key)
+			buf.Write(quoted)
+			return
+		}
+	}
+	buf.WriteByte('"')
+	buf.WriteString(key)
+	buf.WriteByte('"')
 }
 
 // Validate checks r against the row contract and returns a
@@ -132,31 +252,66 @@ func (r *Row) Validate() error {
 	case len(r.Data) > MaxDataKeys:
 		errs.add("data", "has %d keys, at most %d are allowed", len(r.Data), MaxDataKeys)
 	}
-	seen := make(map[string]struct{}, len(r.Data))
-	for _, f := range r.Data {
-		path := "data." + f.Key
-		if !camelCaseRE.MatchString(f.Key) {
-			errs.add(path, "key must be camelCase (e.g. odMeasured)")
+	// Rows are small: a map to find duplicates only pays for large ones.
+	var seen map[string]struct{}
+	if len(r.Data) > 32 {
+		seen = make(map[string]struct{}, len(r.Data))
+	}
+	for i, f := range r.Data {
+		if !isCamelCase(f.Key) {
+			errs.add("data."+f.Key, "key must be camelCase (e.g. odMeasured)")
 		}
-		if _, dup := seen[f.Key]; dup {
-			errs.add(path, "key appears more than once")
+		if isDuplicate(r.Data, i, seen) {
+			errs.add("data."+f.Key, "key appears more than once")
 		}
-		seen[f.Key] = struct{}{}
 		switch jsonKind(f.Value) {
 		case '{', '[':
-			errs.add(path, "value must be a string, number, boolean or null, not %s", jsonTypeName(f.Value))
+			errs.add("data."+f.Key, "value must be a string, number, boolean or null, not %s", jsonTypeName(f.Value))
 		case 0:
-			errs.add(path, "value is missing")
+			errs.add("data."+f.Key, "value is missing")
 		}
 	}
 	return errs.err()
+}
+
+// isCamelCase reports whether key matches ^[a-z][a-zA-Z0-9]*$.
+func isCamelCase(key string) bool {
+	if key == "" || key[0] < 'a' || key[0] > 'z' {
+		return false
+	}
+	for i := 1; i < len(key); i++ {
+		c := key[i]
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9') {
+			return false
+		}
+	}
+	return true
+}
+
+// isDuplicate reports whether d[i]'s key appeared before i; seen, when
+// not nil, holds the keys before i and gets d[i]'s.
+func isDuplicate(d Data, i int, seen map[string]struct{}) bool {
+	key := d[i].Key
+	if seen != nil {
+		_, dup := seen[key]
+		seen[key] = struct{}{}
+		return dup
+	}
+	for _, f := range d[:i] {
+		if f.Key == key {
+			return true
+		}
+	}
+	return false
 }
 
 // ValidateRows validates rows, naming fields as "rows[i]....".
 func ValidateRows(rows []Row) error {
 	var errs fieldErrors
 	for i := range rows {
-		errs.merge(fmt.Sprintf("rows[%d]", i), rows[i].Validate())
+		if err := rows[i].Validate(); err != nil {
+			errs.merge(fmt.Sprintf("rows[%d]", i), err)
+		}
 	}
 	return errs.err()
 }

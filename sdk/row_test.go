@@ -1,0 +1,60 @@
+package sdk
+
+import (
+	"encoding/json"
+	"testing"
+)
+
+// The one-pass scanner and encoding/json's tokenizer agree on every
+// input: same fields, same raw values, same rejections.
+func TestDataScannerAgreesWithTokenizer(t *testing.T) {
+	inputs := []string{
+		`{}`, ` { } `, `{"a":1}`, "{\n \"a\" : 1 ,\t\"b\":\"x\"\r\n}",
+		`{"odMeasured":0.42,"note":"with \"quotes\" and \\ and µ","flag":true,"none":null,"big":12345678901234567890}`,
+		`{"k\u00e9y":1,"a\"b":2}`, `{"nested":{"x":[1,{"y":"}"}]},"arr":[1, 2 ,"]"]}`,
+		`{"e":-1.5e+10,"z":0}`, `{"s":"\u2028"}`, `{"dup":1,"dup":2}`,
+		// invalid or not an object
+		`[]`, `"x"`, `1`, `null`, `{`, `{"a"}`, `{"a":}`, `{"a":tru}`, `{"a":1,}`, `{"a":1} x`, ``,
+	}
+	for _, in := range inputs {
+		var fast, slow Data
+		errFast := fast.UnmarshalJSON([]byte(in))
+		errSlow := slow.unmarshalSlow([]byte(in))
+		if (errFast == nil) != (errSlow == nil) {
+			t.Errorf("%q: scanner error %v, tokenizer error %v", in, errFast, errSlow)
+			continue
+		}
+		if errFast != nil {
+			continue
+		}
+		if len(fast) != len(slow) {
+			t.Errorf("%q: scanner %d fields, tokenizer %d", in, len(fast), len(slow))
+			continue
+		}
+		for i := range fast {
+			if fast[i].Key != slow[i].Key || string(fast[i].Value) != string(slow[i].Value) {
+				t.Errorf("%q field %d: scanner %q=%s, tokenizer %q=%s", in, i, fast[i].Key, fast[i].Value, slow[i].Key, slow[i].Value)
+			}
+		}
+		// Encoding gives valid, compact JSON that decodes to the same fields.
+		enc, err := fast.MarshalJSON()
+		if err != nil || !json.Valid(enc) {
+			t.Errorf("%q: encoded %s, %v", in, enc, err)
+			continue
+		}
+		var again Data
+		if err := again.UnmarshalJSON(enc); err != nil || len(again) != len(fast) {
+			t.Errorf("%q: re-decoding %s: %v", in, enc, err)
+		}
+	}
+	// Values do not alias the caller's buffer.
+	buf := []byte(`{"a":"xyz"}`)
+	var d Data
+	if err := d.UnmarshalJSON(buf); err != nil {
+		t.Fatal(err)
+	}
+	copy(buf, `{"a":"XXX"}`)
+	if string(d[0].Value) != `"xyz"` {
+		t.Fatalf("value aliases the input: %s", d[0].Value)
+	}
+}
