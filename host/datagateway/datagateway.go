@@ -36,6 +36,7 @@ type Config struct {
 	MaxBacklog        int           `env:"MAX_BACKLOG" envDefault:"100000"`
 	PushConcurrency   int           `env:"PUSH_CONCURRENCY" envDefault:"8"`
 	PushTimeout       time.Duration `env:"PUSH_TIMEOUT" envDefault:"30s"`
+	PushBatchRows     int           `env:"PUSH_BATCH_ROWS" envDefault:"1000"`
 	MaxAttempts       int           `env:"MAX_ATTEMPTS" envDefault:"10"`
 	RetryMin          time.Duration `env:"RETRY_MIN" envDefault:"1s"`
 	RetryMax          time.Duration `env:"RETRY_MAX" envDefault:"5m"`
@@ -58,6 +59,7 @@ func (c Config) Validate() error {
 		{c.MaxBacklog >= 1, fmt.Sprintf("MAX_BACKLOG=%d: want at least 1", c.MaxBacklog)},
 		{c.PushConcurrency >= 1, fmt.Sprintf("PUSH_CONCURRENCY=%d: want at least 1", c.PushConcurrency)},
 		{c.PushTimeout > 0, fmt.Sprintf("PUSH_TIMEOUT=%s: want a positive duration", c.PushTimeout)},
+		{c.PushBatchRows >= 0, fmt.Sprintf("PUSH_BATCH_ROWS=%d: want 0 (one request per Push) or more", c.PushBatchRows)},
 		{c.MaxAttempts >= 1, fmt.Sprintf("MAX_ATTEMPTS=%d: want at least 1", c.MaxAttempts)},
 		{c.RetryMin > 0 && c.RetryMax >= c.RetryMin, fmt.Sprintf("RETRY_MIN=%s, RETRY_MAX=%s: want 0 < RETRY_MIN <= RETRY_MAX", c.RetryMin, c.RetryMax)},
 		{!c.VerifyTriggers || c.ControlTowerURL != "", "VERIFY_TRIGGERS=true needs CONTROL_TOWER_URL"},
@@ -99,6 +101,7 @@ func Start(ctx context.Context, cfg Config, log hclog.Logger) (*Service, error) 
 		MaxBacklog:        cfg.MaxBacklog,
 		Concurrency:       cfg.PushConcurrency,
 		PushTimeout:       cfg.PushTimeout,
+		MaxBatchRows:      cfg.PushBatchRows,
 		MaxAttempts:       cfg.MaxAttempts,
 		RetryMin:          cfg.RetryMin,
 		RetryMax:          cfg.RetryMax,

@@ -75,7 +75,6 @@ func TestRowsReachTheJSONLPusherInOrderByteExact(t *testing.T) {
 		{"routing_rows_received_total", nil, 3},
 		{"routing_deliveries_received_total", nil, 2},
 		{"routing_tasks_total", []string{"pusher", "jsonl", "outcome", "delivered"}, 2},
-		{"routing_push_duration_seconds", []string{"pusher", "jsonl"}, 2},
 		{"routing_backlog_tasks", []string{"pusher", "jsonl"}, 0},
 		{"routing_plugin_up", []string{"plugin", "jsonl", "kind", "pusher"}, 1},
 		{"routing_plugin_state", []string{"plugin", "jsonl", "state", "running"}, 1},
@@ -529,5 +528,58 @@ func TestTokensGuardEveryNonPublicEndpoint(t *testing.T) {
 		if got := do(tt.method, tt.path, tt.token, tt.body); got != tt.want {
 			t.Errorf("%s %s with %q: %d, want %d", tt.method, tt.path, tt.token, got, tt.want)
 		}
+	}
+}
+
+func TestBacklogIsPushedInBatchesAndABadRowFailsAlone(t *testing.T) {
+	e := newEnv(t, "PUSH_BATCH_ROWS=50")
+	e.vars = append(e.vars, "PLUGIN_PROBE_OUT="+e.out, "PLUGIN_PROBE_DELAY=200ms", "PLUGIN_PROBE_REJECT_KEY=bad")
+	install(t, "pusher-probe", e.plugins, "pusher-probe")
+	svc, base := start(t, e.config(t))
+	waitRunning(t, svc, "probe")
+	// Twenty single-row requests for one uuid queue up behind the first
+	// push (each takes 200 ms); request 12 carries a row the pusher rejects.
+	var badID int64
+	for i := range 20 {
+		data := `{"v":1}`
+		if i == 12 {
+			data = `{"bad":true}`
+		}
+		var acc gateway.Accepted
+		r := call(t, http.MethodPost, base+"/data", fmt.Sprintf(`{"uuid":"line","row":{"index":%d,"data":%s}}`, i, data))
+		if r.status != http.StatusAccepted {
+			t.Fatalf("POST %d: %d %s", i, r.status, r.body)
+		}
+		r.decode(t, &acc)
+		if i == 12 {
+			badID = acc.ID
+		}
+	}
+	waitFor(t, 60*time.Second, "19 rows delivered", func() bool { return len(lines(t, e.out, "probe")) >= 19 })
+	var dead struct{ DeadLetters []gateway.TaskStatus }
+	waitFor(t, 30*time.Second, "the bad row dead-lettered", func() bool {
+		call(t, http.MethodGet, base+"/deadletters?uuid=line", "").decode(t, &dead)
+		return len(dead.DeadLetters) == 1
+	})
+	if d := dead.DeadLetters[0]; d.DeliveryID != badID || d.Attempts != 1 {
+		t.Fatalf("dead letter %+v, want delivery %d after one attempt of its own", d, badID)
+	}
+	ls := lines(t, e.out, "probe")
+	if len(ls) != 19 {
+		t.Fatalf("%d rows delivered, want 19", len(ls))
+	}
+	batched := false
+	for i, l := range ls {
+		want := i
+		if i >= 12 {
+			want = i + 1 // the rejected row is skipped, the order kept
+		}
+		if *l.Index != want {
+			t.Fatalf("row %d has index %d, want %d: order broken", i, *l.Index, want)
+		}
+		batched = batched || l.Batch > 1
+	}
+	if !batched {
+		t.Fatal("no Push carried more than one row: the backlog was not batched")
 	}
 }

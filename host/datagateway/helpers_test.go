@@ -166,6 +166,7 @@ type line struct {
 	Data    json.RawMessage `json:"data"`
 	Attempt int             `json:"attempt"`
 	PID     int             `json:"pid"`
+	Batch   int             `json:"batch"`
 }
 
 // lines reads the probe's record of one instance.

@@ -55,15 +55,15 @@ func (g *Gateway) deliver(ctx context.Context, pusher string, pc sdk.PusherClien
 	lease := 2*g.cfg.PushTimeout + 10*time.Second
 	for {
 		if free := g.cfg.Concurrency - inFlight; free > 0 && ctx.Err() == nil {
-			tasks, err := g.store.ClaimTasks(ctx, pusher, g.owner, free, lease)
+			batches, err := g.store.ClaimBatches(ctx, pusher, g.owner, free, g.cfg.MaxBatchRows, lease)
 			if err != nil && ctx.Err() == nil {
 				log.Warn("cannot claim tasks", "error", err)
 			}
-			for _, t := range tasks {
+			for _, b := range batches {
 				inFlight++
-				go func() { done <- g.push(ctx, pc, t) }()
+				go func() { done <- g.push(ctx, pc, g.singleIfFailed(ctx, b)) }()
 			}
-			if len(tasks) == free {
+			if len(batches) == free {
 				continue // there may be more
 			}
 		}
@@ -86,15 +86,54 @@ func (g *Gateway) deliver(ctx context.Context, pusher string, pc sdk.PusherClien
 	}
 }
 
-// push delivers one task and records its outcome. Bookkeeping outlives a
-// cancelled ctx: a task must end claimed by nobody or finished.
-func (g *Gateway) push(ctx context.Context, pc sdk.PusherClient, t store.ClaimedTask) outcome {
+// singleIfFailed releases the tasks behind the head of a batch whose uuid
+// had a failed batch: until one push of that uuid succeeds, its tasks are
+// pushed one at a time, so attempts, retries and dead letters count per
+// task and a bad row cannot hold back the rows around it.
+func (g *Gateway) singleIfFailed(ctx context.Context, batch []store.ClaimedTask) []store.ClaimedTask {
+	if len(batch) == 1 || !g.isSingle(batch[0].Pusher, batch[0].UUID) {
+		return batch
+	}
+	for _, t := range batch[1:] {
+		g.retry(context.WithoutCancel(ctx), t, 0, "", false)
+	}
+	return batch[:1]
+}
+
+func (g *Gateway) isSingle(pusher, uuid string) bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.single[pusher+"\x00"+uuid]
+}
+
+func (g *Gateway) setSingle(pusher, uuid string, on bool) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if on {
+		g.single[pusher+"\x00"+uuid] = true
+	} else {
+		delete(g.single, pusher+"\x00"+uuid)
+	}
+}
+
+// push delivers a batch (tasks of one uuid, in order) in one Push and
+// records its outcome. A batch of several tasks that fails is released
+// whole, uncounted, and its uuid's tasks go one at a time until one is
+// delivered; a single task follows the retry policy. Bookkeeping outlives
+// a cancelled ctx: a task must end claimed by nobody or finished.
+func (g *Gateway) push(ctx context.Context, pc sdk.PusherClient, batch []store.ClaimedTask) outcome {
 	bg := context.WithoutCancel(ctx)
+	t := batch[0]
 	log := g.log.With("pusher", t.Pusher, "uuid", t.UUID, "delivery", t.DeliveryID, "attempt", t.Attempts+1)
 	var rows []sdk.Row
-	if err := json.Unmarshal(t.Rows, &rows); err != nil {
-		g.record(bg, t, store.TaskDead, fmt.Sprintf("stored rows unreadable: %v", err))
-		return outcome{}
+	for _, bt := range batch {
+		var part []sdk.Row
+		if err := json.Unmarshal(bt.Rows, &part); err != nil {
+			g.record(bg, []store.ClaimedTask{bt}, store.TaskDead, fmt.Sprintf("stored rows unreadable: %v", err))
+			g.releaseAll(bg, batch, bt.ID)
+			return outcome{}
+		}
+		rows = append(rows, part...)
 	}
 	var trigger *sdk.StoredTrigger
 	if g.tower != nil {
@@ -102,6 +141,7 @@ func (g *Gateway) push(ctx context.Context, pc sdk.PusherClient, t store.Claimed
 		if trigger, err = g.tower.resolve(ctx, t.UUID); err != nil {
 			log.Warn("trigger unresolved; retrying later", "error", err)
 			g.retry(bg, t, g.retryDelay(t.Attempts), err.Error(), false)
+			g.releaseAll(bg, batch, t.ID)
 			return outcome{}
 		}
 	}
@@ -110,18 +150,37 @@ func (g *Gateway) push(ctx context.Context, pc sdk.PusherClient, t store.Claimed
 	err := pc.Push(pctx, sdk.PushRequest{UUID: t.UUID, Rows: rows, Trigger: trigger, Attempt: t.Attempts + 1})
 	cancel()
 	g.cfg.Metrics.PushDuration.WithLabelValues(t.Pusher).Observe(time.Since(started).Seconds())
-	count := func(outcome string) { g.cfg.Metrics.Tasks.WithLabelValues(t.Pusher, outcome).Inc() }
+	count := func(outcome string) { g.cfg.Metrics.Tasks.WithLabelValues(t.Pusher, outcome).Add(float64(len(batch))) }
+	if len(batch) > 1 && err != nil && !errors.Is(err, sdk.ErrSkipped) {
+		g.releaseAll(bg, batch, 0)
+		if errors.Is(err, sdk.ErrPluginExited) || ctx.Err() != nil {
+			// Not the rows' fault: the next process takes the batch again.
+			return outcome{exited: errors.Is(err, sdk.ErrPluginExited)}
+		}
+		// Which row failed is unknown: push them one at a time.
+		g.setSingle(t.Pusher, t.UUID, true)
+		log.Info("batch push failed; pushing its tasks one at a time", "tasks", len(batch), "error", err)
+		if errors.Is(err, context.DeadlineExceeded) {
+			count("timeout")
+			return outcome{hung: true}
+		}
+		count("retried")
+		return outcome{}
+	}
 	switch {
 	case err == nil:
 		count("delivered")
-		g.record(bg, t, store.TaskDelivered, "")
+		g.setSingle(t.Pusher, t.UUID, false)
+		g.record(bg, batch, store.TaskDelivered, "")
 	case errors.Is(err, sdk.ErrSkipped):
 		count("skipped")
-		g.record(bg, t, store.TaskSkipped, err.Error())
+		g.setSingle(t.Pusher, t.UUID, false)
+		g.record(bg, batch, store.TaskSkipped, err.Error())
 	case errors.Is(err, sdk.ErrPermanent):
 		count("dead")
 		log.Warn("permanent failure; dead-lettered", "error", err)
-		g.record(bg, t, store.TaskDead, err.Error())
+		g.setSingle(t.Pusher, t.UUID, false)
+		g.record(bg, batch, store.TaskDead, err.Error())
 	case errors.Is(err, sdk.ErrPluginExited), ctx.Err() != nil:
 		// Not the rows' fault: the next process takes the task again.
 		g.retry(bg, t, 0, err.Error(), false)
@@ -134,7 +193,8 @@ func (g *Gateway) push(ctx context.Context, pc sdk.PusherClient, t store.Claimed
 	case t.Attempts+1 >= g.cfg.MaxAttempts:
 		count("dead")
 		log.Warn("attempts exhausted; dead-lettered", "error", err)
-		g.record(bg, t, store.TaskDead, fmt.Sprintf("%d attempts failed; last: %v", t.Attempts+1, err))
+		g.setSingle(t.Pusher, t.UUID, false)
+		g.record(bg, batch, store.TaskDead, fmt.Sprintf("%d attempts failed; last: %v", t.Attempts+1, err))
 	default:
 		count("retried")
 		delay := g.retryDelay(t.Attempts)
@@ -144,13 +204,27 @@ func (g *Gateway) push(ctx context.Context, pc sdk.PusherClient, t store.Claimed
 	return outcome{}
 }
 
-func (g *Gateway) record(ctx context.Context, t store.ClaimedTask, state store.TaskState, msg string) {
-	if err := g.store.FinishTask(ctx, t.ID, g.owner, state, msg); err != nil {
-		// The lease ran out or the store failed: the task stays pending and
-		// is pushed again (at least once).
-		g.log.Warn("cannot record task outcome", "task", t.ID, "state", state, "error", err)
+// releaseAll gives back the claims of a batch's tasks, but the one with id
+// except, uncounted and due now.
+func (g *Gateway) releaseAll(ctx context.Context, batch []store.ClaimedTask, except int64) {
+	for _, t := range batch {
+		if t.ID != except {
+			g.retry(ctx, t, 0, "", false)
+		}
 	}
-	g.kick(t.Pusher) // the uuid's next task may be due
+}
+
+func (g *Gateway) record(ctx context.Context, batch []store.ClaimedTask, state store.TaskState, msg string) {
+	ids := make([]int64, len(batch))
+	for i, t := range batch {
+		ids[i] = t.ID
+	}
+	if err := g.store.FinishTasks(ctx, ids, g.owner, state, msg); err != nil {
+		// The lease ran out or the store failed: the tasks stay pending and
+		// are pushed again (at least once).
+		g.log.Warn("cannot record task outcome", "tasks", ids, "state", state, "error", err)
+	}
+	g.kick(batch[0].Pusher) // the uuid's next task may be due
 }
 
 func (g *Gateway) retry(ctx context.Context, t store.ClaimedTask, delay time.Duration, msg string, counted bool) {

@@ -41,6 +41,10 @@ type Config struct {
 	// VerifyTriggers rejects rows for unknown uuids and out-of-plate
 	// indexes (needs ControlTowerURL).
 	VerifyTriggers bool
+	// MaxBatchRows bounds the rows of one Push: tasks queued behind each
+	// other for one uuid are pushed together up to this many rows (0: one
+	// task per Push).
+	MaxBatchRows int
 	// Metrics receives the gateway's series; nil: unregistered ones.
 	Metrics *metrics.Gateway
 	// Instance names this gateway in task claims; it must stay the same
@@ -58,8 +62,9 @@ type Gateway struct {
 	owner   string
 	tower   *triggerCache
 
-	mu    sync.Mutex
-	kicks map[string]chan struct{} // per pusher: new tasks may be due
+	mu     sync.Mutex
+	kicks  map[string]chan struct{} // per pusher: new tasks may be due
+	single map[string]bool          // pusher and uuid whose batch failed
 
 	backlogMu sync.Mutex
 	backlog   map[string]int
@@ -76,6 +81,7 @@ func New(cfg Config, st *store.Store, pushers func() []string, log hclog.Logger)
 		log:     log.Named("gateway"),
 		owner:   cfg.Instance,
 		kicks:   make(map[string]chan struct{}),
+		single:  make(map[string]bool),
 	}
 	if g.cfg.Metrics == nil {
 		g.cfg.Metrics = metrics.NewGateway(nil)

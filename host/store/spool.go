@@ -94,19 +94,44 @@ func (s *Store) InsertDelivery(ctx context.Context, uuid string, rows []byte, ro
 }
 
 // ClaimTasks claims up to limit due tasks of a pusher for owner until the
-// lease expires. Only the oldest pending task of each uuid can be claimed,
-// so a pusher receives a uuid's rows in the order they were accepted; a
-// claimed task cannot be claimed by anyone else (another instance, with
-// PostgreSQL) until its lease ends.
+// lease expires: the head of each uuid's line, as ClaimBatches with no
+// followers.
 func (s *Store) ClaimTasks(ctx context.Context, pusher, owner string, limit int, lease time.Duration) ([]ClaimedTask, error) {
+	batches, err := s.ClaimBatches(ctx, pusher, owner, limit, 0, lease)
+	var out []ClaimedTask
+	for _, b := range batches {
+		out = append(out, b...)
+	}
+	return out, err
+}
+
+// maxFollowers bounds the tasks one batch takes behind its head.
+const maxFollowers = 64
+
+// ClaimBatches claims up to limit batches of due tasks of a pusher for
+// owner until the lease expires. A batch is the oldest pending task of one
+// uuid (so a pusher receives a uuid's rows in the order they were
+// accepted) and, when maxRows > 0, the tasks queued right behind it for
+// the same uuid while the batch holds at most maxRows rows, so a backlog
+// is pushed in few calls. Claimed tasks cannot be claimed by anyone else
+// (another instance, with PostgreSQL) until their lease ends; tasks behind
+// a head are never claimed on their own, so its claimer owns them.
+func (s *Store) ClaimBatches(ctx context.Context, pusher, owner string, limit, maxRows int, lease time.Duration) ([][]ClaimedTask, error) {
 	now := micros(time.Now())
 	lock := ""
 	if s.dialect == "postgres" {
 		lock = " FOR UPDATE OF t SKIP LOCKED"
 	}
-	var claimed []ClaimedTask
+	var batches [][]ClaimedTask
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
-		rows, err := tx.QueryContext(ctx, s.q(`SELECT t.id FROM tasks t
+		batches = nil
+		type head struct {
+			id, delivery int64
+			uuid         string
+			rows         int
+		}
+		var heads []head
+		rows, err := tx.QueryContext(ctx, s.q(`SELECT t.id, t.delivery_id, t.uuid, d.row_count FROM tasks t JOIN deliveries d ON d.id = t.delivery_id
 			WHERE t.pusher = ? AND t.state = 'pending' AND t.next_attempt_at <= ?
 			  AND (t.claimed_until IS NULL OR t.claimed_until < ?)
 			  AND NOT EXISTS (SELECT 1 FROM tasks e WHERE e.pusher = t.pusher AND e.uuid = t.uuid
@@ -115,18 +140,34 @@ func (s *Store) ClaimTasks(ctx context.Context, pusher, owner string, limit int,
 		if err != nil {
 			return fmt.Errorf("claim tasks: %w", err)
 		}
-		var ids []any
 		for rows.Next() {
-			var id int64
-			if err := rows.Scan(&id); err != nil {
+			var h head
+			if err := rows.Scan(&h.id, &h.delivery, &h.uuid, &h.rows); err != nil {
 				rows.Close()
 				return fmt.Errorf("claim tasks: %w", err)
 			}
-			ids = append(ids, id)
+			heads = append(heads, h)
 		}
 		rows.Close()
-		if err := rows.Err(); err != nil || len(ids) == 0 {
+		if err := rows.Err(); err != nil || len(heads) == 0 {
 			return err
+		}
+		batchOf := map[int64]int{} // task id -> batch index
+		var ids []any
+		for i, h := range heads {
+			batchOf[h.id] = i
+			ids = append(ids, h.id)
+			if maxRows <= 0 {
+				continue
+			}
+			followers, err := s.followers(ctx, tx, pusher, h.uuid, h.delivery, maxRows-h.rows, now)
+			if err != nil {
+				return err
+			}
+			for _, id := range followers {
+				batchOf[id] = i
+				ids = append(ids, id)
+			}
 		}
 		in := strings.TrimSuffix(strings.Repeat("?,", len(ids)), ",")
 		args := append([]any{owner, micros(time.Now().Add(lease))}, ids...)
@@ -138,16 +179,48 @@ func (s *Store) ClaimTasks(ctx context.Context, pusher, owner string, limit int,
 			return fmt.Errorf("claim tasks: %w", err)
 		}
 		defer got.Close()
+		batches = make([][]ClaimedTask, len(heads))
 		for got.Next() {
 			var c ClaimedTask
 			if c.Task, err = scanTask(got, &c.Rows); err != nil {
 				return fmt.Errorf("claim tasks: %w", err)
 			}
-			claimed = append(claimed, c)
+			i := batchOf[c.ID]
+			batches[i] = append(batches[i], c)
 		}
 		return got.Err()
 	})
-	return claimed, err
+	return batches, err
+}
+
+// followers lists the tasks queued right behind a uuid's head (delivery
+// id after), in order, while they are due and unclaimed and their rows fit
+// in room.
+func (s *Store) followers(ctx context.Context, tx *sql.Tx, pusher, uuid string, after int64, room int, now int64) ([]int64, error) {
+	rows, err := tx.QueryContext(ctx, s.q(`SELECT t.id, t.next_attempt_at, t.claimed_until, d.row_count FROM tasks t JOIN deliveries d ON d.id = t.delivery_id
+		WHERE t.pusher = ? AND t.uuid = ? AND t.state = 'pending' AND t.delivery_id > ?
+		ORDER BY t.delivery_id LIMIT ?`), pusher, uuid, after, maxFollowers)
+	if err != nil {
+		return nil, fmt.Errorf("claim tasks: %w", err)
+	}
+	defer rows.Close()
+	var ids []int64
+	for rows.Next() {
+		var (
+			id, next int64
+			until    sql.NullInt64
+			n        int
+		)
+		if err := rows.Scan(&id, &next, &until, &n); err != nil {
+			return nil, fmt.Errorf("claim tasks: %w", err)
+		}
+		if next > now || (until.Valid && until.Int64 >= now) || n > room {
+			break // the line must stay in order: stop at the first that cannot come
+		}
+		room -= n
+		ids = append(ids, id)
+	}
+	return ids, rows.Err()
 }
 
 // ReleaseClaims frees every task claimed by owner: an instance calls it
@@ -168,10 +241,28 @@ var ErrNotClaimed = errors.New("task not claimed by this owner")
 // FinishTask records the final state of a claimed task (delivered, skipped
 // or dead) with the attempt it took.
 func (s *Store) FinishTask(ctx context.Context, id int64, owner string, state TaskState, lastErr string) error {
+	return s.FinishTasks(ctx, []int64{id}, owner, state, lastErr)
+}
+
+// FinishTasks records the same final state for several claimed tasks in
+// one transaction; it fails, changing nothing, unless owner still holds
+// every one of them.
+func (s *Store) FinishTasks(ctx context.Context, ids []int64, owner string, state TaskState, lastErr string) error {
 	now := micros(time.Now())
-	return s.updateClaimed(ctx, id, owner,
-		"state = ?, attempts = attempts + 1, last_error = ?, finished_at = ?, claimed_by = NULL, claimed_until = NULL",
-		string(state), nullString(lastErr), now)
+	return s.inTx(ctx, func(tx *sql.Tx) error {
+		for _, id := range ids {
+			res, err := tx.ExecContext(ctx, s.q(`UPDATE tasks SET state = ?, attempts = attempts + 1, last_error = ?, finished_at = ?,
+				claimed_by = NULL, claimed_until = NULL WHERE id = ? AND claimed_by = ? AND state = 'pending'`),
+				string(state), nullString(lastErr), now, id, owner)
+			if err != nil {
+				return fmt.Errorf("update task %d: %w", id, err)
+			}
+			if n, _ := res.RowsAffected(); n == 0 {
+				return fmt.Errorf("task %d: %w", id, ErrNotClaimed)
+			}
+		}
+		return nil
+	})
 }
 
 // RetryTask releases a claimed task to be tried again after delay. With

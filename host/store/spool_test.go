@@ -183,3 +183,54 @@ func TestSpoolConcurrentClaimsNeverShareATask(t *testing.T) {
 		}
 	})
 }
+
+func TestClaimBatchesTakesTheLineBehindEachHead(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, _ store.Config, s *store.Store) {
+		ctx := context.Background()
+		ids := map[string][]int64{}
+		for i, uuid := range []string{"a", "a", "b", "a", "a", "a", "b"} {
+			n := 100
+			if i == 4 {
+				n = 250 // does not fit beside a's first three
+			}
+			d, err := s.InsertDelivery(ctx, uuid, fmt.Appendf(nil, `[{"data":{"n":%d}}]`, i), n, []string{"p"})
+			must(t, err)
+			ids[uuid] = append(ids[uuid], d.ID)
+		}
+		batches, err := s.ClaimBatches(ctx, "p", "me", 10, 300, time.Minute)
+		must(t, err)
+		deliveries := func(b []store.ClaimedTask) []int64 {
+			var out []int64
+			for _, c := range b {
+				out = append(out, c.DeliveryID)
+			}
+			return out
+		}
+		if len(batches) != 2 {
+			t.Fatalf("%d batches, want one per uuid", len(batches))
+		}
+		a, b := deliveries(batches[0]), deliveries(batches[1])
+		if fmt.Sprint(a) != fmt.Sprint(ids["a"][:3]) || fmt.Sprint(b) != fmt.Sprint(ids["b"]) {
+			t.Fatalf("batches %v and %v; want a's first three (300 rows) %v and all of b %v", a, b, ids["a"][:3], ids["b"])
+		}
+		// Nothing of a can be claimed while its head is out, by anyone.
+		if more, err := s.ClaimBatches(ctx, "p", "other", 10, 300, time.Minute); err != nil || len(more) != 0 {
+			t.Fatalf("claimed again while held: %v %v", more, err)
+		}
+		var done []int64
+		for _, c := range batches[0] {
+			done = append(done, c.ID)
+		}
+		// Finishing fails, changing nothing, if one task is not ours.
+		if err := s.FinishTasks(ctx, append(done, batches[1][0].ID+1000), "me", store.TaskDelivered, ""); !errors.Is(err, store.ErrNotClaimed) {
+			t.Fatalf("finishing with a foreign task: %v", err)
+		}
+		must(t, s.FinishTasks(ctx, done, "me", store.TaskDelivered, ""))
+		next, err := s.ClaimBatches(ctx, "p", "me", 10, 300, time.Minute)
+		must(t, err)
+		// a's next head has 250 rows: the 100 behind it do not fit.
+		if len(next) != 1 || fmt.Sprint(deliveries(next[0])) != fmt.Sprint(ids["a"][3:4]) {
+			t.Fatalf("after a's batch: %v, want %v", deliveries(next[0]), ids["a"][3:4])
+		}
+	})
+}

@@ -22,6 +22,8 @@ type config struct {
 	PermanentIfExists string        `env:"PERMANENT_IF_EXISTS"`
 	HangIfExists      string        `env:"HANG_IF_EXISTS"`
 	Delay             time.Duration `env:"DELAY" envDefault:"0s"`
+	// RejectKey makes a Push fail permanently when a row has this data key.
+	RejectKey string `env:"REJECT_KEY"`
 }
 
 type probe struct {
@@ -36,6 +38,8 @@ type Line struct {
 	Data    json.RawMessage `json:"data"`
 	Attempt int             `json:"attempt"`
 	PID     int             `json:"pid"`
+	// Batch is how many rows the Push carried.
+	Batch int `json:"batch"`
 }
 
 func (p *probe) Info() sdk.Info {
@@ -63,6 +67,11 @@ func (p *probe) Push(ctx context.Context, req sdk.PushRequest) error {
 	if exists(p.cfg.PermanentIfExists) {
 		return sdk.Permanent(errors.New("permanent failure as asked"))
 	}
+	for _, r := range req.Rows {
+		if _, ok := r.Data.Get(p.cfg.RejectKey); ok && p.cfg.RejectKey != "" {
+			return sdk.Permanent(errors.New("a row has the rejected key " + p.cfg.RejectKey))
+		}
+	}
 	if req.Attempt <= p.cfg.FailTimes {
 		return fmt.Errorf("failing attempt %d as asked", req.Attempt)
 	}
@@ -75,7 +84,7 @@ func (p *probe) Push(ctx context.Context, req sdk.PushRequest) error {
 		if err != nil {
 			return sdk.Permanent(err)
 		}
-		line, _ := json.Marshal(Line{UUID: req.UUID, Index: r.Index, Data: data, Attempt: req.Attempt, PID: os.Getpid()})
+		line, _ := json.Marshal(Line{UUID: req.UUID, Index: r.Index, Data: data, Attempt: req.Attempt, PID: os.Getpid(), Batch: len(req.Rows)})
 		b.Write(line)
 		b.WriteByte('\n')
 	}
