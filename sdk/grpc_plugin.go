@@ -370,6 +370,14 @@ func (c *watcherClient) Run(ctx context.Context, sink TriggerSink, state State) 
 	if err := stream.Send(&pluginpb.HostMessage{Msg: &pluginpb.HostMessage_Start{Start: &pluginpb.Start{StateBrokerId: id}}}); err != nil {
 		return transportError("run", err)
 	}
+	// Emissions are accepted concurrently (a watcher emitting from several
+	// goroutines gets its triggers stored together) and answered by seq.
+	var (
+		sendMu  sync.Mutex
+		pending sync.WaitGroup
+		slots   = make(chan struct{}, maxConcurrentEmits)
+	)
+	defer pending.Wait()
 	for {
 		msg, err := stream.Recv()
 		if err != nil {
@@ -385,13 +393,26 @@ func (c *watcherClient) Run(ctx context.Context, sink TriggerSink, state State) 
 			}
 			return nil
 		case *pluginpb.WatcherMessage_Emit:
-			reply := acceptEmit(ctx, sink, m.Emit)
-			if err := stream.Send(reply); err != nil {
-				return transportError("run", err)
+			select {
+			case slots <- struct{}{}:
+			case <-ctx.Done():
+				return nil
 			}
+			pending.Go(func() {
+				defer func() { <-slots }()
+				reply := acceptEmit(ctx, sink, m.Emit)
+				sendMu.Lock()
+				defer sendMu.Unlock()
+				// A failed send breaks the stream: Recv reports it.
+				_ = stream.Send(reply)
+			})
 		}
 	}
 }
+
+// maxConcurrentEmits bounds the emissions of one watcher the host works
+// on at once; more wait in the stream (the watcher's Emit calls block).
+const maxConcurrentEmits = 256
 
 // acceptEmit hands one emission to the sink and builds the reply.
 func acceptEmit(ctx context.Context, sink TriggerSink, e *pluginpb.Emit) *pluginpb.HostMessage {
