@@ -49,6 +49,8 @@ type Common struct {
 	PluginsMinBackoff     time.Duration `env:"PLUGINS_MIN_BACKOFF" envDefault:"500ms"`
 	PluginsMaxBackoff     time.Duration `env:"PLUGINS_MAX_BACKOFF" envDefault:"30s"`
 	PluginsMaxFastCrashes int           `env:"PLUGINS_MAX_FAST_CRASHES" envDefault:"5"`
+	// DebugAddr, when set, serves Go's profiler (net/http/pprof) there.
+	DebugAddr string `env:"DEBUG_ADDR"`
 	// MaxBodyBytes bounds a request body.
 	MaxBodyBytes int64 `env:"MAX_BODY_BYTES" envDefault:"1048576"`
 }

@@ -53,14 +53,14 @@ func (s *Store) Settle(ctx context.Context, published, unroutable []int64, at ti
 		}{{published, StatusPublished}, {unroutable, StatusUnroutable}} {
 			for _, id := range batch.ids {
 				var uuid string
-				err := tx.QueryRowContext(ctx, s.q("DELETE FROM outbox WHERE id = ? RETURNING trigger_uuid"), id).Scan(&uuid)
+				err := s.txQueryRow(ctx, tx, qSettleOutbox, id).Scan(&uuid)
 				if errors.Is(err, sql.ErrNoRows) {
 					continue
 				}
 				if err != nil {
 					return fmt.Errorf("settle outbox entry %d: %w", id, err)
 				}
-				if _, err := tx.ExecContext(ctx, s.q("UPDATE triggers SET status = ?, published_at = ? WHERE uuid = ?"),
+				if _, err := s.txExec(ctx, tx, qSettleTrigger,
 					string(batch.status), micros(at), uuid); err != nil {
 					return fmt.Errorf("settle trigger %s: %w", uuid, err)
 				}
@@ -72,7 +72,7 @@ func (s *Store) Settle(ctx context.Context, published, unroutable []int64, at ti
 
 // RetryLater postpones an outbox entry by delay and records why.
 func (s *Store) RetryLater(ctx context.Context, id int64, delay time.Duration, lastErr string) error {
-	_, err := s.exec(ctx, "UPDATE outbox SET attempts = attempts + 1, next_attempt_at = ?, last_error = ? WHERE id = ?",
+	_, err := s.exec(ctx, qRetryOutbox,
 		micros(time.Now().Add(delay)), lastErr, id)
 	if err != nil {
 		return fmt.Errorf("retry outbox entry %d: %w", id, err)
@@ -112,3 +112,9 @@ func (s *Store) PendingCount(ctx context.Context) (int, error) {
 	}
 	return n, nil
 }
+
+var (
+	qSettleOutbox  = hot("DELETE FROM outbox WHERE id = ? RETURNING trigger_uuid")
+	qSettleTrigger = hot("UPDATE triggers SET status = ?, published_at = ? WHERE uuid = ?")
+	qRetryOutbox   = hot("UPDATE outbox SET attempts = attempts + 1, next_attempt_at = ?, last_error = ? WHERE id = ?")
+)

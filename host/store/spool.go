@@ -77,13 +77,13 @@ func (s *Store) InsertDelivery(ctx context.Context, uuid string, rows []byte, ro
 	now := time.Now()
 	d := Delivery{UUID: uuid, Rows: rows, RowCount: rowCount, CreatedAt: fromMicros(micros(now))}
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
-		err := tx.QueryRowContext(ctx, s.q("INSERT INTO deliveries (uuid, rows, row_count, created_at) VALUES (?, ?, ?, ?) RETURNING id"),
+		err := s.txQueryRow(ctx, tx, qInsertDelivery,
 			uuid, rows, rowCount, micros(now)).Scan(&d.ID)
 		if err != nil {
 			return fmt.Errorf("insert delivery: %w", err)
 		}
 		for _, p := range pushers {
-			if _, err := tx.ExecContext(ctx, s.q("INSERT INTO tasks (delivery_id, pusher, uuid, state, next_attempt_at) VALUES (?, ?, ?, ?, ?)"),
+			if _, err := s.txExec(ctx, tx, qInsertTask,
 				d.ID, p, uuid, string(TaskPending), micros(now)); err != nil {
 				return fmt.Errorf("insert task: %w", err)
 			}
@@ -131,12 +131,7 @@ func (s *Store) ClaimBatches(ctx context.Context, pusher, owner string, limit, m
 			rows         int
 		}
 		var heads []head
-		rows, err := tx.QueryContext(ctx, s.q(`SELECT t.id, t.delivery_id, t.uuid, d.row_count FROM tasks t JOIN deliveries d ON d.id = t.delivery_id
-			WHERE t.pusher = ? AND t.state = 'pending' AND t.next_attempt_at <= ?
-			  AND (t.claimed_until IS NULL OR t.claimed_until < ?)
-			  AND NOT EXISTS (SELECT 1 FROM tasks e WHERE e.pusher = t.pusher AND e.uuid = t.uuid
-			                  AND e.state = 'pending' AND e.delivery_id < t.delivery_id)
-			ORDER BY t.delivery_id LIMIT ?`+lock), pusher, now, now, limit)
+		rows, err := s.txQuery(ctx, tx, qClaimHeads+lock, pusher, now, now, limit)
 		if err != nil {
 			return fmt.Errorf("claim tasks: %w", err)
 		}
@@ -197,9 +192,7 @@ func (s *Store) ClaimBatches(ctx context.Context, pusher, owner string, limit, m
 // id after), in order, while they are due and unclaimed and their rows fit
 // in room.
 func (s *Store) followers(ctx context.Context, tx *sql.Tx, pusher, uuid string, after int64, room int, now int64) ([]int64, error) {
-	rows, err := tx.QueryContext(ctx, s.q(`SELECT t.id, t.next_attempt_at, t.claimed_until, d.row_count FROM tasks t JOIN deliveries d ON d.id = t.delivery_id
-		WHERE t.pusher = ? AND t.uuid = ? AND t.state = 'pending' AND t.delivery_id > ?
-		ORDER BY t.delivery_id LIMIT ?`), pusher, uuid, after, maxFollowers)
+	rows, err := s.txQuery(ctx, tx, qFollowers, pusher, uuid, after, maxFollowers)
 	if err != nil {
 		return nil, fmt.Errorf("claim tasks: %w", err)
 	}
@@ -251,8 +244,7 @@ func (s *Store) FinishTasks(ctx context.Context, ids []int64, owner string, stat
 	now := micros(time.Now())
 	return s.inTx(ctx, func(tx *sql.Tx) error {
 		for _, id := range ids {
-			res, err := tx.ExecContext(ctx, s.q(`UPDATE tasks SET state = ?, attempts = attempts + 1, last_error = ?, finished_at = ?,
-				claimed_by = NULL, claimed_until = NULL WHERE id = ? AND claimed_by = ? AND state = 'pending'`),
+			res, err := s.txExec(ctx, tx, qFinishTask,
 				string(state), nullString(lastErr), now, id, owner)
 			if err != nil {
 				return fmt.Errorf("update task %d: %w", id, err)
@@ -272,14 +264,7 @@ func (s *Store) RetryTask(ctx context.Context, id int64, owner string, delay tim
 	if counted {
 		inc = 1
 	}
-	return s.updateClaimed(ctx, id, owner,
-		"attempts = attempts + ?, next_attempt_at = ?, last_error = ?, claimed_by = NULL, claimed_until = NULL",
-		inc, micros(time.Now().Add(delay)), nullString(lastErr))
-}
-
-func (s *Store) updateClaimed(ctx context.Context, id int64, owner, set string, args ...any) error {
-	args = append(args, id, owner)
-	n, err := s.exec(ctx, "UPDATE tasks SET "+set+" WHERE id = ? AND claimed_by = ? AND state = 'pending'", args...)
+	n, err := s.exec(ctx, qRetryTask, inc, micros(time.Now().Add(delay)), nullString(lastErr), id, owner)
 	if err != nil {
 		return fmt.Errorf("update task %d: %w", id, err)
 	}
@@ -405,3 +390,20 @@ func (s *Store) countTasks(ctx context.Context, state TaskState) (map[string]int
 	}
 	return out, rows.Err()
 }
+
+var (
+	qInsertDelivery = hot("INSERT INTO deliveries (uuid, rows, row_count, created_at) VALUES (?, ?, ?, ?) RETURNING id")
+	qInsertTask     = hot("INSERT INTO tasks (delivery_id, pusher, uuid, state, next_attempt_at) VALUES (?, ?, ?, ?, ?)")
+	qClaimHeads     = hot(`SELECT t.id, t.delivery_id, t.uuid, d.row_count FROM tasks t JOIN deliveries d ON d.id = t.delivery_id
+		WHERE t.pusher = ? AND t.state = 'pending' AND t.next_attempt_at <= ?
+		  AND (t.claimed_until IS NULL OR t.claimed_until < ?)
+		  AND NOT EXISTS (SELECT 1 FROM tasks e WHERE e.pusher = t.pusher AND e.uuid = t.uuid
+		                  AND e.state = 'pending' AND e.delivery_id < t.delivery_id)
+		ORDER BY t.delivery_id LIMIT ?`)
+	qFollowers = hot(`SELECT t.id, t.next_attempt_at, t.claimed_until, d.row_count FROM tasks t JOIN deliveries d ON d.id = t.delivery_id
+		WHERE t.pusher = ? AND t.uuid = ? AND t.state = 'pending' AND t.delivery_id > ?
+		ORDER BY t.delivery_id LIMIT ?`)
+	qFinishTask = hot(`UPDATE tasks SET state = ?, attempts = attempts + 1, last_error = ?, finished_at = ?,
+		claimed_by = NULL, claimed_until = NULL WHERE id = ? AND claimed_by = ? AND state = 'pending'`)
+	qRetryTask = hot("UPDATE tasks SET attempts = attempts + ?, next_attempt_at = ?, last_error = ?, claimed_by = NULL, claimed_until = NULL WHERE id = ? AND claimed_by = ? AND state = 'pending'")
+)

@@ -56,6 +56,55 @@ type Store struct {
 	// group runs SQLite's writes (nil with PostgreSQL, whose concurrent
 	// transactions commit in parallel).
 	group *committer
+	// prepared holds SQLite's hot statements, prepared once on the write
+	// connection: parsing one costs more than running it. (pgx caches
+	// PostgreSQL's statements itself.)
+	prepared map[string]*sql.Stmt
+}
+
+// hotQueries are the statements prepared once (see hot).
+var hotQueries []string
+
+// hot registers a statement run often inside write transactions.
+func hot(query string) string {
+	hotQueries = append(hotQueries, query)
+	return query
+}
+
+// prepare prepares the hot statements on the SQLite write connection.
+func (s *Store) prepare(ctx context.Context) error {
+	s.prepared = make(map[string]*sql.Stmt, len(hotQueries))
+	for _, q := range hotQueries {
+		st, err := s.w.PrepareContext(ctx, q)
+		if err != nil {
+			return fmt.Errorf("prepare %q: %w", q, err)
+		}
+		s.prepared[q] = st
+	}
+	return nil
+}
+
+// txExec, txQuery and txQueryRow run query in tx, as a prepared statement
+// when it is a hot one.
+func (s *Store) txExec(ctx context.Context, tx *sql.Tx, query string, args ...any) (sql.Result, error) {
+	if st, ok := s.prepared[query]; ok {
+		return tx.StmtContext(ctx, st).ExecContext(ctx, args...)
+	}
+	return tx.ExecContext(ctx, s.q(query), args...)
+}
+
+func (s *Store) txQuery(ctx context.Context, tx *sql.Tx, query string, args ...any) (*sql.Rows, error) {
+	if st, ok := s.prepared[query]; ok {
+		return tx.StmtContext(ctx, st).QueryContext(ctx, args...)
+	}
+	return tx.QueryContext(ctx, s.q(query), args...)
+}
+
+func (s *Store) txQueryRow(ctx context.Context, tx *sql.Tx, query string, args ...any) *sql.Row {
+	if st, ok := s.prepared[query]; ok {
+		return tx.StmtContext(ctx, st).QueryRowContext(ctx, args...)
+	}
+	return tx.QueryRowContext(ctx, s.q(query), args...)
 }
 
 // Open opens (creating if needed) and migrates the database.
@@ -93,6 +142,10 @@ func Open(ctx context.Context, cfg Config, log hclog.Logger) (*Store, error) {
 		return nil, err
 	}
 	if s.dialect == "sqlite" {
+		if err := s.prepare(ctx); err != nil {
+			s.Close()
+			return nil, err
+		}
 		s.group = newCommitter(s.w)
 	}
 	return s, nil
@@ -195,7 +248,7 @@ func (s *Store) inTx(ctx context.Context, f func(tx *sql.Tx) error) error {
 func (s *Store) exec(ctx context.Context, query string, args ...any) (int64, error) {
 	var n int64
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
-		res, err := tx.ExecContext(ctx, s.q(query), args...)
+		res, err := s.txExec(ctx, tx, query, args...)
 		if err != nil {
 			return err
 		}

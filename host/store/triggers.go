@@ -81,7 +81,7 @@ func (s *Store) InsertTrigger(ctx context.Context, t Trigger) (Trigger, bool, er
 func (s *Store) insertTrigger(ctx context.Context, t Trigger) (stored Trigger, created bool, err error) {
 	err = s.inTx(ctx, func(tx *sql.Tx) error {
 		if t.IdempotencyKey != "" {
-			existing, err := scanTrigger(tx.QueryRowContext(ctx, s.q("SELECT "+triggerColumns+" FROM triggers WHERE idempotency_key = ?"), t.IdempotencyKey))
+			existing, err := scanTrigger(s.txQueryRow(ctx, tx, qTriggerByKey, t.IdempotencyKey))
 			if err == nil {
 				stored = existing
 				return nil
@@ -90,7 +90,7 @@ func (s *Store) insertTrigger(ctx context.Context, t Trigger) (stored Trigger, c
 				return fmt.Errorf("look up idempotency key: %w", err)
 			}
 		}
-		existing, err := scanTrigger(tx.QueryRowContext(ctx, s.q("SELECT "+triggerColumns+" FROM triggers WHERE uuid = ?"), t.UUID))
+		existing, err := scanTrigger(s.txQueryRow(ctx, tx, qTriggerByUUID, t.UUID))
 		if err == nil {
 			if !bytes.Equal(existing.Body, t.Body) {
 				return fmt.Errorf("%w: trigger %s exists with a different body", ErrConflict, t.UUID)
@@ -107,13 +107,12 @@ func (s *Store) insertTrigger(ctx context.Context, t Trigger) (stored Trigger, c
 		if t.IdempotencyKey != "" {
 			key = t.IdempotencyKey
 		}
-		err = tx.QueryRowContext(ctx, s.q(`INSERT INTO triggers (uuid, idempotency_key, api_version, protocol, body, source, status, created_at)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING seq`),
+		err = s.txQueryRow(ctx, tx, qInsertTrigger,
 			t.UUID, key, t.APIVersion, t.Protocol, t.Body, t.Source, string(t.Status), micros(now)).Scan(&t.Seq)
 		if err != nil {
 			return fmt.Errorf("insert trigger: %w", err)
 		}
-		if _, err := tx.ExecContext(ctx, s.q("INSERT INTO outbox (trigger_uuid, next_attempt_at) VALUES (?, ?)"), t.UUID, micros(now)); err != nil {
+		if _, err := s.txExec(ctx, tx, qInsertOutbox, t.UUID, micros(now)); err != nil {
 			return fmt.Errorf("insert outbox entry: %w", err)
 		}
 		stored, created = t, true
@@ -215,3 +214,11 @@ func (s *Store) ListTriggers(ctx context.Context, f TriggerFilter) ([]Trigger, s
 	}
 	return out, next, nil
 }
+
+var (
+	qTriggerByKey  = hot("SELECT " + triggerColumns + " FROM triggers WHERE idempotency_key = ?")
+	qTriggerByUUID = hot("SELECT " + triggerColumns + " FROM triggers WHERE uuid = ?")
+	qInsertTrigger = hot(`INSERT INTO triggers (uuid, idempotency_key, api_version, protocol, body, source, status, created_at)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING seq`)
+	qInsertOutbox = hot("INSERT INTO outbox (trigger_uuid, next_attempt_at) VALUES (?, ?)")
+)

@@ -12,6 +12,7 @@ import (
 	"syscall"
 
 	"github.com/routinglayer/routing/host/config"
+	"github.com/routinglayer/routing/host/server"
 	"github.com/routinglayer/routing/host/controltower"
 )
 
@@ -30,7 +31,13 @@ func run(ctx context.Context, environ []string) error {
 		return err
 	}
 	cfg.Environ = environ
-	svc, err := controltower.Start(ctx, cfg, config.NewLogger("control-tower", cfg.Common, os.Stderr))
+	log := config.NewLogger("control-tower", cfg.Common, os.Stderr)
+	if cfg.DebugAddr != "" {
+		if err := server.ServeDebug(ctx, cfg.DebugAddr, log); err != nil {
+			return fmt.Errorf("DEBUG_ADDR=%q: %w", cfg.DebugAddr, err)
+		}
+	}
+	svc, err := controltower.Start(ctx, cfg, log)
 	if err != nil {
 		return err
 	}

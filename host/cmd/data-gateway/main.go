@@ -12,6 +12,7 @@ import (
 	"syscall"
 
 	"github.com/routinglayer/routing/host/config"
+	"github.com/routinglayer/routing/host/server"
 	"github.com/routinglayer/routing/host/datagateway"
 )
 
@@ -30,7 +31,13 @@ func run(ctx context.Context, environ []string) error {
 		return err
 	}
 	cfg.Environ = environ
-	svc, err := datagateway.Start(ctx, cfg, config.NewLogger("data-gateway", cfg.Common, os.Stderr))
+	log := config.NewLogger("data-gateway", cfg.Common, os.Stderr)
+	if cfg.DebugAddr != "" {
+		if err := server.ServeDebug(ctx, cfg.DebugAddr, log); err != nil {
+			return fmt.Errorf("DEBUG_ADDR=%q: %w", cfg.DebugAddr, err)
+		}
+	}
+	svc, err := datagateway.Start(ctx, cfg, log)
 	if err != nil {
 		return err
 	}
