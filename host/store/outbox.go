@@ -3,8 +3,9 @@ package store
 import (
 	"context"
 	"database/sql"
-	"errors"
 	"fmt"
+	"slices"
+	"strings"
 	"time"
 )
 
@@ -51,23 +52,49 @@ func (s *Store) Settle(ctx context.Context, published, unroutable []int64, at ti
 			ids    []int64
 			status Status
 		}{{published, StatusPublished}, {unroutable, StatusUnroutable}} {
-			for _, id := range batch.ids {
-				var uuid string
-				err := s.txQueryRow(ctx, tx, qSettleOutbox, id).Scan(&uuid)
-				if errors.Is(err, sql.ErrNoRows) {
-					continue
-				}
-				if err != nil {
-					return fmt.Errorf("settle outbox entry %d: %w", id, err)
-				}
-				if _, err := s.txExec(ctx, tx, qSettleTrigger,
-					string(batch.status), micros(at), uuid); err != nil {
-					return fmt.Errorf("settle trigger %s: %w", uuid, err)
+			for chunk := range slices.Chunk(batch.ids, 500) {
+				if err := s.settle(ctx, tx, chunk, batch.status, at); err != nil {
+					return err
 				}
 			}
 		}
 		return nil
 	})
+}
+
+// settle removes outbox entries ids and marks their triggers status.
+func (s *Store) settle(ctx context.Context, tx *sql.Tx, ids []int64, status Status, at time.Time) error {
+	in := strings.TrimSuffix(strings.Repeat("?,", len(ids)), ",")
+	args := make([]any, len(ids))
+	for i, id := range ids {
+		args[i] = id
+	}
+	rows, err := tx.QueryContext(ctx, s.q("DELETE FROM outbox WHERE id IN ("+in+") RETURNING trigger_uuid"), args...)
+	if err != nil {
+		return fmt.Errorf("settle outbox entries: %w", err)
+	}
+	uuids := make([]any, 0, len(ids)+2)
+	uuids = append(uuids, string(status), micros(at))
+	for rows.Next() {
+		var uuid string
+		if err := rows.Scan(&uuid); err != nil {
+			rows.Close()
+			return fmt.Errorf("settle outbox entries: %w", err)
+		}
+		uuids = append(uuids, uuid)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("settle outbox entries: %w", err)
+	}
+	if len(uuids) == 2 {
+		return nil // entries already gone
+	}
+	in = strings.TrimSuffix(strings.Repeat("?,", len(uuids)-2), ",")
+	if _, err := tx.ExecContext(ctx, s.q("UPDATE triggers SET status = ?, published_at = ? WHERE uuid IN ("+in+")"), uuids...); err != nil {
+		return fmt.Errorf("settle triggers: %w", err)
+	}
+	return nil
 }
 
 // RetryLater postpones an outbox entry by delay and records why.
@@ -114,7 +141,5 @@ func (s *Store) PendingCount(ctx context.Context) (int, error) {
 }
 
 var (
-	qSettleOutbox  = hot("DELETE FROM outbox WHERE id = ? RETURNING trigger_uuid")
-	qSettleTrigger = hot("UPDATE triggers SET status = ?, published_at = ? WHERE uuid = ?")
-	qRetryOutbox   = hot("UPDATE outbox SET attempts = attempts + 1, next_attempt_at = ?, last_error = ? WHERE id = ?")
+	qRetryOutbox = hot("UPDATE outbox SET attempts = attempts + 1, next_attempt_at = ?, last_error = ? WHERE id = ?")
 )

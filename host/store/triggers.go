@@ -80,6 +80,27 @@ func (s *Store) InsertTrigger(ctx context.Context, t Trigger) (Trigger, bool, er
 
 func (s *Store) insertTrigger(ctx context.Context, t Trigger) (stored Trigger, created bool, err error) {
 	err = s.inTx(ctx, func(tx *sql.Tx) error {
+		// The common case first: a new trigger is inserted at once; only
+		// when its uuid or key exists already is the existing one read.
+		now := time.Now()
+		n := t
+		n.Status, n.CreatedAt, n.PublishedAt = StatusPending, fromMicros(micros(now)), nil
+		var key any
+		if n.IdempotencyKey != "" {
+			key = n.IdempotencyKey
+		}
+		err := s.txQueryRow(ctx, tx, qInsertTrigger,
+			n.UUID, key, n.APIVersion, n.Protocol, n.Body, n.Source, string(n.Status), micros(now)).Scan(&n.Seq)
+		switch {
+		case err == nil:
+			if _, err := s.txExec(ctx, tx, qInsertOutbox, n.UUID, micros(now)); err != nil {
+				return fmt.Errorf("insert outbox entry: %w", err)
+			}
+			stored, created = n, true
+			return nil
+		case !errors.Is(err, sql.ErrNoRows):
+			return fmt.Errorf("insert trigger: %w", err)
+		}
 		if t.IdempotencyKey != "" {
 			existing, err := scanTrigger(s.txQueryRow(ctx, tx, qTriggerByKey, t.IdempotencyKey))
 			if err == nil {
@@ -91,31 +112,13 @@ func (s *Store) insertTrigger(ctx context.Context, t Trigger) (stored Trigger, c
 			}
 		}
 		existing, err := scanTrigger(s.txQueryRow(ctx, tx, qTriggerByUUID, t.UUID))
-		if err == nil {
-			if !bytes.Equal(existing.Body, t.Body) {
-				return fmt.Errorf("%w: trigger %s exists with a different body", ErrConflict, t.UUID)
-			}
-			stored = existing
-			return nil
-		}
-		if !errors.Is(err, sql.ErrNoRows) {
+		if err != nil {
 			return fmt.Errorf("look up uuid: %w", err)
 		}
-		now := time.Now()
-		t.Status, t.CreatedAt, t.PublishedAt = StatusPending, fromMicros(micros(now)), nil
-		var key any
-		if t.IdempotencyKey != "" {
-			key = t.IdempotencyKey
+		if !bytes.Equal(existing.Body, t.Body) {
+			return fmt.Errorf("%w: trigger %s exists with a different body", ErrConflict, t.UUID)
 		}
-		err = s.txQueryRow(ctx, tx, qInsertTrigger,
-			t.UUID, key, t.APIVersion, t.Protocol, t.Body, t.Source, string(t.Status), micros(now)).Scan(&t.Seq)
-		if err != nil {
-			return fmt.Errorf("insert trigger: %w", err)
-		}
-		if _, err := s.txExec(ctx, tx, qInsertOutbox, t.UUID, micros(now)); err != nil {
-			return fmt.Errorf("insert outbox entry: %w", err)
-		}
-		stored, created = t, true
+		stored = existing
 		return nil
 	})
 	return stored, created, err
@@ -219,6 +222,6 @@ var (
 	qTriggerByKey  = hot("SELECT " + triggerColumns + " FROM triggers WHERE idempotency_key = ?")
 	qTriggerByUUID = hot("SELECT " + triggerColumns + " FROM triggers WHERE uuid = ?")
 	qInsertTrigger = hot(`INSERT INTO triggers (uuid, idempotency_key, api_version, protocol, body, source, status, created_at)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING seq`)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING RETURNING seq`)
 	qInsertOutbox = hot("INSERT INTO outbox (trigger_uuid, next_attempt_at) VALUES (?, ?)")
 )
