@@ -115,12 +115,15 @@ func WithKey(key string) EmitOption {
 type PushRequest struct {
 	// UUID is the trigger the rows belong to.
 	UUID string
-	// Rows are the rows, in the order they were accepted.
+	// Rows are the rows, in the order they were accepted. They may come
+	// from several requests of the uuid that queued up; the host then
+	// retries them one request at a time if the push fails.
 	Rows []Row
 	// Trigger is the stored trigger, as the control-tower returned it; nil
 	// when it is unknown (no control-tower configured, or not found).
 	Trigger *StoredTrigger
-	// Attempt counts deliveries of these rows, starting at 1.
+	// Attempt counts deliveries of these rows, starting at 1 (for a push
+	// of several requests, the attempt of the oldest).
 	Attempt int
 }
 
