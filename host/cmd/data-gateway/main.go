@@ -12,8 +12,8 @@ import (
 	"syscall"
 
 	"github.com/routinglayer/routing/host/config"
-	"github.com/routinglayer/routing/host/server"
 	"github.com/routinglayer/routing/host/datagateway"
+	"github.com/routinglayer/routing/host/server"
 )
 
 func main() {
