@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"strconv"
 	"strings"
 )
 
@@ -189,51 +190,77 @@ func skipValue(b []byte, i int) int {
 
 // MarshalJSON encodes the fields as one JSON object in their order.
 func (d Data) MarshalJSON() ([]byte, error) {
-	if d == nil {
-		return []byte("{}"), nil
-	}
 	size := 2
 	for _, f := range d {
 		size += len(f.Key) + len(f.Value) + 4
 	}
-	buf := bytes.NewBuffer(make([]byte, 0, size))
-	buf.WriteByte('{')
+	return d.AppendJSON(make([]byte, 0, size))
+}
+
+// AppendJSON appends the fields as one compact JSON object, in their
+// order, to b.
+func (d Data) AppendJSON(b []byte) ([]byte, error) {
+	b = append(b, '{')
 	for i, f := range d {
 		if i > 0 {
-			buf.WriteByte(',')
+			b = append(b, ',')
 		}
-		writeKey(buf, f.Key)
-		buf.WriteByte(':')
+		b = appendKey(b, f.Key)
+		b = append(b, ':')
 		switch {
 		case len(f.Value) == 0:
-			buf.WriteString("null")
+			b = append(b, "null"...)
 		case f.Value[0] == '{' || f.Value[0] == '[' || !json.Valid(f.Value):
 			// Containers may hold whitespace; an invalid value is an error.
+			buf := bytes.NewBuffer(b)
 			if err := json.Compact(buf, f.Value); err != nil {
 				return nil, fmt.Errorf("data.%s: %w", f.Key, err)
 			}
+			b = buf.Bytes()
 		default:
 			// A valid scalar is compact already.
-			buf.Write(f.Value)
+			b = append(b, f.Value...)
 		}
 	}
-	buf.WriteByte('}')
-	return buf.Bytes(), nil
+	return append(b, '}'), nil
 }
 
-// writeKey writes a JSON string for key: as is when it needs no escaping
-// (every valid key), else through encoding/json.
-func writeKey(buf *bytes.Buffer, key string) {
+// AppendRowsJSON appends rows as a JSON array, as json.Marshal would
+// encode them, without encoding/json's second pass over the output.
+func AppendRowsJSON(b []byte, rows []Row) ([]byte, error) {
+	b = append(b, '[')
+	for i, r := range rows {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = append(b, '{')
+		if r.Index != nil {
+			b = append(b, `"index":`...)
+			b = strconv.AppendInt(b, int64(*r.Index), 10)
+			b = append(b, ',')
+		}
+		b = append(b, `"data":`...)
+		var err error
+		if b, err = r.Data.AppendJSON(b); err != nil {
+			return nil, fmt.Errorf("rows[%d].%w", i, err)
+		}
+		b = append(b, '}')
+	}
+	return append(b, ']'), nil
+}
+
+// appendKey appends a JSON string for key: as is when it needs no
+// escaping (every valid key), else through encoding/json.
+func appendKey(b []byte, key string) []byte {
 	for i := 0; i < len(key); i++ {
 		if c := key[i]; c < 0x20 || c == '"' || c == '\\' || c >= 0x7f || c == '<' || c == '>' || c == '&' {
 			quoted, _ := json.Marshal(key)
-			buf.Write(quoted)
-			return
+			return append(b, quoted...)
 		}
 	}
-	buf.WriteByte('"')
-	buf.WriteString(key)
-	buf.WriteByte('"')
+	b = append(b, '"')
+	b = append(b, key...)
+	return append(b, '"')
 }
 
 // Validate checks r against the row contract and returns a

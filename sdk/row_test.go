@@ -58,3 +58,25 @@ func TestDataScannerAgreesWithTokenizer(t *testing.T) {
 		t.Fatalf("value aliases the input: %s", d[0].Value)
 	}
 }
+
+// AppendRowsJSON writes what json.Marshal writes for the same rows.
+func TestAppendRowsJSONMatchesEncodingJSON(t *testing.T) {
+	var rows []Row
+	in := `[{"index":0,"data":{"a":1,"b":"x \"q\" \u00e9","c":null}},{"data":{"k\u00e9y":true}},{"index":7,"data":{"nested":{"x": [1, 2]}}},{"data":{}}]`
+	if err := json.Unmarshal([]byte(in), &rows); err != nil {
+		t.Fatal(err)
+	}
+	rows = append(rows, Row{}) // nil data
+	want, err := json.Marshal(rows)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := AppendRowsJSON(nil, rows)
+	if err != nil || string(got) != string(want) {
+		t.Fatalf("AppendRowsJSON:\n got %s (%v)\nwant %s", got, err, want)
+	}
+	bad := []Row{{Data: Data{{Key: "a", Value: json.RawMessage(`tru`)}}}}
+	if _, err := AppendRowsJSON(nil, bad); err == nil {
+		t.Fatal("an invalid raw value was encoded")
+	}
+}

@@ -1,7 +1,6 @@
 package gateway
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -169,7 +168,7 @@ func (g *Gateway) accept(w http.ResponseWriter, r *http.Request, uuid string, ro
 		httpapi.WriteProblem(w, r, http.StatusTooManyRequests, "backlog limit reached for "+strings.Join(full, ", ")+"; retry later")
 		return
 	}
-	encoded, err := json.Marshal(rows)
+	encoded, err := sdk.AppendRowsJSON(make([]byte, 0, 128*len(rows)), rows)
 	if err != nil {
 		httpapi.WriteProblem(w, r, http.StatusBadRequest, "rows cannot be encoded: "+err.Error())
 		return

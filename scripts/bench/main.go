@@ -2,7 +2,7 @@
 // figures, each beside a baseline measured in the same run, as a Markdown
 // table to stdout and to scripts/bench/RESULTS.md.
 //
-//	go run ./scripts/bench [-runs 3] [-duration 10s] [-out scripts/bench/RESULTS.md]
+//	go run ./scripts/bench [-runs 3] [-duration 10s] [-out scripts/bench/RESULTS.md] [-profile dir]
 //
 // It builds the services and two benchmark plugins (pusher-discard,
 // watcher-burst), runs them as child processes with embedded SQLite in a
@@ -28,6 +28,7 @@ type options struct {
 	triggers int
 	out      string
 	amqpURL  string
+	profile  string
 }
 
 func main() {
@@ -37,6 +38,7 @@ func main() {
 	flag.IntVar(&o.conns, "conns", 32, "concurrent HTTP connections")
 	flag.IntVar(&o.triggers, "triggers", 5000, "triggers per publish measurement")
 	flag.StringVar(&o.out, "out", "scripts/bench/RESULTS.md", "Markdown file to write (empty: stdout only)")
+	flag.StringVar(&o.profile, "profile", "", "directory to save CPU profiles of the services under load (go tool pprof)")
 	flag.Parse()
 	o.amqpURL = os.Getenv("AMQP_URL")
 	if o.amqpURL == "" {

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -77,7 +78,7 @@ func gatewayRun(ctx context.Context, o options, bins map[string]string, dir stri
 	if err := installPlugin(bins["pusher-discard"], plugins, "pusher-discard"); err != nil {
 		return err
 	}
-	svc, err := startService(bins["data-gateway"], serviceEnv(filepath.Join(dir, "gateway"), plugins), filepath.Join(dir, "data-gateway.log"))
+	svc, err := startService(bins["data-gateway"], serviceEnv(filepath.Join(dir, "gateway"), plugins, profileEnv(o, gatewayDebugAddr)...), filepath.Join(dir, "data-gateway.log"))
 	if err != nil {
 		return err
 	}
@@ -91,8 +92,10 @@ func gatewayRun(ctx context.Context, o options, bins map[string]string, dir stri
 	res.add("mem.gateway.idle", idle)
 	res.add("mem.pusher.idle", pluginIdle)
 
+	stopProfile := profileDuring(o, gatewayDebugAddr, "data-gateway", o.duration)
 	r := load(ctx, svc.base+"/data/batch", adminToken, bodies, o.conns, o.duration, http.StatusAccepted)
 	loadEnd := time.Now()
+	stopProfile()
 	if r.OK == 0 {
 		return fmt.Errorf("intake: nothing accepted: %s", r.FirstError)
 	}
@@ -185,10 +188,11 @@ func towerRun(ctx context.Context, o options, bins map[string]string, dir string
 		return err
 	}
 	goFile := filepath.Join(dir, "go")
-	svc, err := startService(bins["control-tower"], serviceEnv(filepath.Join(dir, "tower"), plugins,
-		"AMQP_URL="+o.amqpURL, "AMQP_EXCHANGE="+exchange,
-		"PLUGIN_BURST_GO_FILE="+goFile, fmt.Sprintf("PLUGIN_BURST_COUNT=%d", o.triggers), fmt.Sprintf("PLUGIN_BURST_RUN=%d", run),
-	), filepath.Join(dir, "control-tower.log"))
+	env := append([]string{
+		"AMQP_URL=" + o.amqpURL, "AMQP_EXCHANGE=" + exchange, "PLUGIN_BURST_GO_FILE=" + goFile,
+		fmt.Sprintf("PLUGIN_BURST_COUNT=%d", o.triggers), fmt.Sprintf("PLUGIN_BURST_RUN=%d", run),
+	}, profileEnv(o, towerDebugAddr)...)
+	svc, err := startService(bins["control-tower"], serviceEnv(filepath.Join(dir, "tower"), plugins, env...), filepath.Join(dir, "control-tower.log"))
 	if err != nil {
 		return err
 	}
@@ -205,6 +209,7 @@ func towerRun(ctx context.Context, o options, bins map[string]string, dir string
 	idle, _ := memory(svc.pid())
 	res.add("mem.tower.idle", idle)
 	start := time.Now()
+	stopProfile := profileDuring(o, towerDebugAddr, "control-tower", time.Second)
 	if err := os.WriteFile(goFile, nil, 0o644); err != nil {
 		return err
 	}
@@ -216,6 +221,7 @@ func towerRun(ctx context.Context, o options, bins map[string]string, dir string
 		return err
 	}
 	res.add("publish", float64(o.triggers)/time.Since(start).Seconds())
+	stopProfile()
 
 	bodies := triggerBodies(1000)
 	baseURL, stop := decodeOnlyServer(http.StatusCreated, func() any { return new(map[string]any) })
@@ -290,3 +296,44 @@ func deleteExchange(url, exchange string) {
 }
 
 func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
+
+// Profiler addresses of the services when -profile is set.
+const (
+	gatewayDebugAddr = "127.0.0.1:16061"
+	towerDebugAddr   = "127.0.0.1:16062"
+)
+
+func profileEnv(o options, addr string) []string {
+	if o.profile == "" {
+		return nil
+	}
+	return []string{"DEBUG_ADDR=" + addr}
+}
+
+// profileDuring saves a CPU profile of the service at addr, taken over d,
+// into the -profile directory; the returned func waits for it.
+func profileDuring(o options, addr, name string, d time.Duration) func() {
+	if o.profile == "" {
+		return func() {}
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		secs := max(1, int(d.Seconds()))
+		resp, err := http.Get(fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", addr, secs))
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "bench: profile:", err)
+			return
+		}
+		defer resp.Body.Close()
+		_ = os.MkdirAll(o.profile, 0o755)
+		f, err := os.Create(filepath.Join(o.profile, name+".pprof"))
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "bench: profile:", err)
+			return
+		}
+		defer f.Close()
+		_, _ = io.Copy(f, resp.Body)
+	}()
+	return func() { <-done }
+}
