@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 )
 
 // MaxDataKeys bounds the number of keys of one row's data.
@@ -101,12 +102,10 @@ func (d *Data) unmarshalSlow(b []byte) error {
 	return nil
 }
 
-// scanObject splits a valid JSON object into its fields; ok is false for
-// anything else.
+// scanObject splits a JSON object into its fields, checking the syntax as
+// it goes; ok is false for anything it does not accept (invalid JSON, not
+// an object), which the tokenizer then reports.
 func scanObject(in []byte) (Data, bool) {
-	if !json.Valid(in) {
-		return nil, false
-	}
 	b := bytes.Clone(in)
 	i := skipSpace(b, 0)
 	if i == len(b) || b[i] != '{' {
@@ -114,28 +113,46 @@ func scanObject(in []byte) (Data, bool) {
 	}
 	out := make(Data, 0, 8)
 	i = skipSpace(b, i+1)
-	if b[i] == '}' {
-		return out, true
+	if i < len(b) && b[i] == '}' {
+		return out, skipSpace(b, i+1) == len(b)
 	}
 	for {
-		end := skipString(b, i)
-		key := b[i+1 : end-1]
+		if i == len(b) || b[i] != '"' {
+			return nil, false
+		}
+		end, escaped := scanString(b, i)
+		if end < 0 {
+			return nil, false
+		}
 		var name string
-		if bytes.IndexByte(key, '\\') >= 0 {
+		if escaped || !utf8.Valid(b[i+1:end-1]) {
+			// encoding/json's unquoting (invalid UTF-8 becomes U+FFFD).
 			if err := json.Unmarshal(b[i:end], &name); err != nil {
 				return nil, false
 			}
 		} else {
-			name = string(key)
+			name = string(b[i+1 : end-1])
 		}
-		i = skipSpace(b, skipSpace(b, end)+1) // past the colon
-		vend := skipValue(b, i)
+		i = skipSpace(b, end)
+		if i == len(b) || b[i] != ':' {
+			return nil, false
+		}
+		i = skipSpace(b, i+1)
+		vend := scanValue(b, i)
+		if vend < 0 {
+			return nil, false
+		}
 		out = append(out, Field{Key: name, Value: json.RawMessage(b[i:vend:vend])})
 		i = skipSpace(b, vend)
-		if b[i] == '}' {
-			return out, true
+		switch {
+		case i == len(b):
+			return nil, false
+		case b[i] == '}':
+			return out, skipSpace(b, i+1) == len(b)
+		case b[i] != ',':
+			return nil, false
 		}
-		i = skipSpace(b, i+1) // past the comma
+		i = skipSpace(b, i+1)
 	}
 }
 
@@ -146,46 +163,137 @@ func skipSpace(b []byte, i int) int {
 	return i
 }
 
-// skipString returns the index after the string starting at b[i].
-func skipString(b []byte, i int) int {
+// scanString checks the string starting at b[i] (a quote) and returns the
+// index after it, or -1 if it is not a valid JSON string; escaped says
+// whether it holds escapes.
+func scanString(b []byte, i int) (end int, escaped bool) {
 	for i++; i < len(b); i++ {
-		switch b[i] {
-		case '\\':
+		switch c := b[i]; {
+		case c == '"':
+			return i + 1, escaped
+		case c < 0x20:
+			return -1, false
+		case c == '\\':
+			escaped = true
+			if i++; i == len(b) {
+				return -1, false
+			}
+			switch b[i] {
+			case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
+			case 'u':
+				if i+4 >= len(b) {
+					return -1, false
+				}
+				for _, h := range b[i+1 : i+5] {
+					if !('0' <= h && h <= '9' || 'a' <= h && h <= 'f' || 'A' <= h && h <= 'F') {
+						return -1, false
+					}
+				}
+				i += 4
+			default:
+				return -1, false
+			}
+		}
+	}
+	return -1, false
+}
+
+// scanValue checks the value starting at b[i] and returns the index after
+// it, or -1. Scalars are checked here; containers (rare: rows hold
+// scalars) by encoding/json.
+func scanValue(b []byte, i int) int {
+	if i == len(b) {
+		return -1
+	}
+	switch c := b[i]; {
+	case c == '"':
+		end, _ := scanString(b, i)
+		return end
+	case c == '{' || c == '[':
+		end := skipContainer(b, i)
+		if end < 0 || !json.Valid(b[i:end]) {
+			return -1
+		}
+		return end
+	case c == 't':
+		return scanLiteral(b, i, "true")
+	case c == 'f':
+		return scanLiteral(b, i, "false")
+	case c == 'n':
+		return scanLiteral(b, i, "null")
+	default:
+		return scanNumber(b, i)
+	}
+}
+
+func scanLiteral(b []byte, i int, lit string) int {
+	if !bytes.HasPrefix(b[i:], []byte(lit)) {
+		return -1
+	}
+	return i + len(lit)
+}
+
+// scanNumber checks a JSON number: -?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?
+func scanNumber(b []byte, i int) int {
+	digits := func(i int) int { // at least one digit
+		start := i
+		for i < len(b) && '0' <= b[i] && b[i] <= '9' {
 			i++
-		case '"':
-			return i + 1
+		}
+		if i == start {
+			return -1
+		}
+		return i
+	}
+	if i < len(b) && b[i] == '-' {
+		i++
+	}
+	switch {
+	case i < len(b) && b[i] == '0':
+		i++
+	default:
+		if i = digits(i); i < 0 {
+			return -1
+		}
+	}
+	if i < len(b) && b[i] == '.' {
+		if i = digits(i + 1); i < 0 {
+			return -1
+		}
+	}
+	if i < len(b) && (b[i] == 'e' || b[i] == 'E') {
+		i++
+		if i < len(b) && (b[i] == '+' || b[i] == '-') {
+			i++
+		}
+		if i = digits(i); i < 0 {
+			return -1
 		}
 	}
 	return i
 }
 
-// skipValue returns the index after the value starting at b[i] (valid
-// JSON).
-func skipValue(b []byte, i int) int {
-	switch b[i] {
-	case '"':
-		return skipString(b, i)
-	case '{', '[':
-		depth := 0
-		for ; i < len(b); i++ {
-			switch b[i] {
-			case '"':
-				i = skipString(b, i) - 1
-			case '{', '[':
-				depth++
-			case '}', ']':
-				if depth--; depth == 0 {
-					return i + 1
-				}
+// skipContainer returns the index after the object or array starting at
+// b[i], matching brackets outside strings, or -1.
+func skipContainer(b []byte, i int) int {
+	depth := 0
+	for ; i < len(b); i++ {
+		switch b[i] {
+		case '"':
+			end, _ := scanString(b, i)
+			if end < 0 {
+				return -1
+			}
+			i = end - 1
+		case '{', '[':
+			depth++
+		case '}', ']':
+			if depth--; depth == 0 {
+				return i + 1
 			}
 		}
-		return i
-	default:
-		for i < len(b) && !strings.ContainsRune(",}] \t\n\r", rune(b[i])) {
-			i++
-		}
-		return i
 	}
+	return -1
 }
 
 // MarshalJSON encodes the fields as one JSON object in their order.

@@ -8,44 +8,8 @@ import (
 // The one-pass scanner and encoding/json's tokenizer agree on every
 // input: same fields, same raw values, same rejections.
 func TestDataScannerAgreesWithTokenizer(t *testing.T) {
-	inputs := []string{
-		`{}`, ` { } `, `{"a":1}`, "{\n \"a\" : 1 ,\t\"b\":\"x\"\r\n}",
-		`{"odMeasured":0.42,"note":"with \"quotes\" and \\ and µ","flag":true,"none":null,"big":12345678901234567890}`,
-		`{"k\u00e9y":1,"a\"b":2}`, `{"nested":{"x":[1,{"y":"}"}]},"arr":[1, 2 ,"]"]}`,
-		`{"e":-1.5e+10,"z":0}`, `{"s":"\u2028"}`, `{"dup":1,"dup":2}`,
-		// invalid or not an object
-		`[]`, `"x"`, `1`, `null`, `{`, `{"a"}`, `{"a":}`, `{"a":tru}`, `{"a":1,}`, `{"a":1} x`, ``,
-	}
-	for _, in := range inputs {
-		var fast, slow Data
-		errFast := fast.UnmarshalJSON([]byte(in))
-		errSlow := slow.unmarshalSlow([]byte(in))
-		if (errFast == nil) != (errSlow == nil) {
-			t.Errorf("%q: scanner error %v, tokenizer error %v", in, errFast, errSlow)
-			continue
-		}
-		if errFast != nil {
-			continue
-		}
-		if len(fast) != len(slow) {
-			t.Errorf("%q: scanner %d fields, tokenizer %d", in, len(fast), len(slow))
-			continue
-		}
-		for i := range fast {
-			if fast[i].Key != slow[i].Key || string(fast[i].Value) != string(slow[i].Value) {
-				t.Errorf("%q field %d: scanner %q=%s, tokenizer %q=%s", in, i, fast[i].Key, fast[i].Value, slow[i].Key, slow[i].Value)
-			}
-		}
-		// Encoding gives valid, compact JSON that decodes to the same fields.
-		enc, err := fast.MarshalJSON()
-		if err != nil || !json.Valid(enc) {
-			t.Errorf("%q: encoded %s, %v", in, enc, err)
-			continue
-		}
-		var again Data
-		if err := again.UnmarshalJSON(enc); err != nil || len(again) != len(fast) {
-			t.Errorf("%q: re-decoding %s: %v", in, enc, err)
-		}
+	for _, in := range dataInputs {
+		checkScannerAgrees(t, in)
 	}
 	// Values do not alias the caller's buffer.
 	buf := []byte(`{"a":"xyz"}`)
@@ -56,6 +20,58 @@ func TestDataScannerAgreesWithTokenizer(t *testing.T) {
 	copy(buf, `{"a":"XXX"}`)
 	if string(d[0].Value) != `"xyz"` {
 		t.Fatalf("value aliases the input: %s", d[0].Value)
+	}
+}
+
+func FuzzDataScanner(f *testing.F) {
+	for _, in := range dataInputs {
+		f.Add(in)
+	}
+	f.Fuzz(checkScannerAgrees)
+}
+
+var dataInputs = []string{
+	`{}`, ` { } `, `{"a":1}`, "{\n \"a\" : 1 ,\t\"b\":\"x\"\r\n}",
+	`{"odMeasured":0.42,"note":"with \"quotes\" and \\ and µ","flag":true,"none":null,"big":12345678901234567890}`,
+	`{"k\u00e9y":1,"a\"b":2}`, `{"nested":{"x":[1,{"y":"}"}]},"arr":[1, 2 ,"]"]}`,
+	`{"e":-1.5e+10,"z":0}`, `{"s":"\u2028"}`, `{"dup":1,"dup":2}`,
+	// invalid or not an object
+	`[]`, `"x"`, `1`, `null`, `{`, `{"a"}`, `{"a":}`, `{"a":tru}`, `{"a":1,}`, `{"a":1} x`, ``,
+	`{"a":01}`, `{"a":1.}`, `{"a":.5}`, `{"a":+1}`, `{"a":1e}`, `{"a":-}`, `{"a":truex}`, `{"a":"\x"}`,
+	`{"a":"\u12"}`, "{\"a\":\"\x01\"}", `{"a":[1,}`, `{"a":{"b"}}`, `{"a" 1}`, `{"a":1 "b":2}`, `{a:1}`, `{"a":1}}`,
+}
+
+// checkScannerAgrees decodes in with the scanner and with the tokenizer:
+// what the scanner accepts must be valid JSON that the tokenizer decodes
+// to the same fields (what it refuses goes to the tokenizer).
+func checkScannerAgrees(t *testing.T, in string) {
+	fast, ok := scanObject([]byte(in))
+	if !ok {
+		return
+	}
+	if !json.Valid([]byte(in)) {
+		t.Fatalf("%q: the scanner accepted invalid JSON", in)
+	}
+	var slow Data
+	if err := slow.unmarshalSlow([]byte(in)); err != nil {
+		t.Fatalf("%q: the scanner accepted what the tokenizer refuses: %v", in, err)
+	}
+	if len(fast) != len(slow) {
+		t.Fatalf("%q: scanner %d fields, tokenizer %d", in, len(fast), len(slow))
+	}
+	for i := range fast {
+		if fast[i].Key != slow[i].Key || string(fast[i].Value) != string(slow[i].Value) {
+			t.Fatalf("%q field %d: scanner %q=%s, tokenizer %q=%s", in, i, fast[i].Key, fast[i].Value, slow[i].Key, slow[i].Value)
+		}
+	}
+	// Encoding gives valid, compact JSON that decodes to the same fields.
+	enc, err := fast.MarshalJSON()
+	if err != nil || !json.Valid(enc) {
+		t.Fatalf("%q: encoded %s, %v", in, enc, err)
+	}
+	var again Data
+	if err := again.UnmarshalJSON(enc); err != nil || len(again) != len(fast) {
+		t.Fatalf("%q: re-decoding %s: %v", in, enc, err)
 	}
 }
 
