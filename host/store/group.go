@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 )
 
 // ErrClosed is returned for writes after the store was closed.
@@ -30,6 +31,9 @@ type committer struct {
 
 	mu     sync.RWMutex
 	closed bool
+
+	// transactions and writes count what the committer ran.
+	transactions, writes atomic.Int64
 }
 
 type groupOp struct {
@@ -37,6 +41,17 @@ type groupOp struct {
 	f    func(tx *sql.Tx) error
 	err  error
 	done chan struct{}
+}
+
+// call runs the write; a panic in it fails this write alone rather than
+// the goroutine every write waits on.
+func (op *groupOp) call(tx *sql.Tx) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("write panicked: %v", r)
+		}
+	}()
+	return op.f(tx)
 }
 
 func newCommitter(db *sql.DB) *committer {
@@ -117,6 +132,8 @@ func (c *committer) commit(batch []*groupOp) {
 			}
 		}
 	}
+	c.transactions.Add(1)
+	c.writes.Add(int64(len(batch)))
 	tx, err := c.db.BeginTx(context.Background(), nil)
 	if err != nil {
 		fail(fmt.Errorf("begin: %w", err))
@@ -128,7 +145,7 @@ func (c *committer) commit(batch []*groupOp) {
 			continue
 		}
 		if len(batch) == 1 {
-			if op.err = op.f(tx); op.err == nil {
+			if op.err = op.call(tx); op.err == nil {
 				ok++
 			}
 			continue
@@ -138,7 +155,7 @@ func (c *committer) commit(batch []*groupOp) {
 			fail(fmt.Errorf("savepoint: %w", err))
 			return
 		}
-		if op.err = op.f(tx); op.err != nil {
+		if op.err = op.call(tx); op.err != nil {
 			if _, err := tx.Exec("ROLLBACK TO grp"); err != nil {
 				_ = tx.Rollback()
 				fail(fmt.Errorf("rollback to savepoint: %w", err))
