@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -311,29 +312,38 @@ func profileEnv(o options, addr string) []string {
 }
 
 // profileDuring saves a CPU profile of the service at addr, taken over d,
-// into the -profile directory; the returned func waits for it.
+// and a heap profile taken three quarters into it, into the -profile
+// directory; the returned func waits for them.
 func profileDuring(o options, addr, name string, d time.Duration) func() {
 	if o.profile == "" {
 		return func() {}
 	}
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		secs := max(1, int(d.Seconds()))
-		resp, err := http.Get(fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", addr, secs))
+	if err := os.MkdirAll(o.profile, 0o755); err != nil {
+		fmt.Fprintln(os.Stderr, "bench: profile:", err)
+		return func() {}
+	}
+	save := func(url, file string) {
+		resp, err := http.Get(url)
 		if err != nil {
 			fmt.Fprintln(os.Stderr, "bench: profile:", err)
 			return
 		}
 		defer resp.Body.Close()
-		_ = os.MkdirAll(o.profile, 0o755)
-		f, err := os.Create(filepath.Join(o.profile, name+".pprof"))
+		f, err := os.Create(filepath.Join(o.profile, file))
 		if err != nil {
 			fmt.Fprintln(os.Stderr, "bench: profile:", err)
 			return
 		}
 		defer f.Close()
 		_, _ = io.Copy(f, resp.Body)
-	}()
-	return func() { <-done }
+	}
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		save(fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", addr, max(1, int(d.Seconds()))), name+".cpu.pprof")
+	})
+	wg.Go(func() {
+		time.Sleep(d * 3 / 4)
+		save("http://"+addr+"/debug/pprof/heap", name+".heap.pprof")
+	})
+	return wg.Wait
 }
