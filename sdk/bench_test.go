@@ -286,3 +286,33 @@ func benchJSON(tb testing.TB, v any) string {
 	}
 	return string(out)
 }
+
+// BenchmarkStoredRowsDecode decodes rows as the data-gateway stores them
+// (AppendRowsJSON), the way a push reads them back: with DecodeRowsJSON
+// and, for comparison, with json.Unmarshal.
+func BenchmarkStoredRowsDecode(b *testing.B) {
+	stored, err := AppendRowsJSON(nil, benchRows(b, 100))
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Run("DecodeRowsJSON", func(b *testing.B) {
+		b.ReportAllocs()
+		b.SetBytes(int64(len(stored)))
+		for b.Loop() {
+			rows, err := DecodeRowsJSON(stored)
+			if err != nil || len(rows) != 100 {
+				b.Fatalf("%d rows, %v", len(rows), err)
+			}
+		}
+	})
+	b.Run("json.Unmarshal", func(b *testing.B) {
+		b.ReportAllocs()
+		b.SetBytes(int64(len(stored)))
+		for b.Loop() {
+			var rows []Row
+			if err := json.Unmarshal(stored, &rows); err != nil || len(rows) != 100 {
+				b.Fatalf("%d rows, %v", len(rows), err)
+			}
+		}
+	})
+}

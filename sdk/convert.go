@@ -96,17 +96,24 @@ func toPBRows(rows []Row) []*pluginpb.Row {
 }
 
 func fromPBRows(rows []*pluginpb.Row) []Row {
+	// Three allocations for the whole batch rather than three per row.
 	out := make([]Row, len(rows))
+	indexes := make([]int, len(rows))
+	n := 0
+	for _, pr := range rows {
+		n += len(pr.GetData())
+	}
+	fields := make(Data, 0, n)
 	for i, pr := range rows {
-		r := Row{Data: make(Data, len(pr.GetData()))}
 		if pr.GetHasIndex() {
-			idx := int(pr.GetIndex())
-			r.Index = &idx
+			indexes[i] = int(pr.GetIndex())
+			out[i].Index = &indexes[i]
 		}
-		for j, f := range pr.GetData() {
-			r.Data[j] = Field{Key: f.GetKey(), Value: f.GetValueJson()}
+		start := len(fields)
+		for _, f := range pr.GetData() {
+			fields = append(fields, Field{Key: f.GetKey(), Value: f.GetValueJson()})
 		}
-		out[i] = r
+		out[i].Data = fields[start:len(fields):len(fields)]
 	}
 	return out
 }

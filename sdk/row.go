@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 	"unicode/utf8"
+	"unsafe"
 )
 
 // MaxDataKeys bounds the number of keys of one row's data.
@@ -108,47 +109,187 @@ func (d *Data) unmarshalSlow(b []byte) error {
 func scanObject(in []byte) (Data, bool) {
 	b := bytes.Clone(in)
 	i := skipSpace(b, 0)
-	if i == len(b) || b[i] != '{' {
+	out, end := scanFields(b, i, make(Data, 0, 8))
+	if end < 0 || skipSpace(b, end) != len(b) {
 		return nil, false
 	}
-	out := make(Data, 0, 8)
+	return out, true
+}
+
+// scanFields appends the fields of the object starting at b[i] to out,
+// as slices of b, and returns the index after the object, or -1.
+func scanFields(b []byte, i int, out Data) (Data, int) {
+	if i == len(b) || b[i] != '{' {
+		return nil, -1
+	}
 	i = skipSpace(b, i+1)
 	if i < len(b) && b[i] == '}' {
-		return out, skipSpace(b, i+1) == len(b)
+		return out, i + 1
 	}
 	for {
-		if i == len(b) || b[i] != '"' {
-			return nil, false
-		}
-		end, escaped := scanString(b, i)
+		name, end := scanKey(b, i)
 		if end < 0 {
-			return nil, false
-		}
-		var name string
-		if escaped || !utf8.Valid(b[i+1:end-1]) {
-			// encoding/json's unquoting (invalid UTF-8 becomes U+FFFD).
-			if err := json.Unmarshal(b[i:end], &name); err != nil {
-				return nil, false
-			}
-		} else {
-			name = string(b[i+1 : end-1])
+			return nil, -1
 		}
 		i = skipSpace(b, end)
 		if i == len(b) || b[i] != ':' {
-			return nil, false
+			return nil, -1
 		}
 		i = skipSpace(b, i+1)
 		vend := scanValue(b, i)
 		if vend < 0 {
-			return nil, false
+			return nil, -1
 		}
 		out = append(out, Field{Key: name, Value: json.RawMessage(b[i:vend:vend])})
 		i = skipSpace(b, vend)
 		switch {
 		case i == len(b):
-			return nil, false
+			return nil, -1
 		case b[i] == '}':
-			return out, skipSpace(b, i+1) == len(b)
+			return out, i + 1
+		case b[i] != ',':
+			return nil, -1
+		}
+		i = skipSpace(b, i+1)
+	}
+}
+
+// scanKey reads the object key starting at b[i] and returns it and the
+// index after it, or -1.
+func scanKey(b []byte, i int) (string, int) {
+	if i == len(b) || b[i] != '"' {
+		return "", -1
+	}
+	end, escaped := scanString(b, i)
+	if end < 0 {
+		return "", -1
+	}
+	if escaped || !utf8.Valid(b[i+1:end-1]) {
+		// encoding/json's unquoting (invalid UTF-8 becomes U+FFFD).
+		var name string
+		if err := json.Unmarshal(b[i:end], &name); err != nil {
+			return "", -1
+		}
+		return name, end
+	}
+	if end-i-2 == 0 {
+		return "", end
+	}
+	// b is the scanner's own copy and never changes: the key can share its
+	// bytes, as the values do, instead of costing an allocation each.
+	return unsafe.String(&b[i+1], end-i-2), end
+}
+
+// DecodeRowsJSON decodes a JSON array of rows, as json.Unmarshal into a
+// []Row does, in one pass for the common shape
+// ([{"index":0,"data":{...}},...]) and through encoding/json otherwise.
+func DecodeRowsJSON(in []byte) ([]Row, error) {
+	if rows, ok := scanRows(in); ok {
+		return rows, nil
+	}
+	var rows []Row
+	if err := json.Unmarshal(in, &rows); err != nil {
+		return nil, err
+	}
+	return rows, nil
+}
+
+// scanRows decodes rows whose members are exactly "index" (an integer)
+// and "data" (an object), each at most once; ok is false for anything
+// else. Values are slices of one copy of in.
+func scanRows(in []byte) ([]Row, bool) {
+	b := bytes.Clone(in)
+	i := skipSpace(b, 0)
+	if i == len(b) || b[i] != '[' {
+		return nil, false
+	}
+	type span struct {
+		index      int
+		hasIndex   bool
+		hasData    bool
+		start, end int // of the row's fields in all
+	}
+	var (
+		all   Data
+		spans []span
+	)
+	i = skipSpace(b, i+1)
+	if i < len(b) && b[i] == ']' {
+		return []Row{}, skipSpace(b, i+1) == len(b)
+	}
+	for {
+		if i == len(b) || b[i] != '{' {
+			return nil, false
+		}
+		sp := span{start: len(all), end: len(all)}
+		i = skipSpace(b, i+1)
+		for i < len(b) && b[i] != '}' {
+			key, end := scanKey(b, i)
+			if end < 0 {
+				return nil, false
+			}
+			i = skipSpace(b, end)
+			if i == len(b) || b[i] != ':' {
+				return nil, false
+			}
+			i = skipSpace(b, i+1)
+			switch {
+			case key == "index" && !sp.hasIndex:
+				vend := scanNumber(b, i)
+				if vend < 0 {
+					return nil, false
+				}
+				n, err := strconv.Atoi(string(b[i:vend]))
+				if err != nil {
+					return nil, false
+				}
+				sp.index, sp.hasIndex, i = n, true, vend
+			case key == "data" && !sp.hasData:
+				var end int
+				if all, end = scanFields(b, i, all); end < 0 {
+					return nil, false
+				}
+				sp.start, sp.end, sp.hasData, i = sp.end, len(all), true, end
+			default:
+				return nil, false
+			}
+			switch i = skipSpace(b, i); {
+			case i < len(b) && b[i] == ',':
+				if i = skipSpace(b, i+1); i < len(b) && b[i] == '}' {
+					return nil, false // trailing comma
+				}
+			case i < len(b) && b[i] == '}':
+			default:
+				return nil, false
+			}
+		}
+		if i == len(b) {
+			return nil, false
+		}
+		spans = append(spans, sp)
+		i = skipSpace(b, i+1)
+		switch {
+		case i == len(b):
+			return nil, false
+		case b[i] == ']':
+			if skipSpace(b, i+1) != len(b) {
+				return nil, false
+			}
+			rows := make([]Row, len(spans))
+			indexes := make([]int, len(spans))
+			for k, sp := range spans {
+				if sp.hasIndex {
+					indexes[k] = sp.index
+					rows[k].Index = &indexes[k]
+				}
+				if sp.hasData {
+					rows[k].Data = all[sp.start:sp.end:sp.end]
+					if rows[k].Data == nil {
+						rows[k].Data = Data{} // an empty object, not a missing one
+					}
+				}
+			}
+			return rows, true
 		case b[i] != ',':
 			return nil, false
 		}

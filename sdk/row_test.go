@@ -96,3 +96,58 @@ func TestAppendRowsJSONMatchesEncodingJSON(t *testing.T) {
 		t.Fatal("an invalid raw value was encoded")
 	}
 }
+
+var rowsInputs = []string{
+	`[]`, ` [ ] `, `[{"index":0,"data":{"a":1}},{"data":{"b":"x"}},{"index":12,"data":{}}]`,
+	`[{"data":{"a":1},"index":3}]`, `[{}]`, "[\n {\"index\" : 1 , \"data\" : {\"k\":true} } ]",
+	`[{"index":-0,"data":{"a":null}}]`,
+	// handed to encoding/json (or refused by it)
+	`[{"index":1.5,"data":{}}]`, `[{"index":1e2}]`, `[{"index":null}]`, `[{"Index":1}]`, `[{"data":null}]`,
+	`[{"data":{},"data":{"a":1}}]`, `[{"index":1 "data":{}}]`, `[{"index":1,}]`, `[{"other":1}]`,
+	`[{"index":99999999999999999999}]`, `[{"data":{"a":1}}`, `[{"data":{"a":1}}] x`, `{}`, `[1]`, `null`, ``,
+}
+
+func TestDecodeRowsJSONAgreesWithEncodingJSON(t *testing.T) {
+	for _, in := range rowsInputs {
+		checkRowsAgree(t, in)
+	}
+}
+
+func FuzzDecodeRowsJSON(f *testing.F) {
+	for _, in := range rowsInputs {
+		f.Add(in)
+	}
+	f.Fuzz(checkRowsAgree)
+}
+
+// checkRowsAgree: what scanRows accepts, encoding/json decodes to the same
+// rows; DecodeRowsJSON fails exactly when encoding/json does.
+func checkRowsAgree(t *testing.T, in string) {
+	var want []Row
+	wantErr := json.Unmarshal([]byte(in), &want)
+	got, err := DecodeRowsJSON([]byte(in))
+	if (err == nil) != (wantErr == nil) {
+		t.Fatalf("%q: DecodeRowsJSON error %v, encoding/json error %v", in, err, wantErr)
+	}
+	fast, ok := scanRows([]byte(in))
+	if !ok {
+		return
+	}
+	if wantErr != nil {
+		t.Fatalf("%q: scanRows accepted what encoding/json refuses: %v", in, wantErr)
+	}
+	a, _ := json.Marshal(fast)
+	w, _ := json.Marshal(want)
+	g, _ := json.Marshal(got)
+	if string(a) != string(w) || string(g) != string(w) {
+		t.Fatalf("%q: scanRows %s, DecodeRowsJSON %s, encoding/json %s", in, a, g, w)
+	}
+	if len(fast) != len(want) {
+		t.Fatalf("%q: %d rows, want %d", in, len(fast), len(want))
+	}
+	for k := range fast {
+		if (fast[k].Data == nil) != (want[k].Data == nil) {
+			t.Fatalf("%q row %d: data nil %v, want %v", in, k, fast[k].Data == nil, want[k].Data == nil)
+		}
+	}
+}

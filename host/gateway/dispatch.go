@@ -2,7 +2,6 @@ package gateway
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"math/rand/v2"
@@ -127,8 +126,8 @@ func (g *Gateway) push(ctx context.Context, pc sdk.PusherClient, batch []store.C
 	log := g.log.With("pusher", t.Pusher, "uuid", t.UUID, "delivery", t.DeliveryID, "attempt", t.Attempts+1)
 	var rows []sdk.Row
 	for _, bt := range batch {
-		var part []sdk.Row
-		if err := json.Unmarshal(bt.Rows, &part); err != nil {
+		part, err := sdk.DecodeRowsJSON(bt.Rows)
+		if err != nil {
 			g.record(bg, []store.ClaimedTask{bt}, store.TaskDead, fmt.Sprintf("stored rows unreadable: %v", err))
 			g.releaseAll(bg, batch, bt.ID)
 			return outcome{}
