@@ -6,9 +6,11 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"net/url"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -38,6 +40,10 @@ func (c command) synopsis() string { return strings.TrimSpace(c.name + " " + c.a
 var commands = []command{
 	{"plugins", "", "list the plugins, and the plugin files skipped", runPlugins},
 	{"restart", "<name>", "restart a plugin now (also a failed one)", runRestart},
+	{"stop", "<name>", "stop a plugin until it is started again", pluginAction("stop")},
+	{"start", "<name>", "start a stopped or failed plugin", pluginAction("start")},
+	{"rescan", "", "rescan the plugins directory now, then list the plugins", runRescan},
+	{"status", "", "the service's backlog: pending triggers, or tasks and dead letters per pusher", runStatus},
 	{"triggers", "[--limit N] [--status STATUS] [--protocol P] [--source SOURCE]", "list recent triggers, newest first (control-tower)", runTriggers},
 	{"trigger", "<uuid>", "show one trigger as JSON (control-tower)", runTrigger},
 	{"post-trigger", "<file>", "post the trigger in file, - for stdin (control-tower)", runPostTrigger},
@@ -115,6 +121,15 @@ type pluginStatus struct {
 }
 
 func runPlugins(ctx context.Context, e *env, fs *flag.FlagSet, args []string) error {
+	return listPlugins(ctx, e, fs, args, http.MethodGet, "/plugins")
+}
+
+func runRescan(ctx context.Context, e *env, fs *flag.FlagSet, args []string) error {
+	return listPlugins(ctx, e, fs, args, http.MethodPost, "/plugins/rescan")
+}
+
+// listPlugins prints the plugin list the request answers with.
+func listPlugins(ctx context.Context, e *env, fs *flag.FlagSet, args []string, method, path string) error {
 	if _, err := parseArgs(fs, args); err != nil {
 		return err
 	}
@@ -125,7 +140,7 @@ func runPlugins(ctx context.Context, e *env, fs *flag.FlagSet, args []string) er
 			Reason string `json:"reason"`
 		} `json:"skipped"`
 	}
-	if _, printed, err := e.call(ctx, http.MethodGet, "/plugins", nil, nil, &list); printed || err != nil {
+	if _, printed, err := e.call(ctx, method, path, nil, nil, &list); printed || err != nil {
 		return err
 	}
 	rows := make([][]string, 0, len(list.Plugins))
@@ -192,6 +207,76 @@ func runRestart(ctx context.Context, e *env, fs *flag.FlagSet, args []string) er
 		fmt.Fprintf(e.stdout, "restarted %s: running, pid %d\n", st.Name, st.PID)
 		return nil
 	}
+}
+
+// pluginAction is a command that POSTs action (stop or start) for one
+// plugin and waits, within --timeout, for the state it leads to.
+func pluginAction(action string) func(ctx context.Context, e *env, fs *flag.FlagSet, args []string) error {
+	done := map[string]func(state string) bool{
+		"stop":  func(state string) bool { return state == "stopped" },
+		"start": func(state string) bool { return state != "stopped" && state != "starting" },
+	}[action]
+	return func(ctx context.Context, e *env, fs *flag.FlagSet, args []string) error {
+		pos, err := parseArgs(fs, args, "<name>")
+		if err != nil {
+			return err
+		}
+		path := "/plugins/" + url.PathEscape(pos[0])
+		if _, _, err := e.client.fetch(ctx, http.MethodPost, path+"/"+action, nil, nil, &pluginStatus{}); err != nil {
+			return err
+		}
+		tick := time.NewTicker(100 * time.Millisecond)
+		defer tick.Stop()
+		for {
+			var st pluginStatus
+			_, answer, err := e.client.fetch(ctx, http.MethodGet, path, nil, nil, &st)
+			switch {
+			case err != nil:
+				return err
+			case !done(st.State):
+			case e.json:
+				return e.printRaw(answer)
+			case action == "start" && st.State != "running":
+				return fmt.Errorf("started %s, but it is %s: %s", st.Name, st.State, cell(st.LastError, 200))
+			default:
+				fmt.Fprintf(e.stdout, "%s %s: %s\n", action, st.Name, st.State)
+				return nil
+			}
+			select {
+			case <-ctx.Done():
+				return fmt.Errorf("%s of %s accepted, but it is still %s after %s (see routectl plugins)", action, pos[0], st.State, e.client.timeout)
+			case <-tick.C:
+			}
+		}
+	}
+}
+
+// runStatus prints GET /status: the summary's figures, one per line,
+// sorted by name.
+func runStatus(ctx context.Context, e *env, fs *flag.FlagSet, args []string) error {
+	if _, err := parseArgs(fs, args); err != nil {
+		return err
+	}
+	var status struct {
+		Service string         `json:"service"`
+		Summary map[string]any `json:"summary"`
+	}
+	if _, printed, err := e.call(ctx, http.MethodGet, "/status", nil, nil, &status); printed || err != nil {
+		return err
+	}
+	var rows [][]string
+	for _, name := range slices.Sorted(maps.Keys(status.Summary)) {
+		switch v := status.Summary[name].(type) {
+		case map[string]any: // per pusher
+			for _, p := range slices.Sorted(maps.Keys(v)) {
+				rows = append(rows, []string{name, p, fmt.Sprint(v[p])})
+			}
+		default:
+			rows = append(rows, []string{name, "", fmt.Sprint(v)})
+		}
+	}
+	fmt.Fprintln(e.stdout, status.Service)
+	return writeTable(e.stdout, []string{"FIGURE", "PUSHER", "VALUE"}, rows)
 }
 
 // storedTrigger is the part of a stored trigger that routectl shows.

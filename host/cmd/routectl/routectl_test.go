@@ -345,6 +345,32 @@ func TestPluginsAndRestart(t *testing.T) {
 	}
 }
 
+func TestStopStartRescanAndStatus(t *testing.T) {
+	t.Parallel()
+	c := startGateway(t)
+	if out := c.ok(t, "stop", "probe"); out != "stop probe: stopped\n" {
+		t.Fatalf("stop: %q", out)
+	}
+	rows := tableRows(t, c.ok(t, "rescan"), "NAME KIND STATE PID VERSION RESTARTS LAST ERROR")
+	if len(rows) != 1 || rows[0][0] != "probe" || rows[0][2] != "stopped" {
+		t.Fatalf("rescan after stop: %q (a stopped plugin stays stopped)", rows)
+	}
+	if out := c.ok(t, "start", "probe"); out != "start probe: running\n" {
+		t.Fatalf("start: %q", out)
+	}
+	out := c.ok(t, "status")
+	if !strings.HasPrefix(out, "data-gateway\n") {
+		t.Fatalf("status: %q", out)
+	}
+	rows = tableRows(t, strings.TrimPrefix(out, "data-gateway\n"), "FIGURE PUSHER VALUE")
+	if fmt.Sprint(rows) != "[[backlog probe 0] [deadLetters probe 0]]" {
+		t.Fatalf("status rows %q", rows)
+	}
+	if stderr := c.fails(t, 1, "stop", "nosuch"); !strings.Contains(stderr, "404") {
+		t.Fatalf("stop of an unknown plugin: %q", stderr)
+	}
+}
+
 func TestSkippedPluginFilesAreListed(t *testing.T) {
 	t.Parallel()
 	plugins := t.TempDir()
