@@ -4,16 +4,20 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/chromedp/chromedp"
 	"github.com/hashicorp/go-hclog"
+	amqp "github.com/rabbitmq/amqp091-go"
 
 	"github.com/routinglayer/routing/host/config"
+	"github.com/routinglayer/routing/host/controltower"
 	"github.com/routinglayer/routing/host/datagateway"
 	"github.com/routinglayer/routing/host/pluginmgr"
 )
@@ -101,60 +105,16 @@ func TestStatusPageShowsACrashedPluginAndRestartsIt(t *testing.T) {
 	})
 	steadyPID := state("steady").PID
 
-	opts := append(chromedp.DefaultExecAllocatorOptions[:],
-		chromedp.ExecPath(browser),
-		chromedp.NoSandbox,
-		chromedp.DisableGPU,
-		chromedp.Flag("disable-quic", true),
-		chromedp.Flag("disable-component-update", true),
-		chromedp.Flag("disable-sync", true),
-		chromedp.UserDataDir(t.TempDir()),
-		chromedp.WindowSize(1200, 800),
-	)
-	allocCtx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
-	defer cancelAlloc()
-	browserCtx, cancelBrowser := chromedp.NewContext(allocCtx)
-	defer cancelBrowser()
-	runCtx, cancelRun := context.WithTimeout(browserCtx, 90*time.Second)
-	defer cancelRun()
+	runCtx := browse(t, browser)
 
 	crashyState := `tr[data-plugin="crashy"] td.state`
-	until := func(js string, timeout time.Duration) chromedp.Action[chromedp.Void] {
-		poll := chromedp.Poll[bool](js, chromedp.WithPollingTimeout(timeout))
-		return func(ctx context.Context, tg *chromedp.Target) (chromedp.Void, error) {
-			_, err := poll(ctx, tg)
-			return chromedp.Void{}, err
-		}
-	}
 	stateIs := func(want string) string {
 		return fmt.Sprintf(`(document.querySelector(%q) || {}).textContent === %q`, crashyState, want)
 	}
-	screenshot := func(name string) {
-		t.Helper()
-		shot, err := chromedp.Run(runCtx, chromedp.FullScreenshot(100))
-		if err != nil {
-			t.Fatalf("screenshot: %v", err)
-		}
-		path := artifact(t, name)
-		if err := os.WriteFile(path, shot, 0o644); err != nil {
-			t.Fatal(err)
-		}
-		t.Logf("screenshot: %s", path)
-	}
+	screenshot := func(name string) { t.Helper(); saveScreenshot(t, runCtx, name) }
 
-	// Without a token the page asks for one.
-	err = chromedp.Do(runCtx,
-		chromedp.Navigate(svc.URL()+"/"),
-		until(`document.getElementById("banner").textContent.includes("token")`, 20*time.Second),
-	)
-	if err != nil {
-		t.Fatalf("the page did not ask for a token: %v", err)
-	}
-	err = chromedp.Do(runCtx,
-		chromedp.SendKeys(chromedp.CSS("#token"), adminToken),
-		chromedp.Click(chromedp.CSS(`#auth button[type="submit"]`)),
-		until(stateIs("failed"), 20*time.Second),
-	)
+	// Without a token the page asks for one; with it, it shows crashy failed.
+	err = chromedp.Do(runCtx, signIn(svc.URL()+"/"), until(stateIs("failed"), 20*time.Second))
 	if err != nil {
 		screenshot("statuspage-failure.png")
 		t.Fatalf("the page does not show crashy failed: %v", err)
@@ -186,6 +146,60 @@ func TestStatusPageShowsACrashedPluginAndRestartsIt(t *testing.T) {
 	}
 }
 
+// browse starts a headless Chromium for the test and returns a context
+// to drive one tab of it.
+func browse(t *testing.T, browser string) context.Context {
+	t.Helper()
+	opts := append(chromedp.DefaultExecAllocatorOptions[:],
+		chromedp.ExecPath(browser),
+		chromedp.NoSandbox,
+		chromedp.DisableGPU,
+		chromedp.Flag("disable-quic", true),
+		chromedp.Flag("disable-component-update", true),
+		chromedp.Flag("disable-sync", true),
+		chromedp.UserDataDir(t.TempDir()),
+		chromedp.WindowSize(1200, 800),
+	)
+	allocCtx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
+	browserCtx, cancelBrowser := chromedp.NewContext(allocCtx)
+	runCtx, cancelRun := context.WithTimeout(browserCtx, 90*time.Second)
+	t.Cleanup(func() { cancelRun(); cancelBrowser(); cancelAlloc() })
+	return runCtx
+}
+
+// until polls js in the page until it is true or timeout passes.
+func until(js string, timeout time.Duration) chromedp.Action[chromedp.Void] {
+	poll := chromedp.Poll[bool](js, chromedp.WithPollingTimeout(timeout))
+	return func(ctx context.Context, tg *chromedp.Target) (chromedp.Void, error) {
+		_, err := poll(ctx, tg)
+		return chromedp.Void{}, err
+	}
+}
+
+// saveScreenshot keeps a PNG of the whole page as a test artifact.
+func saveScreenshot(t *testing.T, ctx context.Context, name string) {
+	t.Helper()
+	shot, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
+	if err != nil {
+		t.Fatalf("screenshot: %v", err)
+	}
+	path := artifact(t, name)
+	if err := os.WriteFile(path, shot, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("screenshot: %s", path)
+}
+
+// signIn enters the operator token on the page at url.
+func signIn(url string) chromedp.Action[chromedp.Void] {
+	return chromedp.Steps(
+		chromedp.Navigate(url),
+		until(`document.getElementById("banner").textContent.includes("token")`, 20*time.Second),
+		chromedp.SendKeys(chromedp.CSS("#token"), adminToken),
+		chromedp.Click(chromedp.CSS(`#auth button[type="submit"]`)),
+	)
+}
+
 func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(timeout)
@@ -195,4 +209,65 @@ func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool)
 		}
 		time.Sleep(25 * time.Millisecond)
 	}
+}
+
+func TestControlTowerPageShowsRecentTriggersAndTheBroker(t *testing.T) {
+	browser := chromium(t)
+	const amqpURL = "amqp://guest:guest@127.0.0.1:5672/"
+	exchange := fmt.Sprintf("statuspage-test-%d", time.Now().UnixNano())
+	t.Cleanup(func() {
+		if conn, err := amqp.Dial(amqpURL); err == nil {
+			if ch, err := conn.Channel(); err == nil {
+				_ = ch.ExchangeDelete(exchange, false, false)
+			}
+			conn.Close()
+		}
+	})
+	vars := []string{
+		"SERVER_PORT=0", "DATA_DIR=" + t.TempDir(), "PLUGINS_DIR=" + t.TempDir(),
+		"ADMIN_TOKENS=" + adminToken, "AMQP_URL=" + amqpURL, "AMQP_EXCHANGE=" + exchange,
+	}
+	var cfg controltower.Config
+	if err := config.Load(&cfg, vars); err != nil {
+		t.Fatal(err)
+	}
+	cfg.Environ = vars
+	ctx, cancel := context.WithCancel(context.Background())
+	svc, err := controltower.Start(ctx, cfg, hclog.NewNullLogger())
+	if err != nil {
+		cancel()
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cancel(); _ = svc.Wait() })
+
+	req, _ := http.NewRequest(http.MethodPost, svc.URL()+"/triggers",
+		strings.NewReader(`{"uuid":"page0123456789ab","apiVersion":"OT-2/v1alpha1","protocol":"SimpleDilution","spec":{"volume":150}}`))
+	req.Header.Set("Authorization", "Bearer "+adminToken)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusCreated {
+		t.Fatalf("POST /triggers: %s", resp.Status)
+	}
+
+	runCtx := browse(t, browser)
+	row := `tr[data-uuid="page0123456789ab"]`
+	err = chromedp.Do(runCtx,
+		signIn(svc.URL()+"/"),
+		until(fmt.Sprintf(`!!document.querySelector(%q)`, row), 20*time.Second),
+		// Published (unroutable: no queue is bound) once the broker confirms.
+		until(fmt.Sprintf(`document.querySelector(%q).textContent.includes("unroutable")`, row+" td.state"), 30*time.Second),
+		until(`document.getElementById("figures").textContent.includes("connected")`, 20*time.Second),
+	)
+	if err != nil {
+		saveScreenshot(t, runCtx, "statuspage-tower-failure.png")
+		t.Fatalf("the control-tower page: %v", err)
+	}
+	text, err := chromedp.Run(runCtx, chromedp.Text(chromedp.CSS(row)))
+	if err != nil || !strings.Contains(text, "OT-2/v1alpha1") || !strings.Contains(text, "SimpleDilution") || !strings.Contains(text, "http") {
+		t.Fatalf("trigger row %q (%v)", text, err)
+	}
+	saveScreenshot(t, runCtx, "statuspage-control-tower.png")
 }
