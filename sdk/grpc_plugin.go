@@ -455,7 +455,18 @@ func (c *pusherClient) Start(ctx context.Context, state State) error {
 }
 
 func (c *pusherClient) Push(ctx context.Context, req PushRequest) error {
-	resp, err := c.pusher.Push(ctx, toPBPushRequest(&req))
+	return c.push(ctx, toPBPushRequest(&req))
+}
+
+func (c *pusherClient) PushEncoded(ctx context.Context, req PushRequest, rows EncodedRows) error {
+	if len(req.Rows) > 0 {
+		return errors.New("push: rows given both decoded and encoded")
+	}
+	return c.push(ctx, withRows(toPBPushRequest(&req), rows))
+}
+
+func (c *pusherClient) push(ctx context.Context, msg *pluginpb.PushRequest) error {
+	resp, err := c.pusher.Push(ctx, msg)
 	if err != nil {
 		return transportError("push", err)
 	}

@@ -109,4 +109,7 @@ type PusherClient interface {
 	// Push delivers rows. Errors match ErrSkipped, ErrPermanent or
 	// ErrPluginExited; any other error is retryable.
 	Push(ctx context.Context, req PushRequest) error
+	// PushEncoded is Push with the rows given already encoded (req.Rows
+	// must be empty): the plugin receives the same PushRequest.
+	PushEncoded(ctx context.Context, req PushRequest, rows EncodedRows) error
 }

@@ -317,3 +317,51 @@ func TestPushRequestAndOutcomesCrossTheWire(t *testing.T) {
 		})
 	}
 }
+
+func TestEncodedRowsCrossTheWireAsRows(t *testing.T) {
+	var got sdk.PushRequest
+	client := sdktest.NewHost().StartPusher(t, &funcPusher{push: func(_ context.Context, r sdk.PushRequest) error {
+		got = r
+		return nil
+	}}, sdktest.Options{})
+	idx := 7
+	first, err := sdk.EncodeRows([]sdk.Row{{Index: &idx, Data: sdk.Data{{Key: "odMeasured", Value: json.RawMessage(`0.4200`)}}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	second, err := sdk.EncodeRows([]sdk.Row{
+		{Data: sdk.Data{{Key: "note", Value: json.RawMessage(`"µ \"q\""`)}, {Key: "none", Value: json.RawMessage(`null`)}}},
+		{Data: sdk.Data{}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	both := append(append(sdk.EncodedRows{}, first...), second...)
+	if n, err := both.Len(); err != nil || n != 3 {
+		t.Fatalf("Len of two concatenated encodings: %d, %v; want 3", n, err)
+	}
+	decoded, err := both.Decode()
+	if err != nil {
+		t.Fatal(err)
+	}
+	const want = `[{"index":7,"data":{"odMeasured":0.4200}},{"data":{"note":"µ \"q\"","none":null}},{"data":{}}]`
+	if b, _ := json.Marshal(decoded); string(b) != want {
+		t.Fatalf("Decode: %s, want %s", b, want)
+	}
+
+	trigger := &sdk.StoredTrigger{Trigger: sampleTrigger(), Source: "http", Status: sdk.StatusPublished}
+	if err := client.PushEncoded(context.Background(), sdk.PushRequest{UUID: "run9", Trigger: trigger, Attempt: 3}, both); err != nil {
+		t.Fatal(err)
+	}
+	if b, _ := json.Marshal(got.Rows); string(b) != want || got.UUID != "run9" || got.Attempt != 3 || got.Trigger == nil || got.Trigger.Protocol != "PlateTransfer" {
+		t.Fatalf("the plugin got %s, %+v; want rows %s for run9, attempt 3, with the trigger", b, got, want)
+	}
+	if err := client.PushEncoded(context.Background(), sdk.PushRequest{UUID: "x", Rows: decoded}, both); err == nil {
+		t.Fatal("rows given both decoded and encoded were accepted")
+	}
+	for _, bad := range []sdk.EncodedRows{{0x0a, 0x01, 'x'}, {0x12, 0x05, 0x01}} {
+		if _, err := bad.Len(); err == nil {
+			t.Errorf("Len accepted %x", []byte(bad))
+		}
+	}
+}

@@ -124,9 +124,9 @@ func (g *Gateway) push(ctx context.Context, pc sdk.PusherClient, batch []store.C
 	bg := context.WithoutCancel(ctx)
 	t := batch[0]
 	log := g.log.With("pusher", t.Pusher, "uuid", t.UUID, "delivery", t.DeliveryID, "attempt", t.Attempts+1)
-	var rows []sdk.Row
+	var rows sdk.EncodedRows
 	for _, bt := range batch {
-		part, err := sdk.DecodeRowsJSON(bt.Rows)
+		part, err := storedRows(bt.Rows)
 		if err != nil {
 			g.record(bg, []store.ClaimedTask{bt}, store.TaskDead, fmt.Sprintf("stored rows unreadable: %v", err))
 			g.releaseAll(bg, batch, bt.ID)
@@ -146,7 +146,7 @@ func (g *Gateway) push(ctx context.Context, pc sdk.PusherClient, batch []store.C
 	}
 	pctx, cancel := context.WithTimeout(ctx, g.cfg.PushTimeout)
 	started := time.Now()
-	err := pc.Push(pctx, sdk.PushRequest{UUID: t.UUID, Rows: rows, Trigger: trigger, Attempt: t.Attempts + 1})
+	err := pc.PushEncoded(pctx, sdk.PushRequest{UUID: t.UUID, Trigger: trigger, Attempt: t.Attempts + 1}, rows)
 	cancel()
 	g.cfg.Metrics.PushDuration.WithLabelValues(t.Pusher).Observe(time.Since(started).Seconds())
 	count := func(outcome string) { g.cfg.Metrics.Tasks.WithLabelValues(t.Pusher, outcome).Add(float64(len(batch))) }
@@ -201,6 +201,23 @@ func (g *Gateway) push(ctx context.Context, pc sdk.PusherClient, batch []store.C
 		g.retry(bg, t, delay, err.Error(), true)
 	}
 	return outcome{}
+}
+
+// storedRows returns a delivery's rows as stored: in the plugin protocol's
+// encoding, or as a JSON array (spools written before rows were kept
+// encoded), which is converted.
+func storedRows(b []byte) (sdk.EncodedRows, error) {
+	if len(b) > 0 && b[0] == '[' {
+		rows, err := sdk.DecodeRowsJSON(b)
+		if err != nil {
+			return nil, err
+		}
+		return sdk.EncodeRows(rows)
+	}
+	if _, err := sdk.EncodedRows(b).Len(); err != nil {
+		return nil, err
+	}
+	return b, nil
 }
 
 // releaseAll gives back the claims of a batch's tasks, but the one with id

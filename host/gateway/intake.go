@@ -168,7 +168,9 @@ func (g *Gateway) accept(w http.ResponseWriter, r *http.Request, uuid string, ro
 		httpapi.WriteProblem(w, r, http.StatusTooManyRequests, "backlog limit reached for "+strings.Join(full, ", ")+"; retry later")
 		return
 	}
-	encoded, err := sdk.AppendRowsJSON(make([]byte, 0, 128*len(rows)), rows)
+	// Rows are kept in the plugin protocol's encoding, so a push sends them
+	// as they are.
+	encoded, err := sdk.EncodeRows(rows)
 	if err != nil {
 		httpapi.WriteProblem(w, r, http.StatusBadRequest, "rows cannot be encoded: "+err.Error())
 		return
