@@ -131,7 +131,7 @@ func (s *Store) ClaimBatches(ctx context.Context, pusher, owner string, limit, m
 			rows         int
 		}
 		var heads []head
-		rows, err := s.txQuery(ctx, tx, qClaimHeads+lock, pusher, now, now, limit)
+		rows, err := s.txQuery(ctx, tx, qClaimHeads+lock, pusher, pusher, now, now, limit)
 		if err != nil {
 			return fmt.Errorf("claim tasks: %w", err)
 		}
@@ -394,11 +394,13 @@ func (s *Store) countTasks(ctx context.Context, state TaskState) (map[string]int
 var (
 	qInsertDelivery = hot("INSERT INTO deliveries (uuid, rows, row_count, created_at) VALUES (?, ?, ?, ?) RETURNING id")
 	qInsertTask     = hot("INSERT INTO tasks (delivery_id, pusher, uuid, state, next_attempt_at) VALUES (?, ?, ?, ?, ?)")
-	qClaimHeads     = hot(`SELECT t.id, t.delivery_id, t.uuid, d.row_count FROM tasks t JOIN deliveries d ON d.id = t.delivery_id
-		WHERE t.pusher = ? AND t.state = 'pending' AND t.next_attempt_at <= ?
-		  AND (t.claimed_until IS NULL OR t.claimed_until < ?)
-		  AND NOT EXISTS (SELECT 1 FROM tasks e WHERE e.pusher = t.pusher AND e.uuid = t.uuid
-		                  AND e.state = 'pending' AND e.delivery_id < t.delivery_id)
+	// The head of each uuid's line is its oldest pending task (found in
+	// the tasks_line index alone); it is claimable when due and unclaimed.
+	qClaimHeads = hot(`SELECT t.id, t.delivery_id, t.uuid, d.row_count
+		FROM (SELECT uuid, MIN(delivery_id) AS head FROM tasks WHERE pusher = ? AND state = 'pending' GROUP BY uuid) h
+		JOIN tasks t ON t.pusher = ? AND t.uuid = h.uuid AND t.delivery_id = h.head AND t.state = 'pending'
+		JOIN deliveries d ON d.id = t.delivery_id
+		WHERE t.next_attempt_at <= ? AND (t.claimed_until IS NULL OR t.claimed_until < ?)
 		ORDER BY t.delivery_id LIMIT ?`)
 	qFollowers = hot(`SELECT t.id, t.next_attempt_at, t.claimed_until, d.row_count FROM tasks t JOIN deliveries d ON d.id = t.delivery_id
 		WHERE t.pusher = ? AND t.uuid = ? AND t.state = 'pending' AND t.delivery_id > ?
