@@ -474,30 +474,6 @@ func (d Data) AppendJSON(b []byte) ([]byte, error) {
 	return append(b, '}'), nil
 }
 
-// AppendRowsJSON appends rows as a JSON array, as json.Marshal would
-// encode them, without encoding/json's second pass over the output.
-func AppendRowsJSON(b []byte, rows []Row) ([]byte, error) {
-	b = append(b, '[')
-	for i, r := range rows {
-		if i > 0 {
-			b = append(b, ',')
-		}
-		b = append(b, '{')
-		if r.Index != nil {
-			b = append(b, `"index":`...)
-			b = strconv.AppendInt(b, int64(*r.Index), 10)
-			b = append(b, ',')
-		}
-		b = append(b, `"data":`...)
-		var err error
-		if b, err = r.Data.AppendJSON(b); err != nil {
-			return nil, fmt.Errorf("rows[%d].%w", i, err)
-		}
-		b = append(b, '}')
-	}
-	return append(b, ']'), nil
-}
-
 // appendKey appends a JSON string for key: as is when it needs no
 // escaping (every valid key), else through encoding/json.
 func appendKey(b []byte, key string) []byte {

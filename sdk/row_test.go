@@ -75,28 +75,6 @@ func checkScannerAgrees(t *testing.T, in string) {
 	}
 }
 
-// AppendRowsJSON writes what json.Marshal writes for the same rows.
-func TestAppendRowsJSONMatchesEncodingJSON(t *testing.T) {
-	var rows []Row
-	in := `[{"index":0,"data":{"a":1,"b":"x \"q\" \u00e9","c":null}},{"data":{"k\u00e9y":true}},{"index":7,"data":{"nested":{"x": [1, 2]}}},{"data":{}}]`
-	if err := json.Unmarshal([]byte(in), &rows); err != nil {
-		t.Fatal(err)
-	}
-	rows = append(rows, Row{}) // nil data
-	want, err := json.Marshal(rows)
-	if err != nil {
-		t.Fatal(err)
-	}
-	got, err := AppendRowsJSON(nil, rows)
-	if err != nil || string(got) != string(want) {
-		t.Fatalf("AppendRowsJSON:\n got %s (%v)\nwant %s", got, err, want)
-	}
-	bad := []Row{{Data: Data{{Key: "a", Value: json.RawMessage(`tru`)}}}}
-	if _, err := AppendRowsJSON(nil, bad); err == nil {
-		t.Fatal("an invalid raw value was encoded")
-	}
-}
-
 var rowsInputs = []string{
 	`[]`, ` [ ] `, `[{"index":0,"data":{"a":1}},{"data":{"b":"x"}},{"index":12,"data":{}}]`,
 	`[{"data":{"a":1},"index":3}]`, `[{}]`, "[\n {\"index\" : 1 , \"data\" : {\"k\":true} } ]",
