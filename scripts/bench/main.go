@@ -2,7 +2,7 @@
 // figures, each beside a baseline measured in the same run, as a Markdown
 // table to stdout and to scripts/bench/RESULTS.md.
 //
-//	go run ./scripts/bench [-runs 3] [-duration 10s] [-out scripts/bench/RESULTS.md] [-profile dir]
+//	go run ./scripts/bench [-runs 3] [-duration 10s] [-out scripts/bench/RESULTS.md] [-profile dir] [-postgres URL]
 //
 // It builds the services and two benchmark plugins (pusher-discard,
 // watcher-burst), runs them as child processes with embedded SQLite in a
@@ -29,6 +29,9 @@ type options struct {
 	out      string
 	amqpURL  string
 	profile  string
+	postgres string
+	// databaseURL is the current run's DATABASE_URL ("" for SQLite).
+	databaseURL string
 }
 
 func main() {
@@ -38,7 +41,8 @@ func main() {
 	flag.IntVar(&o.conns, "conns", 32, "concurrent HTTP connections")
 	flag.IntVar(&o.triggers, "triggers", 5000, "triggers per publish measurement")
 	flag.StringVar(&o.out, "out", "scripts/bench/RESULTS.md", "Markdown file to write (empty: stdout only)")
-	flag.StringVar(&o.profile, "profile", "", "directory to save CPU profiles of the services under load (go tool pprof)")
+	flag.StringVar(&o.profile, "profile", "", "directory to save CPU and heap profiles of the services under load (go tool pprof)")
+	flag.StringVar(&o.postgres, "postgres", "", "run the services on this PostgreSQL database (a fresh schema per run) instead of SQLite")
 	flag.Parse()
 	o.amqpURL = os.Getenv("AMQP_URL")
 	if o.amqpURL == "" {
@@ -69,11 +73,20 @@ func run(o options) error {
 	for i := range o.runs {
 		fmt.Fprintf(os.Stderr, "bench: run %d of %d\n", i+1, o.runs)
 		dir := filepath.Join(work, fmt.Sprintf("run%d", i))
-		if err := gatewayRun(ctx, o, bins, dir, res); err != nil {
-			return fmt.Errorf("data-gateway, run %d: %w", i+1, err)
+		db, dropSchema, err := database(ctx, o.postgres, i)
+		if err != nil {
+			return err
 		}
-		if err := towerRun(ctx, o, bins, dir, i, res); err != nil {
-			return fmt.Errorf("control-tower, run %d: %w", i+1, err)
+		o.databaseURL = db
+		err = gatewayRun(ctx, o, bins, dir, res)
+		if err != nil {
+			err = fmt.Errorf("data-gateway, run %d: %w", i+1, err)
+		} else if err = towerRun(ctx, o, bins, dir, i, res); err != nil {
+			err = fmt.Errorf("control-tower, run %d: %w", i+1, err)
+		}
+		dropSchema()
+		if err != nil {
+			return err
 		}
 	}
 	report := res.markdown(o, machine())

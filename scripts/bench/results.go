@@ -82,9 +82,17 @@ func (r results) markdown(o options, machine string) string {
 		commit = strings.TrimSpace(string(out))
 	}
 	fmt.Fprintf(&b, "# Benchmark results\n\n")
-	fmt.Fprintf(&b, "`make bench` (`go run ./scripts/bench -runs %d -duration %s`), %s.\n\n", o.runs, o.duration, time.Now().UTC().Format("2006-01-02 15:04 MST"))
+	flags := fmt.Sprintf("-runs %d -duration %s", o.runs, o.duration)
+	if o.postgres != "" {
+		flags += " -postgres ..."
+	}
+	fmt.Fprintf(&b, "`make bench` (`go run ./scripts/bench %s`), %s.\n\n", flags, time.Now().UTC().Format("2006-01-02 15:04 MST"))
 	fmt.Fprintf(&b, "- Machine: %s\n- Commit: %s\n- Runs: %d; figures are median (min-max) over the runs; each ratio is taken within one run, against a baseline measured in that run.\n", machine, commit, o.runs)
-	fmt.Fprintf(&b, "- Services run as child processes with embedded SQLite (WAL, fsync on commit) in a temporary directory; RabbitMQ on this machine; %d-trigger bursts.\n\n", o.triggers)
+	store := "embedded SQLite (WAL, fsync on commit) in a temporary directory"
+	if o.postgres != "" {
+		store = "PostgreSQL on this machine (a fresh schema per run)"
+	}
+	fmt.Fprintf(&b, "- Services run as child processes on %s; RabbitMQ on this machine; %d-trigger bursts.\n\n", store, o.triggers)
 	b.WriteString("| measurement | unit | result | baseline | ratio | target | met |\n|---|---|---|---|---|---|---|\n")
 	for _, l := range report {
 		v := spreadOf(r[l.key])

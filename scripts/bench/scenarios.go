@@ -19,7 +19,10 @@ import (
 
 const rowsPerRequest = 100
 
-func serviceEnv(dir, plugins string, extra ...string) []string {
+func serviceEnv(o options, dir, plugins string, extra ...string) []string {
+	if o.databaseURL != "" {
+		extra = append(extra, "DATABASE_URL="+o.databaseURL)
+	}
 	return append([]string{
 		"SERVER_PORT=0",
 		"DATA_DIR=" + dir,
@@ -79,7 +82,7 @@ func gatewayRun(ctx context.Context, o options, bins map[string]string, dir stri
 	if err := installPlugin(bins["pusher-discard"], plugins, "pusher-discard"); err != nil {
 		return err
 	}
-	svc, err := startService(bins["data-gateway"], serviceEnv(filepath.Join(dir, "gateway"), plugins, profileEnv(o, gatewayDebugAddr)...), filepath.Join(dir, "data-gateway.log"))
+	svc, err := startService(bins["data-gateway"], serviceEnv(o, filepath.Join(dir, "gateway"), plugins, profileEnv(o, gatewayDebugAddr)...), filepath.Join(dir, "data-gateway.log"))
 	if err != nil {
 		return err
 	}
@@ -193,7 +196,7 @@ func towerRun(ctx context.Context, o options, bins map[string]string, dir string
 		"AMQP_URL=" + o.amqpURL, "AMQP_EXCHANGE=" + exchange, "PLUGIN_BURST_GO_FILE=" + goFile,
 		fmt.Sprintf("PLUGIN_BURST_COUNT=%d", o.triggers), fmt.Sprintf("PLUGIN_BURST_RUN=%d", run),
 	}, profileEnv(o, towerDebugAddr)...)
-	svc, err := startService(bins["control-tower"], serviceEnv(filepath.Join(dir, "tower"), plugins, env...), filepath.Join(dir, "control-tower.log"))
+	svc, err := startService(bins["control-tower"], serviceEnv(o, filepath.Join(dir, "tower"), plugins, env...), filepath.Join(dir, "control-tower.log"))
 	if err != nil {
 		return err
 	}
