@@ -443,12 +443,12 @@ func (d Data) MarshalJSON() ([]byte, error) {
 	for _, f := range d {
 		size += len(f.Key) + len(f.Value) + 4
 	}
-	return d.AppendJSON(make([]byte, 0, size))
+	return d.appendJSON(make([]byte, 0, size))
 }
 
-// AppendJSON appends the fields as one compact JSON object, in their
+// appendJSON appends the fields as one compact JSON object, in their
 // order, to b.
-func (d Data) AppendJSON(b []byte) ([]byte, error) {
+func (d Data) appendJSON(b []byte) ([]byte, error) {
 	b = append(b, '{')
 	for i, f := range d {
 		if i > 0 {

@@ -54,13 +54,13 @@ func (g *Gateway) deliver(ctx context.Context, pusher string, pc sdk.PusherClien
 	lease := 2*g.cfg.PushTimeout + 10*time.Second
 	for {
 		if free := g.cfg.Concurrency - inFlight; free > 0 && ctx.Err() == nil {
-			batches, err := g.store.ClaimBatches(ctx, pusher, g.owner, free, g.cfg.MaxBatchRows, lease)
+			batches, err := g.store.ClaimBatches(ctx, pusher, g.owner, free, g.batchRows(pusher), lease)
 			if err != nil && ctx.Err() == nil {
 				log.Warn("cannot claim tasks", "error", err)
 			}
 			for _, b := range batches {
 				inFlight++
-				go func() { done <- g.push(ctx, pc, g.singleIfFailed(ctx, b)) }()
+				go func() { done <- g.push(ctx, pc, b) }()
 			}
 			if len(batches) == free {
 				continue // there may be more
@@ -85,18 +85,17 @@ func (g *Gateway) deliver(ctx context.Context, pusher string, pc sdk.PusherClien
 	}
 }
 
-// singleIfFailed releases the tasks behind the head of a batch whose uuid
-// had a failed batch: until one push of that uuid succeeds, its tasks are
-// pushed one at a time, so attempts, retries and dead letters count per
-// task and a bad row cannot hold back the rows around it.
-func (g *Gateway) singleIfFailed(ctx context.Context, batch []store.ClaimedTask) []store.ClaimedTask {
-	if len(batch) == 1 || !g.isSingle(batch[0].Pusher, batch[0].UUID) {
-		return batch
+// batchRows bounds the rows of a pusher's batch for a uuid: none behind
+// the head while the uuid had a failed batch, so that until one push of it
+// succeeds its tasks go one at a time, attempts, retries and dead letters
+// count per task, and a bad row cannot hold back the rows around it.
+func (g *Gateway) batchRows(pusher string) func(uuid string) int {
+	return func(uuid string) int {
+		if g.isSingle(pusher, uuid) {
+			return 0
+		}
+		return g.cfg.MaxBatchRows
 	}
-	for _, t := range batch[1:] {
-		g.retry(context.WithoutCancel(ctx), t, 0, "", false)
-	}
-	return batch[:1]
 }
 
 func (g *Gateway) isSingle(pusher, uuid string) bool {
@@ -223,10 +222,14 @@ func storedRows(b []byte) (sdk.EncodedRows, error) {
 // releaseAll gives back the claims of a batch's tasks, but the one with id
 // except, uncounted and due now.
 func (g *Gateway) releaseAll(ctx context.Context, batch []store.ClaimedTask, except int64) {
+	var ids []int64
 	for _, t := range batch {
 		if t.ID != except {
-			g.retry(ctx, t, 0, "", false)
+			ids = append(ids, t.ID)
 		}
+	}
+	if err := g.store.ReleaseTasks(ctx, ids, g.owner); err != nil {
+		g.log.Warn("cannot release tasks", "tasks", ids, "error", err)
 	}
 }
 

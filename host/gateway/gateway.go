@@ -45,7 +45,7 @@ type Config struct {
 	// other for one uuid are pushed together up to this many rows (0: one
 	// task per Push).
 	MaxBatchRows int
-	// Metrics receives the gateway's series; nil: unregistered ones.
+	// Metrics receives the gateway's series.
 	Metrics *metrics.Gateway
 	// Instance names this gateway in task claims; it must stay the same
 	// across restarts and differ between instances sharing a database
@@ -82,9 +82,6 @@ func New(cfg Config, st *store.Store, pushers func() []string, log hclog.Logger)
 		owner:   cfg.Instance,
 		kicks:   make(map[string]chan struct{}),
 		single:  make(map[string]bool),
-	}
-	if g.cfg.Metrics == nil {
-		g.cfg.Metrics = metrics.NewGateway(nil)
 	}
 	if cfg.ControlTowerURL != "" {
 		g.tower = newTriggerCache(towerclient.New(cfg.ControlTowerURL, cfg.ControlTowerToken))

@@ -53,10 +53,9 @@ func NewRegistry() *prometheus.Registry {
 // Handler serves reg in the Prometheus text format.
 func Handler(reg *prometheus.Registry, log hclog.Logger) http.Handler {
 	return promhttp.HandlerFor(reg, promhttp.HandlerOpts{
-		ErrorLog:          hclogAdapter{log},
-		ErrorHandling:     promhttp.ContinueOnError,
-		Registry:          reg,
-		EnableOpenMetrics: false,
+		ErrorLog:      hclogAdapter{log},
+		ErrorHandling: promhttp.ContinueOnError,
+		Registry:      reg,
 	})
 }
 
@@ -77,8 +76,7 @@ type Tower struct {
 	PublishLatency prometheus.Histogram
 }
 
-// NewTower creates the control-tower's series and registers them with reg
-// (nil: not registered, as in tests of a single component).
+// NewTower creates the control-tower's series and registers them with reg.
 func NewTower(reg prometheus.Registerer) *Tower {
 	t := &Tower{
 		TriggersReceived: prometheus.NewCounterVec(prometheus.CounterOpts{
@@ -95,9 +93,7 @@ func NewTower(reg prometheus.Registerer) *Tower {
 			Buckets: prometheus.ExponentialBuckets(0.001, 4, 10), // 1 ms .. 4.4 min
 		}),
 	}
-	if reg != nil {
-		reg.MustRegister(t.TriggersReceived, t.TriggersPublished, t.PublishLatency)
-	}
+	reg.MustRegister(t.TriggersReceived, t.TriggersPublished, t.PublishLatency)
 	return t
 }
 
@@ -114,7 +110,7 @@ type Gateway struct {
 }
 
 // NewGateway creates the data-gateway's series and registers them with
-// reg (nil: not registered).
+// reg.
 func NewGateway(reg prometheus.Registerer) *Gateway {
 	g := &Gateway{
 		RowsReceived: prometheus.NewCounter(prometheus.CounterOpts{
@@ -135,9 +131,7 @@ func NewGateway(reg prometheus.Registerer) *Gateway {
 			Buckets: prometheus.ExponentialBuckets(0.0005, 4, 10), // 0.5 ms .. 2.2 min
 		}, []string{"pusher"}),
 	}
-	if reg != nil {
-		reg.MustRegister(g.RowsReceived, g.DeliveriesReceived, g.Tasks, g.PushDuration)
-	}
+	reg.MustRegister(g.RowsReceived, g.DeliveriesReceived, g.Tasks, g.PushDuration)
 	return g
 }
 

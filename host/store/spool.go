@@ -93,30 +93,18 @@ func (s *Store) InsertDelivery(ctx context.Context, uuid string, rows []byte, ro
 	return d, err
 }
 
-// ClaimTasks claims up to limit due tasks of a pusher for owner until the
-// lease expires: the head of each uuid's line, as ClaimBatches with no
-// followers.
-func (s *Store) ClaimTasks(ctx context.Context, pusher, owner string, limit int, lease time.Duration) ([]ClaimedTask, error) {
-	batches, err := s.ClaimBatches(ctx, pusher, owner, limit, 0, lease)
-	var out []ClaimedTask
-	for _, b := range batches {
-		out = append(out, b...)
-	}
-	return out, err
-}
-
 // maxFollowers bounds the tasks one batch takes behind its head.
 const maxFollowers = 64
 
 // ClaimBatches claims up to limit batches of due tasks of a pusher for
 // owner until the lease expires. A batch is the oldest pending task of one
 // uuid (so a pusher receives a uuid's rows in the order they were
-// accepted) and, when maxRows > 0, the tasks queued right behind it for
-// the same uuid while the batch holds at most maxRows rows, so a backlog
-// is pushed in few calls. Claimed tasks cannot be claimed by anyone else
+// accepted) and the tasks queued right behind it for the same uuid while
+// the batch holds at most maxRows(uuid) rows (0: the head alone), so a
+// backlog is pushed in few calls. Claimed tasks cannot be claimed by anyone else
 // (another instance, with PostgreSQL) until their lease ends; tasks behind
 // a head are never claimed on their own, so its claimer owns them.
-func (s *Store) ClaimBatches(ctx context.Context, pusher, owner string, limit, maxRows int, lease time.Duration) ([][]ClaimedTask, error) {
+func (s *Store) ClaimBatches(ctx context.Context, pusher, owner string, limit int, maxRows func(uuid string) int, lease time.Duration) ([][]ClaimedTask, error) {
 	now := micros(time.Now())
 	lock := ""
 	if s.dialect == "postgres" {
@@ -152,10 +140,11 @@ func (s *Store) ClaimBatches(ctx context.Context, pusher, owner string, limit, m
 		for i, h := range heads {
 			batchOf[h.id] = i
 			ids = append(ids, h.id)
-			if maxRows <= 0 {
+			room := maxRows(h.uuid) - h.rows
+			if room <= 0 {
 				continue
 			}
-			followers, err := s.followers(ctx, tx, pusher, h.uuid, h.delivery, maxRows-h.rows, now)
+			followers, err := s.followers(ctx, tx, pusher, h.uuid, h.delivery, room, now)
 			if err != nil {
 				return err
 			}
@@ -231,12 +220,6 @@ func (s *Store) ReleaseClaims(ctx context.Context, owner string) (int, error) {
 // (its lease ran out and someone else took it).
 var ErrNotClaimed = errors.New("task not claimed by this owner")
 
-// FinishTask records the final state of a claimed task (delivered, skipped
-// or dead) with the attempt it took.
-func (s *Store) FinishTask(ctx context.Context, id int64, owner string, state TaskState, lastErr string) error {
-	return s.FinishTasks(ctx, []int64{id}, owner, state, lastErr)
-}
-
 // FinishTasks records the same final state for several claimed tasks in
 // one transaction; it fails, changing nothing, unless owner still holds
 // every one of them.
@@ -251,6 +234,20 @@ func (s *Store) FinishTasks(ctx context.Context, ids []int64, owner string, stat
 			}
 			if n, _ := res.RowsAffected(); n == 0 {
 				return fmt.Errorf("task %d: %w", id, ErrNotClaimed)
+			}
+		}
+		return nil
+	})
+}
+
+// ReleaseTasks gives back owner's claims of tasks, uncounted and due now,
+// in one transaction; tasks no longer claimed by owner are left alone.
+func (s *Store) ReleaseTasks(ctx context.Context, ids []int64, owner string) error {
+	now := micros(time.Now())
+	return s.inTx(ctx, func(tx *sql.Tx) error {
+		for _, id := range ids {
+			if _, err := s.txExec(ctx, tx, qRetryTask, 0, now, nil, id, owner); err != nil {
+				return fmt.Errorf("release task %d: %w", id, err)
 			}
 		}
 		return nil

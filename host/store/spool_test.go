@@ -11,9 +11,24 @@ import (
 	"github.com/routinglayer/routing/host/store"
 )
 
+// claimHeads claims the head of each uuid's line, up to limit.
+func claimHeads(ctx context.Context, s *store.Store, pusher, owner string, limit int) ([]store.ClaimedTask, error) {
+	batches, err := s.ClaimBatches(ctx, pusher, owner, limit, func(string) int { return 0 }, time.Minute)
+	var out []store.ClaimedTask
+	for _, b := range batches {
+		out = append(out, b...)
+	}
+	return out, err
+}
+
+// finish records the final state of one claimed task.
+func finish(ctx context.Context, s *store.Store, id int64, owner string, state store.TaskState, lastErr string) error {
+	return s.FinishTasks(ctx, []int64{id}, owner, state, lastErr)
+}
+
 func claimIDs(tb testing.TB, s *store.Store, pusher, owner string) []int64 {
 	tb.Helper()
-	got, err := s.ClaimTasks(context.Background(), pusher, owner, 100, time.Minute)
+	got, err := claimHeads(context.Background(), s, pusher, owner, 100)
 	must(tb, err)
 	var ids []int64
 	for _, c := range got {
@@ -32,7 +47,7 @@ func TestSpoolOrderPerUUID(t *testing.T) {
 			ids = append(ids, d.ID)
 		}
 		// Only the oldest pending task of each uuid is claimable.
-		first, err := s.ClaimTasks(ctx, "jsonl", "me", 100, time.Minute)
+		first, err := claimHeads(ctx, s, "jsonl", "me", 100)
 		must(t, err)
 		if len(first) != 2 || first[0].DeliveryID != ids[0] || first[1].DeliveryID != ids[1] || string(first[0].Rows) != `[{"data":{"k":1}}]` {
 			t.Fatalf("first claim: %+v", first)
@@ -44,14 +59,14 @@ func TestSpoolOrderPerUUID(t *testing.T) {
 		if other := claimIDs(t, s, "riffyn", "me"); len(other) != 2 {
 			t.Fatalf("riffyn claim: %v", other)
 		}
-		must(t, s.FinishTask(ctx, first[0].ID, "me", store.TaskDelivered, ""))
+		must(t, finish(ctx, s, first[0].ID, "me", store.TaskDelivered, ""))
 		if next := claimIDs(t, s, "jsonl", "me"); len(next) != 1 || next[0] != ids[2] {
 			t.Fatalf("after a's first delivery: %v, want [%d]", next, ids[2])
 		}
-		if err := s.FinishTask(ctx, first[0].ID, "me", store.TaskDelivered, ""); !errors.Is(err, store.ErrNotClaimed) {
+		if err := finish(ctx, s, first[0].ID, "me", store.TaskDelivered, ""); !errors.Is(err, store.ErrNotClaimed) {
 			t.Fatalf("finishing a finished task: %v", err)
 		}
-		if err := s.FinishTask(ctx, first[1].ID, "intruder", store.TaskDelivered, ""); !errors.Is(err, store.ErrNotClaimed) {
+		if err := finish(ctx, s, first[1].ID, "intruder", store.TaskDelivered, ""); !errors.Is(err, store.ErrNotClaimed) {
 			t.Fatalf("finishing someone else's task: %v", err)
 		}
 		// A restarted owner frees what it held: b's task is claimable again.
@@ -71,7 +86,7 @@ func TestSpoolRetryDeadLetterAndBacklog(t *testing.T) {
 		must(t, err)
 		_, err = s.InsertDelivery(ctx, "u", []byte(`[]`), 0, []string{"p"})
 		must(t, err)
-		c, err := s.ClaimTasks(ctx, "p", "me", 10, time.Minute)
+		c, err := claimHeads(ctx, s, "p", "me", 10)
 		must(t, err)
 		must(t, s.RetryTask(ctx, c[0].ID, "me", time.Hour, "upstream 503", true))
 		if got := claimIDs(t, s, "p", "me"); len(got) != 0 {
@@ -100,9 +115,9 @@ func TestSpoolDeadLetters(t *testing.T) {
 		must(t, err)
 		second, err := s.InsertDelivery(ctx, "u", []byte(`[]`), 0, []string{"p"})
 		must(t, err)
-		c, err := s.ClaimTasks(ctx, "p", "me", 10, time.Minute)
+		c, err := claimHeads(ctx, s, "p", "me", 10)
 		must(t, err)
-		must(t, s.FinishTask(ctx, c[0].ID, "me", store.TaskDead, "no such column"))
+		must(t, finish(ctx, s, c[0].ID, "me", store.TaskDead, "no such column"))
 		// A dead task no longer holds back the uuid's line.
 		if got := claimIDs(t, s, "p", "me"); len(got) != 1 || got[0] != second.ID {
 			t.Fatalf("after dead letter: %v", got)
@@ -151,7 +166,7 @@ func TestSpoolConcurrentClaimsNeverShareATask(t *testing.T) {
 			owner := fmt.Sprintf("w%d", w)
 			wg.Go(func() {
 				for idle := 0; idle < 20; {
-					claimed, err := st.ClaimTasks(ctx, "p", owner, 5, time.Minute)
+					claimed, err := claimHeads(ctx, st, "p", owner, 5)
 					if err != nil {
 						t.Error(err)
 						return
@@ -170,7 +185,7 @@ func TestSpoolConcurrentClaimsNeverShareATask(t *testing.T) {
 						}
 						delivered[c.ID] = owner
 						mu.Unlock()
-						if err := st.FinishTask(ctx, c.ID, owner, store.TaskDelivered, ""); err != nil {
+						if err := finish(ctx, st, c.ID, owner, store.TaskDelivered, ""); err != nil {
 							t.Error(err)
 						}
 					}
@@ -183,6 +198,8 @@ func TestSpoolConcurrentClaimsNeverShareATask(t *testing.T) {
 		}
 	})
 }
+
+func rows300(string) int { return 300 }
 
 func TestClaimBatchesTakesTheLineBehindEachHead(t *testing.T) {
 	forEachBackend(t, func(t *testing.T, _ store.Config, s *store.Store) {
@@ -197,7 +214,7 @@ func TestClaimBatchesTakesTheLineBehindEachHead(t *testing.T) {
 			must(t, err)
 			ids[uuid] = append(ids[uuid], d.ID)
 		}
-		batches, err := s.ClaimBatches(ctx, "p", "me", 10, 300, time.Minute)
+		batches, err := s.ClaimBatches(ctx, "p", "me", 10, rows300, time.Minute)
 		must(t, err)
 		deliveries := func(b []store.ClaimedTask) []int64 {
 			var out []int64
@@ -214,7 +231,7 @@ func TestClaimBatchesTakesTheLineBehindEachHead(t *testing.T) {
 			t.Fatalf("batches %v and %v; want a's first three (300 rows) %v and all of b %v", a, b, ids["a"][:3], ids["b"])
 		}
 		// Nothing of a can be claimed while its head is out, by anyone.
-		if more, err := s.ClaimBatches(ctx, "p", "other", 10, 300, time.Minute); err != nil || len(more) != 0 {
+		if more, err := s.ClaimBatches(ctx, "p", "other", 10, rows300, time.Minute); err != nil || len(more) != 0 {
 			t.Fatalf("claimed again while held: %v %v", more, err)
 		}
 		var done []int64
@@ -226,7 +243,7 @@ func TestClaimBatchesTakesTheLineBehindEachHead(t *testing.T) {
 			t.Fatalf("finishing with a foreign task: %v", err)
 		}
 		must(t, s.FinishTasks(ctx, done, "me", store.TaskDelivered, ""))
-		next, err := s.ClaimBatches(ctx, "p", "me", 10, 300, time.Minute)
+		next, err := s.ClaimBatches(ctx, "p", "me", 10, rows300, time.Minute)
 		must(t, err)
 		// a's next head has 250 rows: the 100 behind it do not fit.
 		if len(next) != 1 || fmt.Sprint(deliveries(next[0])) != fmt.Sprint(ids["a"][3:4]) {
