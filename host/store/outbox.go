@@ -5,7 +5,6 @@ import (
 	"database/sql"
 	"fmt"
 	"slices"
-	"strings"
 	"time"
 )
 
@@ -64,7 +63,7 @@ func (s *Store) Settle(ctx context.Context, published, unroutable []int64, at ti
 
 // settle removes outbox entries ids and marks their triggers status.
 func (s *Store) settle(ctx context.Context, tx *sql.Tx, ids []int64, status Status, at time.Time) error {
-	in := strings.TrimSuffix(strings.Repeat("?,", len(ids)), ",")
+	in := placeholders(len(ids))
 	args := make([]any, len(ids))
 	for i, id := range ids {
 		args[i] = id
@@ -73,25 +72,24 @@ func (s *Store) settle(ctx context.Context, tx *sql.Tx, ids []int64, status Stat
 	if err != nil {
 		return fmt.Errorf("settle outbox entries: %w", err)
 	}
-	uuids := make([]any, 0, len(ids)+2)
-	uuids = append(uuids, string(status), micros(at))
+	args = append(make([]any, 0, len(ids)+2), string(status), micros(at))
 	for rows.Next() {
 		var uuid string
 		if err := rows.Scan(&uuid); err != nil {
 			rows.Close()
 			return fmt.Errorf("settle outbox entries: %w", err)
 		}
-		uuids = append(uuids, uuid)
+		args = append(args, uuid)
 	}
 	rows.Close()
 	if err := rows.Err(); err != nil {
 		return fmt.Errorf("settle outbox entries: %w", err)
 	}
-	if len(uuids) == 2 {
+	settled := len(args) - 2
+	if settled == 0 {
 		return nil // entries already gone
 	}
-	in = strings.TrimSuffix(strings.Repeat("?,", len(uuids)-2), ",")
-	if _, err := tx.ExecContext(ctx, s.q("UPDATE triggers SET status = ?, published_at = ? WHERE uuid IN ("+in+")"), uuids...); err != nil {
+	if _, err := tx.ExecContext(ctx, s.q("UPDATE triggers SET status = ?, published_at = ? WHERE uuid IN ("+placeholders(settled)+")"), args...); err != nil {
 		return fmt.Errorf("settle triggers: %w", err)
 	}
 	return nil

@@ -5,7 +5,6 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
-	"strings"
 	"time"
 )
 
@@ -153,7 +152,7 @@ func (s *Store) ClaimBatches(ctx context.Context, pusher, owner string, limit in
 				ids = append(ids, id)
 			}
 		}
-		in := strings.TrimSuffix(strings.Repeat("?,", len(ids)), ",")
+		in := placeholders(len(ids))
 		args := append([]any{owner, micros(time.Now().Add(lease))}, ids...)
 		if _, err := tx.ExecContext(ctx, s.q("UPDATE tasks SET claimed_by = ?, claimed_until = ? WHERE id IN ("+in+")"), args...); err != nil {
 			return fmt.Errorf("claim tasks: %w", err)

@@ -222,6 +222,11 @@ func (s *Store) q(query string) string {
 	return b.String()
 }
 
+// placeholders is n comma-separated ? placeholders, for an IN list.
+func placeholders(n int) string {
+	return strings.TrimSuffix(strings.Repeat("?,", n), ",")
+}
+
 // inTx runs f in one write transaction; with SQLite the transaction may be
 // shared with concurrent writes (group commit), f's effects being rolled
 // back alone when it fails. f must not call inTx.
