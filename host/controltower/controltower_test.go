@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/routinglayer/routing/host/internal/testkit"
 	"github.com/routinglayer/routing/host/metrics/metricstest"
 	"github.com/routinglayer/routing/host/pluginmgr"
 	"github.com/routinglayer/routing/sdk"
@@ -348,17 +349,6 @@ func TestTokensGuardEveryNonPublicEndpoint(t *testing.T) {
 	cfg.APITokens = []string{"data-token-0123456789"}
 	cfg.AdminTokens = []string{"admin-token-0123456789"}
 	_, base := start(t, cfg)
-	do := func(method, path, token, body string) int {
-		req, err := http.NewRequest(method, base+path, strings.NewReader(body))
-		must(t, err)
-		if token != "" {
-			req.Header.Set("Authorization", "Bearer "+token)
-		}
-		resp, err := http.DefaultClient.Do(req)
-		must(t, err)
-		resp.Body.Close()
-		return resp.StatusCode
-	}
 	trigger := `{"apiVersion":"OT-2/v1","protocol":"P","spec":{"a":1}}`
 	tests := []struct {
 		method, path, token, body string
@@ -385,7 +375,7 @@ func TestTokensGuardEveryNonPublicEndpoint(t *testing.T) {
 		{"POST", "/plugins/nope/restart", "admin-token-0123456789", "", 404},
 	}
 	for _, tt := range tests {
-		if got := do(tt.method, tt.path, tt.token, tt.body); got != tt.want {
+		if got := testkit.Status(t, tt.method, base+tt.path, tt.token, tt.body); got != tt.want {
 			t.Errorf("%s %s with %q: %d, want %d", tt.method, tt.path, tt.token, got, tt.want)
 		}
 	}

@@ -3,15 +3,11 @@ package controltower_test
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"io"
 	"net"
 	"net/http"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"sync"
 	"testing"
 	"time"
@@ -21,6 +17,13 @@ import (
 
 	"github.com/routinglayer/routing/host/config"
 	"github.com/routinglayer/routing/host/controltower"
+	"github.com/routinglayer/routing/host/internal/testkit"
+)
+
+var (
+	must       = testkit.Must
+	waitFor    = testkit.WaitFor
+	randomName = testkit.RandomName
 )
 
 func brokerAddr() string {
@@ -28,30 +31,6 @@ func brokerAddr() string {
 		return a
 	}
 	return "127.0.0.1:5672"
-}
-
-func randomName(prefix string) string {
-	var b [6]byte
-	_, _ = rand.Read(b[:])
-	return prefix + hex.EncodeToString(b[:])
-}
-
-func must(tb testing.TB, err error) {
-	tb.Helper()
-	if err != nil {
-		tb.Fatal(err)
-	}
-}
-
-func waitFor(tb testing.TB, timeout time.Duration, what string, cond func() bool) {
-	tb.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			tb.Fatalf("timed out after %s waiting for %s", timeout, what)
-		}
-		time.Sleep(25 * time.Millisecond)
-	}
 }
 
 // proxy forwards a local port to RabbitMQ. Down closes the listener and
@@ -253,10 +232,7 @@ func call(tb testing.TB, method, url string, body []byte) response {
 // buildBinary builds a main package into dir under name.
 func buildBinary(tb testing.TB, pkg, dir, name string) string {
 	tb.Helper()
-	out := filepath.Join(dir, name)
-	cmd := exec.Command("go", "build", "-o", out, pkg)
-	if b, err := cmd.CombinedOutput(); err != nil {
-		tb.Fatalf("go build %s: %v\n%s", pkg, err, b)
-	}
+	out, err := testkit.Build(pkg, dir, name)
+	must(tb, err)
 	return out
 }

@@ -13,6 +13,7 @@ import (
 
 	"github.com/routinglayer/routing/host/datagateway"
 	"github.com/routinglayer/routing/host/gateway"
+	"github.com/routinglayer/routing/host/internal/testkit"
 	"github.com/routinglayer/routing/host/metrics/metricstest"
 	"github.com/routinglayer/routing/host/pluginmgr"
 )
@@ -485,17 +486,6 @@ func TestTokensGuardEveryNonPublicEndpoint(t *testing.T) {
 	install(t, "pusher-probe", e.plugins, "pusher-probe")
 	svc, base := start(t, e.config(t))
 	waitRunning(t, svc, "probe")
-	do := func(method, path, token, body string) int {
-		req, err := http.NewRequest(method, base+path, strings.NewReader(body))
-		must(t, err)
-		if token != "" {
-			req.Header.Set("Authorization", "Bearer "+token)
-		}
-		resp, err := http.DefaultClient.Do(req)
-		must(t, err)
-		resp.Body.Close()
-		return resp.StatusCode
-	}
 	row := `{"uuid":"u1","row":{"index":0,"data":{"v":1}}}`
 	tests := []struct {
 		method, path, token, body string
@@ -525,7 +515,7 @@ func TestTokensGuardEveryNonPublicEndpoint(t *testing.T) {
 		{"POST", "/data", adminToken, row, 202},
 	}
 	for _, tt := range tests {
-		if got := do(tt.method, tt.path, tt.token, tt.body); got != tt.want {
+		if got := testkit.Status(t, tt.method, base+tt.path, tt.token, tt.body); got != tt.want {
 			t.Errorf("%s %s with %q: %d, want %d", tt.method, tt.path, tt.token, got, tt.want)
 		}
 	}

@@ -25,49 +25,23 @@ import (
 
 	"github.com/routinglayer/routing/host/config"
 	"github.com/routinglayer/routing/host/datagateway"
+	"github.com/routinglayer/routing/host/internal/testkit"
+)
+
+var (
+	must    = testkit.Must
+	waitFor = testkit.WaitFor
 )
 
 // bins holds the plugin and service binaries, built once by TestMain.
 var bins = map[string]string{}
 
 func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "datagateway-test")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	for name, pkg := range map[string]string{
+	testkit.MainWithBinaries(m, map[string]string{
 		"pusher-probe": "./testdata/probe",
 		"pusher-jsonl": "github.com/routinglayer/routing/examples/cmd/pusher-jsonl",
 		"data-gateway": "github.com/routinglayer/routing/host/cmd/data-gateway",
-	} {
-		bins[name] = filepath.Join(dir, name)
-		if out, err := exec.Command("go", "build", "-o", bins[name], pkg).CombinedOutput(); err != nil {
-			fmt.Fprintf(os.Stderr, "build %s: %v\n%s", pkg, err, out)
-			os.Exit(1)
-		}
-	}
-	code := m.Run()
-	os.RemoveAll(dir)
-	os.Exit(code)
-}
-
-func must(tb testing.TB, err error) {
-	tb.Helper()
-	if err != nil {
-		tb.Fatal(err)
-	}
-}
-
-func waitFor(tb testing.TB, timeout time.Duration, what string, cond func() bool) {
-	tb.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			tb.Fatalf("timed out after %s waiting for %s", timeout, what)
-		}
-		time.Sleep(25 * time.Millisecond)
-	}
+	}, bins)
 }
 
 // install copies a built binary into dir under file (copy, then rename).

@@ -20,8 +20,14 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 
+	"github.com/routinglayer/routing/host/internal/testkit"
 	"github.com/routinglayer/routing/host/pluginmgr"
 	"github.com/routinglayer/routing/sdk"
+)
+
+var (
+	must    = testkit.Must
+	waitFor = testkit.WaitFor
 )
 
 // probeBin is the probe plugin, built once by TestMain.
@@ -183,18 +189,6 @@ func testOutput() io.Writer {
 	return io.Discard
 }
 
-// waitFor polls cond until it holds or the timeout passes.
-func waitFor(tb testing.TB, timeout time.Duration, what string, cond func() bool) {
-	tb.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			tb.Fatalf("timed out after %s waiting for %s", timeout, what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
 func (h *harness) status(tb testing.TB, name string) pluginmgr.Status {
 	tb.Helper()
 	st, err := h.m.Get(name)
@@ -289,13 +283,6 @@ func TestDiscover(t *testing.T) {
 	}
 	if len(skipped) != 7 {
 		t.Errorf("skipped %d files, want 7: %+v", len(skipped), skipped)
-	}
-}
-
-func must(tb testing.TB, err error) {
-	tb.Helper()
-	if err != nil {
-		tb.Fatal(err)
 	}
 }
 

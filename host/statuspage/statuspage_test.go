@@ -19,8 +19,11 @@ import (
 	"github.com/routinglayer/routing/host/config"
 	"github.com/routinglayer/routing/host/controltower"
 	"github.com/routinglayer/routing/host/datagateway"
+	"github.com/routinglayer/routing/host/internal/testkit"
 	"github.com/routinglayer/routing/host/pluginmgr"
 )
+
+var waitFor = testkit.WaitFor
 
 const adminToken = "admin-token-for-the-page-0123"
 
@@ -57,10 +60,8 @@ func artifact(t *testing.T, name string) string {
 
 func buildProbe(t *testing.T, dir, file string) {
 	t.Helper()
-	out, err := exec.Command("go", "build", "-o", filepath.Join(dir, file), "github.com/routinglayer/routing/host/pluginmgr/testdata/probe").CombinedOutput()
-	if err != nil {
-		t.Fatalf("build probe: %v\n%s", err, out)
-	}
+	_, err := testkit.Build("github.com/routinglayer/routing/host/pluginmgr/testdata/probe", dir, file)
+	testkit.Must(t, err)
 }
 
 func TestStatusPageShowsACrashedPluginAndRestartsIt(t *testing.T) {
@@ -198,17 +199,6 @@ func signIn(url string) chromedp.Action[chromedp.Void] {
 		chromedp.SendKeys(chromedp.CSS("#token"), adminToken),
 		chromedp.Click(chromedp.CSS(`#auth button[type="submit"]`)),
 	)
-}
-
-func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s", timeout, what)
-		}
-		time.Sleep(25 * time.Millisecond)
-	}
 }
 
 func TestControlTowerPageShowsRecentTriggersAndTheBroker(t *testing.T) {

@@ -17,9 +17,12 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 
+	"github.com/routinglayer/routing/host/internal/testkit"
 	"github.com/routinglayer/routing/host/store"
 	"github.com/routinglayer/routing/sdk"
 )
+
+var must = testkit.Must
 
 var quiet = hclog.New(&hclog.LoggerOptions{Output: io.Discard})
 
@@ -385,13 +388,6 @@ func TestReopenKeepsData(t *testing.T) {
 			t.Fatalf("outbox lost across reopen: %d", n)
 		}
 	})
-}
-
-func must(tb testing.TB, err error) {
-	tb.Helper()
-	if err != nil {
-		tb.Fatal(err)
-	}
 }
 
 // Concurrent writes share transactions (SQLite's group commit): a write

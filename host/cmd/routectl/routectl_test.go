@@ -2,14 +2,11 @@ package main
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"net"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strconv"
@@ -23,49 +20,20 @@ import (
 	"github.com/routinglayer/routing/host/config"
 	"github.com/routinglayer/routing/host/controltower"
 	"github.com/routinglayer/routing/host/datagateway"
+	"github.com/routinglayer/routing/host/internal/testkit"
 )
 
-// probeBin is the data-gateway's test pusher, built once by TestMain.
-var probeBin string
+var (
+	must       = testkit.Must
+	waitFor    = testkit.WaitFor
+	randomName = testkit.RandomName
+)
+
+// bins holds the data-gateway's test pusher, built once by TestMain.
+var bins = map[string]string{}
 
 func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "routectl-test")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	probeBin = filepath.Join(dir, "pusher-probe")
-	if out, err := exec.Command("go", "build", "-o", probeBin, "../../datagateway/testdata/probe").CombinedOutput(); err != nil {
-		fmt.Fprintf(os.Stderr, "build the probe pusher: %v\n%s", err, out)
-		os.Exit(1)
-	}
-	code := m.Run()
-	os.RemoveAll(dir)
-	os.Exit(code)
-}
-
-func must(tb testing.TB, err error) {
-	tb.Helper()
-	if err != nil {
-		tb.Fatal(err)
-	}
-}
-
-func waitFor(tb testing.TB, timeout time.Duration, what string, cond func() bool) {
-	tb.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			tb.Fatalf("timed out after %s waiting for %s", timeout, what)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-}
-
-func randomName(prefix string) string {
-	var b [6]byte
-	_, _ = rand.Read(b[:])
-	return prefix + hex.EncodeToString(b[:])
+	testkit.MainWithBinaries(m, map[string]string{"pusher-probe": "../../datagateway/testdata/probe"}, bins)
 }
 
 // result is what one routectl run produced.
@@ -154,7 +122,7 @@ type pluginList struct {
 func startGateway(t *testing.T, extra ...string) cli {
 	t.Helper()
 	plugins := t.TempDir()
-	data, err := os.ReadFile(probeBin)
+	data, err := os.ReadFile(bins["pusher-probe"])
 	must(t, err)
 	must(t, os.WriteFile(filepath.Join(plugins, "pusher-probe"), data, 0o755))
 	vars := append([]string{
