@@ -228,11 +228,7 @@ func BenchmarkDecodeTrigger(b *testing.B) {
 func BenchmarkPushEncode(b *testing.B) {
 	for _, n := range benchRowCounts {
 		b.Run("rows="+strconv.Itoa(n), func(b *testing.B) {
-			req := benchPushRequest(b, n)
-			wire, err := proto.Marshal(toPBPushRequest(&req))
-			if err != nil {
-				b.Fatal(err)
-			}
+			req, wire := benchWire(b, n)
 			b.SetBytes(int64(len(wire)))
 			b.ReportAllocs()
 			for b.Loop() {
@@ -251,11 +247,7 @@ func BenchmarkPushEncode(b *testing.B) {
 func BenchmarkPushDecode(b *testing.B) {
 	for _, n := range benchRowCounts {
 		b.Run("rows="+strconv.Itoa(n), func(b *testing.B) {
-			req := benchPushRequest(b, n)
-			wire, err := proto.Marshal(toPBPushRequest(&req))
-			if err != nil {
-				b.Fatal(err)
-			}
+			req, wire := benchWire(b, n)
 			got := benchPushDecode(b, wire)
 			if benchJSON(b, got) != benchJSON(b, req) {
 				b.Fatalf("setup: push changed in the round trip:\n got %s\nwant %s", benchJSON(b, got), benchJSON(b, req))
@@ -267,6 +259,16 @@ func BenchmarkPushDecode(b *testing.B) {
 			}
 		})
 	}
+}
+
+// benchWire returns the push request of n rows and its marshalled form.
+func benchWire(b *testing.B, n int) (PushRequest, []byte) {
+	req := benchPushRequest(b, n)
+	wire, err := proto.Marshal(toPBPushRequest(&req))
+	if err != nil {
+		b.Fatal(err)
+	}
+	return req, wire
 }
 
 func benchPushDecode(b *testing.B, wire []byte) PushRequest {
