@@ -20,6 +20,11 @@ var (
 	// ErrSkipped marks a push the destination does not handle (for example
 	// a trigger from another source). Return it with Skip.
 	ErrSkipped = errors.New("skipped")
+	// ErrDelivered marks a push that was delivered with a note for
+	// operators (for example, keys the destination ignored); the error's
+	// message is the note. It is an outcome, not a failure: the host
+	// records the rows as delivered. Return it with Delivered.
+	ErrDelivered = errors.New("delivered with a note")
 	// ErrUnavailable means the host could not serve a call now (its store is
 	// down, it is shutting down); the call may be retried.
 	ErrUnavailable = errors.New("host unavailable")
@@ -121,6 +126,17 @@ func Permanent(err error) error {
 // is shown to operators.
 func Skip(reason string) error {
 	return &kindError{kind: ErrSkipped, err: errors.New(reason)}
+}
+
+// Delivered reports that the rows were delivered and that operators
+// should see note, e.g. "ignored keys: error". The host records the push
+// as delivered and shows the note with the delivery's status; a host that
+// predates notes records a plain delivery. Delivered("") is nil.
+func Delivered(note string) error {
+	if note == "" {
+		return nil
+	}
+	return &kindError{kind: ErrDelivered, err: errors.New(note)}
 }
 
 // kindError attaches one of the sentinel kinds to an error while keeping

@@ -305,6 +305,10 @@ func (s *pusherServer) Start(ctx context.Context, req *pluginpb.StartRequest) (*
 
 func (s *pusherServer) Push(ctx context.Context, req *pluginpb.PushRequest) (*pluginpb.PushResponse, error) {
 	err := s.impl.Push(ctx, fromPBPushRequest(req))
+	if errors.Is(err, ErrDelivered) {
+		// A note, not an error: a host that predates notes sees a delivery.
+		return &pluginpb.PushResponse{Note: err.Error()}, nil
+	}
 	return &pluginpb.PushResponse{Error: toPBError(err)}, nil
 }
 
@@ -469,6 +473,9 @@ func (c *pusherClient) push(ctx context.Context, msg *pluginpb.PushRequest) erro
 	resp, err := c.pusher.Push(ctx, msg)
 	if err != nil {
 		return transportError("push", err)
+	}
+	if resp.GetError() == nil {
+		return Delivered(resp.GetNote())
 	}
 	return fromPBError(resp.GetError())
 }

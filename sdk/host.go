@@ -106,8 +106,9 @@ type PusherClient interface {
 	// Start configures the pusher and gives it its State; call it once
 	// before Push.
 	Start(ctx context.Context, state State) error
-	// Push delivers rows. Errors match ErrSkipped, ErrPermanent or
-	// ErrPluginExited; any other error is retryable.
+	// Push delivers rows. Errors match ErrDelivered (the rows were
+	// delivered; the message is the plugin's note), ErrSkipped,
+	// ErrPermanent or ErrPluginExited; any other error is retryable.
 	Push(ctx context.Context, req PushRequest) error
 	// PushEncoded is Push with the rows given already encoded (req.Rows
 	// must be empty): the plugin receives the same PushRequest.

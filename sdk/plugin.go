@@ -57,7 +57,8 @@ type Pusher interface {
 	// first Push. An error fails the plugin's start.
 	Start(ctx context.Context, host Host) error
 	// Push delivers rows to the destination. Return nil once they are
-	// durably delivered, Skip(reason) when the destination does not handle
+	// durably delivered (Delivered(note) to add a note operators see with
+	// the delivery), Skip(reason) when the destination does not handle
 	// this trigger, Permanent(err) when retrying cannot help; any other
 	// error is retried later with the same rows. Push may be called
 	// concurrently for different uuids, never for the same uuid.

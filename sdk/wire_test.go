@@ -298,6 +298,7 @@ func TestPushRequestAndOutcomesCrossTheWire(t *testing.T) {
 		{"skipped", sdk.Skip("other source"), sdk.ErrSkipped, []error{sdk.ErrPermanent}},
 		{"permanent", sdk.Permanent(errors.New("no such column")), sdk.ErrPermanent, []error{sdk.ErrSkipped}},
 		{"retryable", errors.New("upstream 503"), nil, []error{sdk.ErrSkipped, sdk.ErrPermanent, sdk.ErrPluginExited}},
+		{"delivered with a note", sdk.Delivered("ignored keys: error"), sdk.ErrDelivered, []error{sdk.ErrSkipped, sdk.ErrPermanent, sdk.ErrPluginExited}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -28,6 +28,8 @@ func (g *Gateway) Routes(r *mux.Router, maxBodyBytes int64) {
 }
 
 // TaskStatus is one pusher's progress on a delivery, or a dead letter.
+// LastError is the last failure, or a skip's reason; Note is the pusher's
+// note on a delivered task (e.g. keys it ignored).
 type TaskStatus struct {
 	ID            int64      `json:"id"`
 	DeliveryID    int64      `json:"deliveryId"`
@@ -36,6 +38,7 @@ type TaskStatus struct {
 	State         string     `json:"state"`
 	Attempts      int        `json:"attempts"`
 	LastError     string     `json:"lastError,omitempty"`
+	Note          string     `json:"note,omitempty"`
 	NextAttemptAt *time.Time `json:"nextAttemptAt,omitempty"`
 	FinishedAt    *time.Time `json:"finishedAt,omitempty"`
 }
@@ -44,6 +47,10 @@ func taskStatus(t store.Task) TaskStatus {
 	s := TaskStatus{
 		ID: t.ID, DeliveryID: t.DeliveryID, Pusher: t.Pusher, UUID: t.UUID, State: string(t.State),
 		Attempts: t.Attempts, LastError: t.LastError, FinishedAt: t.FinishedAt,
+	}
+	if t.State == store.TaskDelivered {
+		// A delivered task's message is the pusher's note, not an error.
+		s.Note, s.LastError = t.LastError, ""
 	}
 	if t.State == store.TaskPending {
 		next := t.NextAttemptAt

@@ -147,6 +147,10 @@ func (g *Gateway) push(ctx context.Context, pc sdk.PusherClient, batch []store.C
 	started := time.Now()
 	err := pc.PushEncoded(pctx, sdk.PushRequest{UUID: t.UUID, Trigger: trigger, Attempt: t.Attempts + 1}, rows)
 	cancel()
+	var note string
+	if errors.Is(err, sdk.ErrDelivered) {
+		note, err = err.Error(), nil
+	}
 	g.cfg.Metrics.PushDuration.WithLabelValues(t.Pusher).Observe(time.Since(started).Seconds())
 	count := func(outcome string) { g.cfg.Metrics.Tasks.WithLabelValues(t.Pusher, outcome).Add(float64(len(batch))) }
 	if len(batch) > 1 && err != nil && !errors.Is(err, sdk.ErrSkipped) {
@@ -169,7 +173,7 @@ func (g *Gateway) push(ctx context.Context, pc sdk.PusherClient, batch []store.C
 	case err == nil:
 		count("delivered")
 		g.setSingle(t.Pusher, t.UUID, false)
-		g.record(bg, batch, store.TaskDelivered, "")
+		g.record(bg, batch, store.TaskDelivered, note)
 	case errors.Is(err, sdk.ErrSkipped):
 		count("skipped")
 		g.setSingle(t.Pusher, t.UUID, false)

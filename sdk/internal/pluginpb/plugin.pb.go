@@ -1336,8 +1336,11 @@ func (x *PushRequest) GetAttempt() uint32 {
 }
 
 type PushResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Error         *Error                 `protobuf:"bytes,1,opt,name=error,proto3" json:"error,omitempty"` // unset when delivered
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Error *Error                 `protobuf:"bytes,1,opt,name=error,proto3" json:"error,omitempty"` // unset when delivered
+	// Set only when delivered (error unset): a note for operators, shown
+	// with the delivery's status. Hosts that do not read it see a delivery.
+	Note          string `protobuf:"bytes,2,opt,name=note,proto3" json:"note,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1377,6 +1380,13 @@ func (x *PushResponse) GetError() *Error {
 		return x.Error
 	}
 	return nil
+}
+
+func (x *PushResponse) GetNote() string {
+	if x != nil {
+		return x.Note
+	}
+	return ""
 }
 
 type StateGetRequest struct {
@@ -1894,9 +1904,10 @@ const file_plugin_proto_rawDesc = "" +
 	"\x04uuid\x18\x01 \x01(\tR\x04uuid\x12*\n" +
 	"\x04rows\x18\x02 \x03(\v2\x16.routing.plugin.v1.RowR\x04rows\x12:\n" +
 	"\atrigger\x18\x03 \x01(\v2 .routing.plugin.v1.StoredTriggerR\atrigger\x12\x18\n" +
-	"\aattempt\x18\x04 \x01(\rR\aattempt\">\n" +
+	"\aattempt\x18\x04 \x01(\rR\aattempt\"R\n" +
 	"\fPushResponse\x12.\n" +
-	"\x05error\x18\x01 \x01(\v2\x18.routing.plugin.v1.ErrorR\x05error\"#\n" +
+	"\x05error\x18\x01 \x01(\v2\x18.routing.plugin.v1.ErrorR\x05error\x12\x12\n" +
+	"\x04note\x18\x02 \x01(\tR\x04note\"#\n" +
 	"\x0fStateGetRequest\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\"X\n" +
 	"\x10StateGetResponse\x12\x14\n" +
