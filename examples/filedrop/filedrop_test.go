@@ -202,3 +202,26 @@ func waitFor(tb testing.TB, what string, cond func() bool) {
 		time.Sleep(20 * time.Millisecond)
 	}
 }
+
+// Files written by Windows tools: a byte order mark is accepted; a
+// repeated member and a Windows-1252 byte are refused like any invalid
+// file, since either would make the trigger a guess.
+func TestWindowsFiles(t *testing.T) {
+	dir := t.TempDir()
+	host := sdktest.NewHost()
+	host.RunWatcher(t, filedrop.New(), options(dir))
+	drop(t, dir, "a-twice.json", []byte(`{"apiVersion":"OT-2/v1alpha1","protocol":"Probe","protocol":"Other","spec":{"volume":150}}`))
+	drop(t, dir, "b-cp1252.json", []byte("{\"apiVersion\":\"OT-2/v1alpha1\",\"protocol\":\"Probe\",\"spec\":{\"unit\":\"\xb5L\"}}"))
+	drop(t, dir, "c-bom.json", []byte("\xef\xbb\xbf"+`{"apiVersion":"OT-2/v1alpha1","protocol":"Probe","spec":{"volume":150}}`))
+
+	got := host.WaitTriggers(t, 1, wait)
+	if got[0].Trigger.Protocol != "Probe" || string(got[0].Trigger.Spec) != `{"volume":150}` {
+		t.Fatalf("file with a BOM emitted as %+v", got[0].Trigger)
+	}
+	for _, want := range []string{"invalid/a-twice.json", "invalid/b-cp1252.json", "emitted/c-bom.json"} {
+		waitFor(t, "state key "+want, func() bool { return contains(host.State.Keys(), want) })
+	}
+	if n := len(host.Triggers()); n != 1 {
+		t.Fatalf("emitted %d triggers, want only the file with a BOM", n)
+	}
+}

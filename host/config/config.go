@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/url"
 	"path/filepath"
 	"reflect"
 	"strconv"
@@ -20,6 +21,7 @@ import (
 
 	"github.com/routinglayer/routing/host/httpapi"
 	"github.com/routinglayer/routing/host/pluginmgr"
+	"github.com/routinglayer/routing/host/server"
 	"github.com/routinglayer/routing/sdk"
 )
 
@@ -37,6 +39,12 @@ type Common struct {
 	// endpoint (comma-separated bearer tokens).
 	APITokens   []string `env:"API_TOKENS" envSeparator:","`
 	AdminTokens []string `env:"ADMIN_TOKENS" envSeparator:","`
+	// AllowedOrigins are the origins (scheme://host[:port]) of web pages
+	// that may call the service; requests from any other page are refused.
+	AllowedOrigins []string `env:"ALLOWED_ORIGINS" envSeparator:","`
+	// AllowedHosts are host names, beyond loopback ones, the service
+	// answers under while it listens on loopback without tokens.
+	AllowedHosts []string `env:"ALLOWED_HOSTS" envSeparator:","`
 	// AllowUnauthenticated allows listening beyond loopback without tokens.
 	AllowUnauthenticated bool `env:"ALLOW_UNAUTHENTICATED" envDefault:"false"`
 	// TLSCertFile and TLSKeyFile make the service serve HTTPS.
@@ -51,8 +59,10 @@ type Common struct {
 	PluginsMaxFastCrashes int           `env:"PLUGINS_MAX_FAST_CRASHES" envDefault:"5"`
 	// DebugAddr, when set, serves Go's profiler (net/http/pprof) there.
 	DebugAddr string `env:"DEBUG_ADDR"`
-	// MaxBodyBytes bounds a request body.
-	MaxBodyBytes int64 `env:"MAX_BODY_BYTES" envDefault:"1048576"`
+	// MaxBodyBytes bounds a request body, after decompression. 16 MiB
+	// holds about 9,800 rows of a bioreactor's 48 columns (1.7 kB each):
+	// a relay that resends its whole backlog after an outage still fits.
+	MaxBodyBytes int64 `env:"MAX_BODY_BYTES" envDefault:"16777216"`
 }
 
 // Addr is the listen address for port.
@@ -98,6 +108,16 @@ func (c Common) Validate() error {
 	if c.PluginsMaxFastCrashes < 1 {
 		return fmt.Errorf("PLUGINS_MAX_FAST_CRASHES=%d: want at least 1", c.PluginsMaxFastCrashes)
 	}
+	for _, o := range c.AllowedOrigins {
+		if u, err := url.Parse(strings.TrimSpace(o)); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || strings.Trim(u.Path, "/") != "" {
+			return fmt.Errorf("ALLOWED_ORIGINS: %q is not an origin: want scheme://host[:port], e.g. https://lims.example.org", o)
+		}
+	}
+	for _, h := range c.AllowedHosts {
+		if h = strings.TrimSpace(h); h == "" || strings.ContainsAny(h, ":/ ") {
+			return fmt.Errorf("ALLOWED_HOSTS: %q is not a host name: want names without scheme or port, e.g. robots.lab.internal", h)
+		}
+	}
 	if (c.TLSCertFile == "") != (c.TLSKeyFile == "") {
 		return errors.New("TLS_CERT_FILE and TLS_KEY_FILE: set both, or neither")
 	}
@@ -128,6 +148,22 @@ func (c Common) PluginManager(kind sdk.Kind, environ []string) pluginmgr.Config 
 // Tokens are the configured bearer tokens.
 func (c Common) Tokens() httpapi.Tokens {
 	return httpapi.Tokens{API: c.APITokens, Admin: c.AdminTokens}
+}
+
+// Access is whom the service admits: its tokens, the origins allowed to
+// call it, and, while it listens on loopback without tokens, the host
+// names it answers under.
+func (c Common) Access() server.Access {
+	tokens := c.Tokens()
+	return server.Access{
+		Tokens: tokens,
+		Origins: httpapi.Origins{
+			AllowedOrigins: c.AllowedOrigins,
+			CheckHost:      !tokens.Enabled() && isLoopback(c.ServerHost),
+			AllowedHosts:   c.AllowedHosts,
+		},
+		Listen: c.ServerHost,
+	}
 }
 
 func isLoopback(host string) bool {

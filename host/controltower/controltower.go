@@ -99,7 +99,7 @@ func Start(ctx context.Context, cfg Config, log hclog.Logger) (*Service, error) 
 			},
 		})...))
 
-	router := server.NewRouter(cfg.Tokens(), reg, cfg.ServerHost, log)
+	router := server.NewRouter(cfg.Access(), reg, log)
 	triggers.NewAPI(intake, cfg.MaxBodyBytes).Routes(router)
 	plugins.Routes(router)
 	statuspage.Routes(router, "control-tower", func(ctx context.Context) (any, error) {

@@ -120,7 +120,7 @@ func Start(ctx context.Context, cfg Config, log hclog.Logger) (*Service, error) 
 		perPusher("backlog_tasks", "Tasks waiting for delivery, by pusher.", withPushers(st.Backlog, plugins)),
 		perPusher("dead_letters", "Dead-lettered tasks, by pusher.", withPushers(st.DeadLetterCounts, plugins)))...))
 
-	router := server.NewRouter(cfg.Tokens(), reg, cfg.ServerHost, log)
+	router := server.NewRouter(cfg.Access(), reg, log)
 	gw.Routes(router, cfg.MaxBodyBytes)
 	plugins.Routes(router)
 	statuspage.Routes(router, "data-gateway", func(ctx context.Context) (any, error) {

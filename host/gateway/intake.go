@@ -31,13 +31,8 @@ type Accepted struct {
 
 func (g *Gateway) handleData(batch bool, maxBody int64) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		raw, err := httpapi.ReadBody(r, maxBody)
-		if err != nil {
-			status := http.StatusBadRequest
-			if errors.Is(err, httpapi.ErrBodyTooLarge) {
-				status = http.StatusRequestEntityTooLarge
-			}
-			httpapi.WriteProblem(w, r, status, err.Error())
+		raw, ok := httpapi.ReadJSON(w, r, maxBody)
+		if !ok {
 			return
 		}
 		var body dataBody

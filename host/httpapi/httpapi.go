@@ -1,15 +1,13 @@
 // Package httpapi holds what the services' HTTP APIs share: JSON
-// responses, RFC 9457 problem details that name the offending field, and
-// reading request bodies within a size limit.
+// responses, RFC 9457 problem details that name the offending field,
+// reading JSON request bodies (media type, encoding, size limit), and the
+// middleware that admits requests (tokens, origins, hosts).
 package httpapi
 
 import (
 	"encoding/json"
 	"errors"
-	"fmt"
-	"io"
 	"net/http"
-	"strconv"
 
 	"github.com/routinglayer/routing/sdk"
 )
@@ -66,20 +64,4 @@ func writeProblem(w http.ResponseWriter, p Problem) {
 	w.Header().Set("Content-Type", "application/problem+json")
 	w.WriteHeader(p.Status)
 	_ = json.NewEncoder(w).Encode(p)
-}
-
-// ErrBodyTooLarge is returned by ReadBody for a body over the limit.
-var ErrBodyTooLarge = errors.New("request body too large")
-
-// ReadBody reads the whole request body, failing with ErrBodyTooLarge
-// past limit bytes.
-func ReadBody(r *http.Request, limit int64) ([]byte, error) {
-	body, err := io.ReadAll(io.LimitReader(r.Body, limit+1))
-	if err != nil {
-		return nil, fmt.Errorf("read body: %w", err)
-	}
-	if int64(len(body)) > limit {
-		return nil, fmt.Errorf("%w: limit is %s bytes", ErrBodyTooLarge, strconv.FormatInt(limit, 10))
-	}
-	return body, nil
 }

@@ -42,13 +42,8 @@ func (a *API) Routes(r *mux.Router) {
 var defaultHTTPMetadata = sdk.Metadata{Source: "control-tower.api", Spec: json.RawMessage(`{"endpoint":"/triggers"}`)}
 
 func (a *API) handlePost(w http.ResponseWriter, r *http.Request) {
-	body, err := httpapi.ReadBody(r, a.maxBodyBytes)
-	if err != nil {
-		status := http.StatusBadRequest
-		if errors.Is(err, httpapi.ErrBodyTooLarge) {
-			status = http.StatusRequestEntityTooLarge
-		}
-		httpapi.WriteProblem(w, r, status, err.Error())
+	body, ok := httpapi.ReadJSON(w, r, a.maxBodyBytes)
+	if !ok {
 		return
 	}
 	var t sdk.Trigger

@@ -4,9 +4,13 @@
 package testkit
 
 import (
+	"bytes"
+	"compress/gzip"
 	"crypto/rand"
 	"encoding/hex"
+	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"os/exec"
@@ -88,4 +92,52 @@ func Status(tb testing.TB, method, url, token, body string) int {
 	Must(tb, err)
 	resp.Body.Close()
 	return resp.StatusCode
+}
+
+// Reply is an HTTP answer read whole.
+type Reply struct {
+	Status int
+	Header http.Header
+	Body   []byte
+}
+
+// Send sends req as it is (headers, Host and body untouched) and reads
+// the answer.
+func Send(tb testing.TB, req *http.Request) Reply {
+	tb.Helper()
+	resp, err := http.DefaultClient.Do(req)
+	Must(tb, err)
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	Must(tb, err)
+	return Reply{Status: resp.StatusCode, Header: resp.Header, Body: body}
+}
+
+// Problem decodes an RFC 9457 problem answer, failing the test unless the
+// answer is one.
+func (r Reply) Problem(tb testing.TB) (detail string, fields map[string]string) {
+	tb.Helper()
+	var p struct {
+		Detail string
+		Errors []struct{ Field, Reason string }
+	}
+	if r.Header.Get("Content-Type") != "application/problem+json" || json.Unmarshal(r.Body, &p) != nil {
+		tb.Fatalf("%d answer is not a problem body: %s", r.Status, r.Body)
+	}
+	fields = map[string]string{}
+	for _, e := range p.Errors {
+		fields[e.Field] = e.Reason
+	}
+	return p.Detail, fields
+}
+
+// Gzip compresses b.
+func Gzip(tb testing.TB, b []byte) []byte {
+	tb.Helper()
+	var out bytes.Buffer
+	zw := gzip.NewWriter(&out)
+	_, err := zw.Write(b)
+	Must(tb, err)
+	Must(tb, zw.Close())
+	return out.Bytes()
 }
