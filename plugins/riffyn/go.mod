@@ -5,6 +5,7 @@ go 1.26.0
 replace github.com/routinglayer/routing/sdk => ../../sdk
 
 require (
+	github.com/hashicorp/go-hclog v1.6.3
 	github.com/rabbitmq/amqp091-go v1.16.0
 	github.com/routinglayer/routing/sdk v0.0.0-00010101000000-000000000000
 )
@@ -13,7 +14,6 @@ require (
 	github.com/caarlos0/env/v10 v10.0.0 // indirect
 	github.com/fatih/color v1.13.0 // indirect
 	github.com/golang/protobuf v1.5.4 // indirect
-	github.com/hashicorp/go-hclog v1.6.3 // indirect
 	github.com/hashicorp/go-plugin v1.8.0 // indirect
 	github.com/hashicorp/yamux v0.1.2 // indirect
 	github.com/mattn/go-colorable v0.1.12 // indirect

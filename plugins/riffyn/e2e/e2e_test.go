@@ -182,13 +182,16 @@ func TestRiffynRunToRobotAndBack(t *testing.T) {
 		t.Fatalf("trigger message: key %s body %s", msg.RoutingKey, msg.Body)
 	}
 
-	// The robot reports its readings for that trigger.
+	// The robot reports its readings for that trigger, with an error
+	// column that is not a property of the run's output.
 	status, body := post(t, gateway+"/data/batch", `{"uuid":"`+trig.UUID+`","rows":[
-		{"data":{"timeElapsed":0,"odMeasured":0.12}},
-		{"data":{"timeElapsed":30,"odMeasured":0.48,"note":"done"}}]}`)
+		{"data":{"timeElapsed":0,"odMeasured":0.12,"error":null}},
+		{"data":{"timeElapsed":30,"odMeasured":0.48,"note":"done","error":null}}]}`)
 	if status != http.StatusAccepted {
 		t.Fatalf("POST /data/batch: %d %s", status, body)
 	}
+	var accepted struct{ ID int64 }
+	must(t, json.Unmarshal([]byte(body), &accepted))
 	waitFor(t, "the readings in the Riffyn run", func() bool {
 		ev := s.Events(run, f.Output)
 		return len(ev) == 2 && ev[1][f.ODProp] == "0.48"
@@ -196,6 +199,24 @@ func TestRiffynRunToRobotAndBack(t *testing.T) {
 	ev := s.Events(run, f.Output)
 	if ev[0][f.TimeProp] != "0" || ev[0][f.ODProp] != "0.12" || ev[1][f.TimeProp] != "30" || ev[1][f.NoteProp] != "done" {
 		t.Fatalf("events in the run: %+v", ev)
+	}
+	// The delivery is recorded as delivered, with the ignored key noted.
+	var task struct{ Pusher, State, Note, LastError string }
+	waitFor(t, "the delivery recorded as delivered", func() bool {
+		resp, err := http.Get(fmt.Sprintf("%s/data/%d", gateway, accepted.ID))
+		if err != nil {
+			return false
+		}
+		defer resp.Body.Close()
+		var d struct{ Pushers []json.RawMessage }
+		if json.NewDecoder(resp.Body).Decode(&d) != nil || len(d.Pushers) != 1 {
+			return false
+		}
+		must(t, json.Unmarshal(d.Pushers[0], &task))
+		return task.State == "delivered"
+	})
+	if task.Pusher != "riffyn" || task.LastError != "" || task.Note != `ignored keys that are not properties of output "Readings": error` {
+		t.Fatalf("delivery status: %+v", task)
 	}
 
 	// Rows for a uuid the control-tower does not know are refused.

@@ -1,12 +1,17 @@
 package pusher_test
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
+	"maps"
 	"strings"
+	"sync"
 	"testing"
 	"time"
+
+	"github.com/hashicorp/go-hclog"
 
 	"github.com/routinglayer/routing/plugins/riffyn/pusher"
 	"github.com/routinglayer/routing/plugins/riffyn/riffyntest"
@@ -16,7 +21,44 @@ import (
 
 func start(t *testing.T, s *riffyntest.Server) sdk.PusherClient {
 	t.Helper()
-	return sdktest.NewHost().StartPusher(t, pusher.New(), sdktest.Options{Config: map[string]string{"API_KEY": "key", "BASE_URL": s.BaseURL()}})
+	client, _ := startWith(t, s, nil)
+	return client
+}
+
+// startWith starts the pusher with extra configuration and returns it
+// with its log.
+func startWith(t *testing.T, s *riffyntest.Server, config map[string]string) (sdk.PusherClient, *logBuffer) {
+	t.Helper()
+	cfg := map[string]string{"API_KEY": "key", "BASE_URL": s.BaseURL()}
+	maps.Copy(cfg, config)
+	log := &logBuffer{}
+	logger := hclog.New(&hclog.LoggerOptions{Name: "riffyn", Level: hclog.Debug, Output: log})
+	return sdktest.NewHost().StartPusher(t, pusher.New(), sdktest.Options{Config: cfg, Logger: logger}), log
+}
+
+// logBuffer keeps the plugin's log lines.
+type logBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *logBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+// lines returns the log lines that contain s.
+func (b *logBuffer) lines(s string) []string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	var out []string
+	for line := range strings.Lines(b.buf.String()) {
+		if strings.Contains(line, s) {
+			out = append(out, line)
+		}
+	}
+	return out
 }
 
 func rows(tb testing.TB, bodies ...string) []sdk.Row {
@@ -151,8 +193,10 @@ func TestOutcomes(t *testing.T) {
 	}{
 		{"other source", trigger("control-tower.api", nil, `{"endpoint":"/triggers"}`), []string{good}, nil, sdk.ErrSkipped, `"control-tower.api", not riffyn`},
 		{"unknown trigger", nil, []string{good}, nil, sdk.ErrSkipped, "unknown"},
-		{"missing key column", single, []string{`{"data":{"odMeasured":1}}`}, nil, sdk.ErrPermanent, `lacks the key column "timeElapsed"`},
-		{"unknown property", single, []string{`{"data":{"timeElapsed":1,"colour":"red"}}`}, nil, sdk.ErrPermanent, `"colour" is not a property of output "Readings"`},
+		{"missing key column", single, []string{good, `{"data":{"odMeasured":1}}`}, nil, sdk.ErrPermanent, `rows[1] lacks the key column "timeElapsed"`},
+		{"null key column", single, []string{`{"data":{"timeElapsed":null,"odMeasured":1}}`}, nil, sdk.ErrPermanent, `rows[0] has no value for the key column "timeElapsed"`},
+		{"empty key column", single, []string{`{"data":{"timeElapsed":"","odMeasured":1}}`}, nil, sdk.ErrPermanent, `rows[0] has no value for the key column "timeElapsed"`},
+		{"unknown property", single, []string{`{"data":{"timeElapsed":1,"colour":"red"}}`}, nil, sdk.ErrDelivered, `ignored keys that are not properties of output "Readings": colour`},
 		{"index beyond plate", plate, []string{`{"index":2,"data":{"timeElapsed":1}}`}, nil, sdk.ErrPermanent, "index 2 is beyond the plate's 2 wells"},
 		{"no index on a plate", plate, []string{good}, nil, sdk.ErrPermanent, "has no index"},
 		{"unknown run", trigger("riffyn", nil, origin(f, "run-gone")), []string{good}, nil, sdk.ErrPermanent, "Invalid run ID"},
@@ -168,7 +212,7 @@ func TestOutcomes(t *testing.T) {
 			if tt.is != nil && !errors.Is(err, tt.is) {
 				t.Fatalf("%v does not match %v", err, tt.is)
 			}
-			if tt.is == nil && (errors.Is(err, sdk.ErrPermanent) || errors.Is(err, sdk.ErrSkipped)) {
+			if tt.is == nil && (errors.Is(err, sdk.ErrPermanent) || errors.Is(err, sdk.ErrSkipped) || errors.Is(err, sdk.ErrDelivered)) {
 				t.Fatalf("a Riffyn outage must be retryable: %v", err)
 			}
 		})
@@ -177,7 +221,8 @@ func TestOutcomes(t *testing.T) {
 
 func TestInfoDeclaresTheConfiguration(t *testing.T) {
 	keys := sdk.ConfigKeys(pusher.New().Info().Config)
-	if len(keys) != 2 || keys[0].Name != "API_KEY" || !keys[0].Required || !keys[0].Secret || keys[1].Name != "BASE_URL" || keys[1].Default == "" {
+	if len(keys) != 3 || keys[0].Name != "API_KEY" || !keys[0].Required || !keys[0].Secret || keys[1].Name != "BASE_URL" || keys[1].Default == "" ||
+		keys[2].Name != "STRICT_KEYS" || keys[2].Default != "false" || keys[2].Required || keys[2].Secret || !strings.Contains(keys[2].Help, "permanently") {
 		t.Fatalf("config keys: %+v", keys)
 	}
 }

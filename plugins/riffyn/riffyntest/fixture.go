@@ -58,3 +58,52 @@ func (s *Server) AddFixtureRun(f Fixture, name string, volume any) string {
 	s.SetInput(id, f.ActivityID, f.WaterInput, f.AmountProp, 5)
 	return id
 }
+
+// Step is an experiment with one activity that has an instrument input
+// (named after an apiVersion, without properties) and one output whose
+// first property is the key column.
+type Step struct {
+	ExperimentID, ActivityID, GroupID string
+	// Input is the instrument input's resource id.
+	Input string
+	// Output is the output resource's id.
+	Output string
+	// Props maps each output property's camelCase name to its id.
+	Props map[string]string
+}
+
+// AddStep adds an experiment with an activity named activity, an input
+// named apiVersion and an output named output with the given properties,
+// key column first (e.g. "Time elapsed", "Absorbance"). Property ids are
+// "prop-" and the camelCase name.
+func (s *Server) AddStep(activity, apiVersion, output string, properties ...string) Step {
+	s.mu.Lock()
+	key := s.id("")
+	s.mu.Unlock()
+	st := Step{ActivityID: "act-" + key, Input: "res-in-" + key, Output: "res-out-" + key, Props: map[string]string{}}
+	st.ExperimentID = s.AddExperiment(activity)
+	var props []riffyn.PropertyDef
+	for _, name := range properties {
+		id := "prop-" + riffyn.CamelCase(name)
+		st.Props[riffyn.CamelCase(name)] = id
+		props = append(props, riffyn.PropertyDef{ID: id, Name: name})
+	}
+	s.AddActivity(riffyn.Activity{
+		ID: st.ActivityID, Name: activity, TopGroupID: "proc-" + key,
+		Inputs:  []riffyn.ResourceDef{{ID: st.Input, Name: apiVersion, Direction: "input"}},
+		Outputs: []riffyn.ResourceDef{{ID: st.Output, Name: output, Direction: "output", Properties: props}},
+	})
+	st.GroupID = s.AddRunGroup(st.ExperimentID, st.ActivityID)
+	return st
+}
+
+// AddStepRun adds a run of a step's activity and returns its id.
+func (s *Server) AddStepRun(st Step, name string) string {
+	s.mu.Lock()
+	var apiVersion string
+	for _, in := range s.activities[st.ActivityID].Inputs {
+		apiVersion = in.Name
+	}
+	s.mu.Unlock()
+	return s.AddRun(st.GroupID, name, []riffyn.RunResourceDef{{ResourceName: apiVersion, ResourceDefID: st.Input}})
+}
