@@ -97,6 +97,13 @@ func Start(ctx context.Context, cfg Config, log hclog.Logger) (*Service, error) 
 			Read: func(context.Context) ([]metrics.Gauge, error) {
 				return []metrics.Gauge{{Value: metrics.Bool(pub.Connected())}}, nil
 			},
+		},
+		metrics.GaugeSource{
+			Name: "broker_blocked", Help: "1 while RabbitMQ blocks the connection (a memory or disk alarm): nothing is published.",
+			Read: func(context.Context) ([]metrics.Gauge, error) {
+				_, blocked := pub.Blocked()
+				return []metrics.Gauge{{Value: metrics.Bool(pub.Connected() && blocked)}}, nil
+			},
 		})...))
 
 	router := server.NewRouter(cfg.Access(), reg, log)
@@ -104,10 +111,20 @@ func Start(ctx context.Context, cfg Config, log hclog.Logger) (*Service, error) 
 	plugins.Routes(router)
 	statuspage.Routes(router, "control-tower", func(ctx context.Context) (any, error) {
 		n, err := st.PendingCount(ctx)
+		reason, blocked := pub.Blocked()
+		connected := pub.Connected()
+		blocked = blocked && connected
+		if !blocked {
+			reason = ""
+		}
 		return struct {
 			PendingTriggers int  `json:"pendingTriggers"`
 			BrokerConnected bool `json:"brokerConnected"`
-		}{n, pub.Connected()}, err
+			// BrokerBlocked: connected, but the broker blocks the
+			// connection for BrokerBlockedReason (e.g. "low on memory").
+			BrokerBlocked       bool   `json:"brokerBlocked"`
+			BrokerBlockedReason string `json:"brokerBlockedReason,omitempty"`
+		}{n, connected, blocked, reason}, err
 	})
 	srv, err := server.Listen(cfg.Addr(cfg.ServerPort), router, server.Options{
 		Checks: []server.Check{
@@ -115,6 +132,9 @@ func Start(ctx context.Context, cfg Config, log hclog.Logger) (*Service, error) 
 			{Name: "broker", Check: func(context.Context) error {
 				if !pub.Connected() {
 					return errors.New("not connected to " + redact(cfg.AMQPURL))
+				}
+				if reason, blocked := pub.Blocked(); blocked {
+					return errors.New("broker blocked: " + reason)
 				}
 				return nil
 			}},
@@ -130,7 +150,10 @@ func Start(ctx context.Context, cfg Config, log hclog.Logger) (*Service, error) 
 
 	s := &Service{store: st, server: srv, plugins: plugins, log: log, done: make(chan struct{})}
 	// Shutdown order: stop taking requests, stop the plugins, then the
-	// relay and the publisher, then close the store.
+	// relay and the publisher, then close the store. The publisher lets
+	// go of the broker within its CloseTimeout (5s) even when the broker
+	// blocks the connection; triggers not confirmed by then stay in the
+	// outbox.
 	pluginsCtx, stopPlugins := context.WithCancel(context.WithoutCancel(ctx))
 	relayCtx, stopRelay := context.WithCancel(context.WithoutCancel(ctx))
 	var relayWG, pluginsWG sync.WaitGroup

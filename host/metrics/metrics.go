@@ -12,6 +12,7 @@
 //	  trigger_publish_latency_seconds          from stored to confirmed by the broker
 //	  triggers_pending                         outbox entries not yet confirmed
 //	  broker_connected                         1 while connected to RabbitMQ
+//	  broker_blocked                           1 while RabbitMQ blocks the connection (resource alarm)
 //	data-gateway
 //	  rows_received_total, deliveries_received_total
 //	  tasks_total{pusher,outcome}              delivered|skipped|retried|timeout|dead

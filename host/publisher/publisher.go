@@ -2,14 +2,22 @@
 // github.com/rabbitmq/amqp091-go): a durable topic exchange, the routing
 // key derived from the trigger's apiVersion, persistent messages sent with
 // mandatory, and publisher confirms with many messages in flight. It keeps
-// its connection up, reconnecting with backoff.
+// its connection up, reconnecting with backoff, and follows the broker's
+// connection.blocked/unblocked notifications (a resource alarm).
+//
+// Nothing it does outlives its context by more than Config.CloseTimeout:
+// dialling, the channel set-up, a publish stuck on a socket the broker no
+// longer reads, the wait for confirms and the closing handshake are all
+// cut short when the context ends.
 package publisher
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"net"
 	"net/url"
 	"strings"
 	"sync"
@@ -22,6 +30,10 @@ import (
 
 // ErrNotConnected is returned by Publish while there is no connection.
 var ErrNotConnected = errors.New("not connected to the broker")
+
+// ErrBlocked is returned by Publish, and set in the Result of each message
+// it did not send, while the broker blocks the connection.
+var ErrBlocked = errors.New("the broker blocked the connection")
 
 // Config configures a Publisher.
 type Config struct {
@@ -39,6 +51,13 @@ type Config struct {
 	// MinBackoff and MaxBackoff bound the reconnect delay; defaults 200ms
 	// and 15s.
 	MinBackoff, MaxBackoff time.Duration
+	// DialTimeout bounds connecting, the AMQP handshake included; default
+	// 10s.
+	DialTimeout time.Duration
+	// CloseTimeout bounds the closing handshake once Run's context ends;
+	// default 5s. A blocked connection is closed at once: the broker
+	// reads nothing from it, so it cannot answer.
+	CloseTimeout time.Duration
 }
 
 // Message is one trigger to publish.
@@ -82,6 +101,8 @@ type Publisher struct {
 	log hclog.Logger
 
 	connected atomic.Bool
+	// blocked holds the broker's reason while it blocks the connection.
+	blocked atomic.Pointer[string]
 
 	mu      sync.Mutex // guards ch and returns
 	ch      *amqp.Channel
@@ -114,14 +135,45 @@ func New(cfg Config, log hclog.Logger) *Publisher {
 	if cfg.MaxBackoff < cfg.MinBackoff {
 		cfg.MaxBackoff = max(15*time.Second, cfg.MinBackoff)
 	}
+	if cfg.DialTimeout <= 0 {
+		cfg.DialTimeout = 10 * time.Second
+	}
+	if cfg.CloseTimeout <= 0 {
+		cfg.CloseTimeout = 5 * time.Second
+	}
 	return &Publisher{cfg: cfg, log: log.Named("publisher"), returned: make(map[string]int)}
 }
 
 // RoutingKey is the routing key of an apiVersion: "/" becomes ".".
 func RoutingKey(apiVersion string) string { return strings.ReplaceAll(apiVersion, "/", ".") }
 
-// Connected reports whether a channel is up.
+// Connected reports whether a channel is up. A blocked connection is
+// still connected.
 func (p *Publisher) Connected() bool { return p.connected.Load() }
+
+// Blocked reports whether the broker blocks the connection and the reason
+// it gave (e.g. "low on memory", "low on disk space"). RabbitMQ blocks a
+// connection during a resource alarm once it publishes; until the
+// unblocked notification nothing sent on it is read, so publishes wait and
+// confirms do not come.
+func (p *Publisher) Blocked() (reason string, blocked bool) {
+	if r := p.blocked.Load(); r != nil {
+		return *r, true
+	}
+	return "", false
+}
+
+func (p *Publisher) setBlocked(b amqp.Blocking) {
+	if !b.Active {
+		if p.blocked.Swap(nil) != nil {
+			p.log.Info("the broker unblocked the connection")
+		}
+		return
+	}
+	reason := cmp.Or(b.Reason, "no reason given")
+	p.blocked.Store(&reason)
+	p.log.Warn("the broker blocked the connection: publishing waits until it unblocks it", "reason", reason)
+}
 
 // Run keeps a connection and a confirm-mode channel up until ctx is done.
 func (p *Publisher) Run(ctx context.Context) error {
@@ -147,17 +199,29 @@ func (p *Publisher) Run(ctx context.Context) error {
 }
 
 // session connects, serves until the connection or channel closes or ctx
-// ends, and reports whether it got as far as serving.
+// ends, and reports whether it got as far as serving. It returns within
+// CloseTimeout of ctx ending, whatever the broker does.
 func (p *Publisher) session(ctx context.Context) (bool, error) {
-	conn, err := amqp.DialConfig(p.cfg.URL, amqp.Config{
-		Heartbeat:  10 * time.Second,
-		Properties: amqp.Table{"connection_name": p.cfg.ConnectionName},
-		Dial:       amqp.DefaultDial(10 * time.Second),
-	})
+	conn, err := p.dial(ctx)
 	if err != nil {
 		return false, fmt.Errorf("dial %s: %w", redact(p.cfg.URL), err)
 	}
-	defer conn.Close()
+	// Once ctx ends the connection is closed at once, from here, which
+	// also ends a channel set-up call or a publish waiting on it.
+	closed := make(chan struct{})
+	stopClose := context.AfterFunc(ctx, func() {
+		defer close(closed)
+		p.close(conn)
+	})
+	defer func() {
+		if stopClose() {
+			p.close(conn)
+		} else {
+			<-closed
+		}
+		p.blocked.Store(nil) // after the close, which reads it
+	}()
+	blocks := conn.NotifyBlocked(make(chan amqp.Blocking, 4))
 	ch, err := conn.Channel()
 	if err != nil {
 		return false, fmt.Errorf("open channel: %w", err)
@@ -184,19 +248,93 @@ func (p *Publisher) session(ctx context.Context) (bool, error) {
 		p.mu.Unlock()
 	}()
 
-	select {
-	case <-ctx.Done():
-		return true, nil
-	case e := <-connClosed:
-		return true, fmt.Errorf("connection closed: %v", e)
-	case e := <-chClosed:
-		return true, fmt.Errorf("channel closed: %v", e)
+	for {
+		select {
+		case <-ctx.Done():
+			return true, nil
+		case b, ok := <-blocks:
+			if !ok {
+				blocks = nil // the connection is closing: connClosed tells why
+				continue
+			}
+			p.setBlocked(b)
+		case e := <-connClosed:
+			return true, fmt.Errorf("connection closed: %v", e)
+		case e := <-chClosed:
+			return true, fmt.Errorf("channel closed: %v", e)
+		}
+	}
+}
+
+// dial connects within DialTimeout, the AMQP handshake included, and gives
+// up as soon as ctx ends.
+func (p *Publisher) dial(ctx context.Context) (*amqp.Connection, error) {
+	var (
+		mu sync.Mutex
+		nc net.Conn
+	)
+	// Cancelling ctx ends the handshake: its reads and writes time out.
+	stop := context.AfterFunc(ctx, func() {
+		mu.Lock()
+		defer mu.Unlock()
+		if nc != nil {
+			_ = nc.SetDeadline(time.Now())
+		}
+	})
+	defer stop()
+	return amqp.DialConfig(p.cfg.URL, amqp.Config{
+		Heartbeat:  10 * time.Second,
+		Properties: amqp.Table{"connection_name": p.cfg.ConnectionName},
+		Dial: func(network, addr string) (net.Conn, error) {
+			d := net.Dialer{Timeout: p.cfg.DialTimeout}
+			c, err := d.DialContext(ctx, network, addr)
+			if err != nil {
+				return nil, err
+			}
+			// The client clears the deadline once the handshake is done.
+			deadline := time.Now().Add(p.cfg.DialTimeout)
+			mu.Lock()
+			nc = c
+			if ctx.Err() != nil {
+				deadline = time.Now()
+			}
+			err = c.SetDeadline(deadline)
+			mu.Unlock()
+			if err != nil {
+				c.Close()
+				return nil, err
+			}
+			return c, nil
+		},
+	})
+}
+
+// close closes conn within CloseTimeout, at once if the broker blocks it.
+// The deadline applies to the socket, so a publish stuck writing to it
+// fails then too. Channels are not closed one by one: closing the
+// connection closes them, and a channel's own close would wait for an
+// answer a blocked broker never sends.
+func (p *Publisher) close(conn *amqp.Connection) {
+	deadline := time.Now().Add(p.cfg.CloseTimeout)
+	if reason, blocked := p.Blocked(); blocked {
+		p.log.Warn("closing a blocked connection without the closing handshake; unconfirmed triggers stay pending", "reason", reason)
+		deadline = time.Now()
+	}
+	if err := conn.CloseDeadline(deadline); err != nil && !errors.Is(err, amqp.ErrClosed) {
+		p.log.Debug("broker connection closed uncleanly", "error", err)
 	}
 }
 
 // Publish sends msgs with confirms, at most MaxInFlight unconfirmed at a
 // time, and returns one Result per message in the same order once each is
-// settled. Without a connection it fails at once with ErrNotConnected.
+// settled. Without a connection it fails at once with ErrNotConnected,
+// on a blocked one with ErrBlocked; once the broker blocks the connection
+// mid-batch, the messages not yet sent fail with ErrBlocked, and those
+// sent wait for their confirms (the broker sends them once it unblocks
+// the connection). When ctx ends, Publish stops sending and stops waiting:
+// the messages not confirmed by then fail with ctx's error. A send stuck
+// on a socket the broker does not read ends when Run's context ends, which
+// closes the connection.
 func (p *Publisher) Publish(ctx context.Context, msgs []Message) ([]Result, error) {
 	p.publishMu.Lock()
 	defer p.publishMu.Unlock()
@@ -206,13 +344,21 @@ func (p *Publisher) Publish(ctx context.Context, msgs []Message) ([]Result, erro
 	if ch == nil {
 		return nil, fmt.Errorf("publish: %w", ErrNotConnected)
 	}
+	if reason, blocked := p.Blocked(); blocked {
+		return nil, fmt.Errorf("publish: %w (%s)", ErrBlocked, reason)
+	}
 
 	results := make([]Result, len(msgs))
 	confirms := make([]*amqp.DeferredConfirmation, len(msgs))
+	notSent := make([]error, len(msgs))
 	for i, m := range msgs {
 		if i >= p.cfg.MaxInFlight {
 			j := i - p.cfg.MaxInFlight
-			results[j] = p.settle(ctx, msgs[j], confirms[j], returns)
+			results[j] = p.settle(ctx, msgs[j], confirms[j], notSent[j], returns)
+		}
+		if reason, blocked := p.Blocked(); blocked {
+			notSent[i] = fmt.Errorf("not sent: %w (%s)", ErrBlocked, reason)
+			continue
 		}
 		dc, err := ch.PublishWithDeferredConfirmWithContext(ctx, p.cfg.Exchange, RoutingKey(m.APIVersion), true, false, amqp.Publishing{
 			ContentType:  "application/json",
@@ -226,20 +372,22 @@ func (p *Publisher) Publish(ctx context.Context, msgs []Message) ([]Result, erro
 		})
 		if err != nil {
 			p.log.Debug("publish failed", "id", m.ID, "error", err)
-			continue // settle reports it failed
+			notSent[i] = fmt.Errorf("not sent: %w", err)
+			continue
 		}
 		confirms[i] = dc
 	}
 	for j := max(0, len(msgs)-p.cfg.MaxInFlight); j < len(msgs); j++ {
-		results[j] = p.settle(ctx, msgs[j], confirms[j], returns)
+		results[j] = p.settle(ctx, msgs[j], confirms[j], notSent[j], returns)
 	}
 	return results, nil
 }
 
-// settle waits for one message's confirm and tells its outcome.
-func (p *Publisher) settle(ctx context.Context, m Message, dc *amqp.DeferredConfirmation, returns chan amqp.Return) Result {
+// settle waits for one message's confirm and tells its outcome; dc is nil
+// for a message that was not sent, for the reason notSent.
+func (p *Publisher) settle(ctx context.Context, m Message, dc *amqp.DeferredConfirmation, notSent error, returns chan amqp.Return) Result {
 	if dc == nil {
-		return Result{ID: m.ID, Outcome: Failed, Err: errors.New("not sent: the channel refused it")}
+		return Result{ID: m.ID, Outcome: Failed, Err: notSent}
 	}
 	wctx, cancel := context.WithTimeout(ctx, p.cfg.ConfirmTimeout)
 	defer cancel()

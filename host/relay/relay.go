@@ -4,6 +4,10 @@
 // leave the outbox only after the broker confirmed them, so a crash of the
 // service or the broker loses nothing; at worst a trigger is published
 // twice, and consumers de-duplicate on its message id.
+//
+// While the broker blocks the connection (a resource alarm) the relay
+// publishes nothing: entries wait in the outbox, without counting as
+// attempts, until the broker unblocks it.
 package relay
 
 import (
@@ -17,6 +21,11 @@ import (
 	"github.com/routinglayer/routing/host/publisher"
 	"github.com/routinglayer/routing/host/store"
 )
+
+// recordTimeout bounds recording one round's outcomes in the store, which
+// goes on after the context ends so that confirmed entries leave the
+// outbox.
+const recordTimeout = 5 * time.Second
 
 // Config tunes a Relay.
 type Config struct {
@@ -84,8 +93,14 @@ func (r *Relay) Run(ctx context.Context) error {
 }
 
 // round publishes one batch and reports how many entries it handled.
+// When ctx ends mid-round, the outcomes known by then are still recorded,
+// within recordTimeout; entries not confirmed stay in the outbox as they
+// were.
 func (r *Relay) round(ctx context.Context) (int, error) {
 	if !r.pub.Connected() {
+		return 0, nil
+	}
+	if _, blocked := r.pub.Blocked(); blocked {
 		return 0, nil
 	}
 	entries, err := r.store.PendingOutbox(ctx, r.cfg.Batch)
@@ -104,13 +119,17 @@ func (r *Relay) round(ctx context.Context) (int, error) {
 		}
 	}
 	results, err := r.pub.Publish(ctx, msgs)
-	if errors.Is(err, publisher.ErrNotConnected) {
+	if errors.Is(err, publisher.ErrNotConnected) || errors.Is(err, publisher.ErrBlocked) {
 		return 0, nil
 	}
 	if err != nil {
 		return 0, err
 	}
+	stopping := ctx.Err() != nil
+	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), recordTimeout)
+	defer cancel()
 	var published, unroutable []int64
+	counted := make([]bool, len(results))
 	for i, res := range results {
 		e := entries[i]
 		switch res.Outcome {
@@ -121,22 +140,30 @@ func (r *Relay) round(ctx context.Context) (int, error) {
 			r.log.Warn("trigger unroutable: no queue is bound for its routing key", "uuid", e.Trigger.UUID,
 				"routingKey", publisher.RoutingKey(e.Trigger.APIVersion))
 		default:
+			if stopping || errors.Is(res.Err, publisher.ErrBlocked) {
+				// Not an attempt that failed: the entry waits as it is.
+				continue
+			}
 			msg := "not confirmed"
 			if res.Err != nil {
 				msg = res.Err.Error()
 			}
-			if err := r.store.RetryLater(ctx, e.ID, r.retryDelay(e.Attempts), msg); err != nil {
+			if err := r.store.RetryLater(rctx, e.ID, r.retryDelay(e.Attempts), msg); err != nil {
 				r.log.Warn("could not postpone entry", "uuid", e.Trigger.UUID, "error", err)
 			}
 		}
+		counted[i] = true
 	}
 	now := time.Now()
-	if err := r.store.Settle(ctx, published, unroutable, now); err != nil {
+	if err := r.store.Settle(rctx, published, unroutable, now); err != nil {
 		// The entries stay pending and are published again: consumers
 		// de-duplicate on the message id.
 		return 0, err
 	}
 	for i, res := range results {
+		if !counted[i] {
+			continue
+		}
 		if res.Outcome == publisher.Published {
 			r.metrics.PublishLatency.Observe(now.Sub(entries[i].Trigger.CreatedAt).Seconds())
 		}
