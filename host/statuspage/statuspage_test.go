@@ -149,9 +149,9 @@ func TestStatusPageShowsACrashedPluginAndRestartsIt(t *testing.T) {
 
 // browse starts a headless Chromium for the test and returns a context
 // to drive one tab of it.
-func browse(t *testing.T, browser string) context.Context {
+func browse(t *testing.T, browser string, extra ...chromedp.ExecAllocatorOption) context.Context {
 	t.Helper()
-	opts := append(chromedp.DefaultExecAllocatorOptions[:],
+	opts := append(append(chromedp.DefaultExecAllocatorOptions[:], extra...),
 		chromedp.ExecPath(browser),
 		chromedp.NoSandbox,
 		chromedp.DisableGPU,
