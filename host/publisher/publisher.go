@@ -206,22 +206,22 @@ func (p *Publisher) session(ctx context.Context) (bool, error) {
 	if err != nil {
 		return false, fmt.Errorf("dial %s: %w", redact(p.cfg.URL), err)
 	}
+	notices := conn.NotifyBlocked(make(chan amqp.Blocking, 4))
 	// Once ctx ends the connection is closed at once, from here, which
 	// also ends a channel set-up call or a publish waiting on it.
 	closed := make(chan struct{})
 	stopClose := context.AfterFunc(ctx, func() {
 		defer close(closed)
-		p.close(conn)
+		p.close(conn, notices)
 	})
 	defer func() {
 		if stopClose() {
-			p.close(conn)
+			p.close(conn, notices)
 		} else {
 			<-closed
 		}
 		p.blocked.Store(nil) // after the close, which reads it
 	}()
-	blocks := conn.NotifyBlocked(make(chan amqp.Blocking, 4))
 	ch, err := conn.Channel()
 	if err != nil {
 		return false, fmt.Errorf("open channel: %w", err)
@@ -248,6 +248,7 @@ func (p *Publisher) session(ctx context.Context) (bool, error) {
 		p.mu.Unlock()
 	}()
 
+	blocks := notices
 	for {
 		select {
 		case <-ctx.Done():
@@ -313,11 +314,17 @@ func (p *Publisher) dial(ctx context.Context) (*amqp.Connection, error) {
 // The deadline applies to the socket, so a publish stuck writing to it
 // fails then too. Channels are not closed one by one: closing the
 // connection closes them, and a channel's own close would wait for an
-// answer a blocked broker never sends.
-func (p *Publisher) close(conn *amqp.Connection) {
+// answer a blocked broker never sends. notices, conn's blocked
+// notifications, are read meanwhile: the client waits for a reader of
+// each before it reads on.
+func (p *Publisher) close(conn *amqp.Connection, notices <-chan amqp.Blocking) {
+	go func() {
+		for range notices { // until the client closes it, at the connection's end
+		}
+	}()
 	deadline := time.Now().Add(p.cfg.CloseTimeout)
 	if reason, blocked := p.Blocked(); blocked {
-		p.log.Warn("closing a blocked connection without the closing handshake; unconfirmed triggers stay pending", "reason", reason)
+		p.log.Warn("closing a blocked connection without the closing handshake; messages not confirmed yet fail", "reason", reason)
 		deadline = time.Now()
 	}
 	if err := conn.CloseDeadline(deadline); err != nil && !errors.Is(err, amqp.ErrClosed) {
