@@ -325,6 +325,7 @@ func TestKilledGatewayLosesNothingAccepted(t *testing.T) {
 				}
 				body := fmt.Sprintf(`{"uuid":"c%d","row":{"index":%d,"data":{"value":%d}}}`, c, i, i)
 				req, _ := http.NewRequest(http.MethodPost, base+"/data", strings.NewReader(body))
+				req.Header.Set("Content-Type", "application/json")
 				resp, err := http.DefaultClient.Do(req)
 				if err != nil {
 					return // the gateway died mid-request: not accepted

@@ -160,6 +160,7 @@ func gatewayRun(ctx context.Context, o options, bins map[string]string, dir stri
 func postRow(base string) (int64, error) {
 	req, _ := http.NewRequest(http.MethodPost, base+"/data", strings.NewReader(`{"uuid":"restart","row":{"index":0,"data":{"od600":0.5}}}`))
 	req.Header.Set("Authorization", "Bearer "+adminToken)
+	req.Header.Set("Content-Type", "application/json")
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		return 0, err

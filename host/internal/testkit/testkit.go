@@ -79,12 +79,13 @@ func RandomName(prefix string) string {
 	return prefix + hex.EncodeToString(b[:])
 }
 
-// Status sends method url with body and, unless empty, a bearer token,
-// and returns the answer's status code.
+// Status sends method url with body (as application/json) and, unless
+// empty, a bearer token, and returns the answer's status code.
 func Status(tb testing.TB, method, url, token, body string) int {
 	tb.Helper()
 	req, err := http.NewRequest(method, url, strings.NewReader(body))
 	Must(tb, err)
+	req.Header.Set("Content-Type", "application/json")
 	if token != "" {
 		req.Header.Set("Authorization", "Bearer "+token)
 	}
