@@ -35,6 +35,11 @@ build: ## build the services into bin/, the example plugins into bin/plugins/, t
 	$(GO) build -o $(PLUGINS)/ ./examples/cmd/...
 	$(GO) build -o $(BIN)/riffyn/ ./plugins/riffyn/cmd/...
 
+.PHONY: cluster
+cluster: build ## run 3 control-towers and 2 data-gateways on the local PostgreSQL and RabbitMQ (scripts/cluster)
+	scripts/services up
+	scripts/cluster
+
 .PHONY: test
 test: ## start RabbitMQ and PostgreSQL if needed, then run every module's tests, the broker alarm test alone, and each benchmark once
 	scripts/services up

@@ -7,17 +7,21 @@ import (
 	"bytes"
 	"compress/gzip"
 	"crypto/rand"
+	"database/sql"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	_ "github.com/jackc/pgx/v5/stdlib" // the "pgx" database/sql driver
 )
 
 // Must fails the test on a non-nil error.
@@ -141,4 +145,36 @@ func Gzip(tb testing.TB, b []byte) []byte {
 	Must(tb, err)
 	Must(tb, zw.Close())
 	return out.Bytes()
+}
+
+// PostgresURL makes a fresh schema in the test database
+// ($TEST_DATABASE_URL, default postgres://postgres@127.0.0.1:5432/test)
+// for the test, drops it when the test ends, and returns a URL whose
+// search_path is that schema. It fails the test when PostgreSQL is not
+// reachable: `make test` starts it (scripts/services up).
+func PostgresURL(tb testing.TB) string {
+	tb.Helper()
+	base := os.Getenv("TEST_DATABASE_URL")
+	if base == "" {
+		base = "postgres://postgres@127.0.0.1:5432/test?sslmode=disable"
+	}
+	db, err := sql.Open("pgx", base)
+	Must(tb, err)
+	defer db.Close()
+	schema := RandomName("t_")
+	if _, err := db.Exec("CREATE SCHEMA " + schema); err != nil {
+		tb.Fatalf("PostgreSQL is not reachable at %s (run scripts/services up): %v", base, err)
+	}
+	tb.Cleanup(func() {
+		if db, err := sql.Open("pgx", base); err == nil {
+			_, _ = db.Exec("DROP SCHEMA " + schema + " CASCADE")
+			db.Close()
+		}
+	})
+	u, err := url.Parse(base)
+	Must(tb, err)
+	q := u.Query()
+	q.Set("search_path", schema)
+	u.RawQuery = q.Encode()
+	return u.String()
 }
