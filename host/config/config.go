@@ -10,11 +10,14 @@ import (
 	"io"
 	"net"
 	"net/url"
+	"os"
 	"path/filepath"
 	"reflect"
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/caarlos0/env/v10"
 	"github.com/hashicorp/go-hclog"
@@ -33,6 +36,7 @@ type Common struct {
 	PluginsChecksums string `env:"PLUGINS_CHECKSUMS"`
 	DataDir          string `env:"DATA_DIR" envDefault:"data"`
 	DatabaseURL      string `env:"DATABASE_URL"`
+	InstanceID       string `env:"INSTANCE_ID"` // see Instance
 	LogLevel         string `env:"LOG_LEVEL" envDefault:"info"`
 	LogFormat        string `env:"LOG_FORMAT" envDefault:"text"`
 	// APITokens open the data and trigger endpoints, AdminTokens every
@@ -70,6 +74,23 @@ func (c Common) Addr(port int) string {
 	return net.JoinHostPort(c.ServerHost, strconv.Itoa(port))
 }
 
+// Instance names this instance among those sharing a database: the owner
+// of its claims and leases, and its name in logs and /status. It is
+// INSTANCE_ID, or by default the host name and the absolute DATA_DIR
+// ("lab-1:/var/lib/routing"), which stays the same across restarts, so a
+// restarted instance can release the claims its previous run held.
+func (c Common) Instance() string {
+	if c.InstanceID != "" {
+		return c.InstanceID
+	}
+	host, _ := os.Hostname()
+	dir := c.DataDir
+	if abs, err := filepath.Abs(dir); err == nil {
+		dir = abs
+	}
+	return host + ":" + dir
+}
+
 // Validate checks the shared settings.
 func (c Common) Validate() error {
 	if hclog.LevelFromString(c.LogLevel) == hclog.NoLevel {
@@ -77,6 +98,10 @@ func (c Common) Validate() error {
 	}
 	if c.LogFormat != "text" && c.LogFormat != "json" {
 		return fmt.Errorf("LOG_FORMAT=%q: want text or json", c.LogFormat)
+	}
+	if id := c.InstanceID; id != "" && (len(id) > 200 || strings.TrimSpace(id) != id ||
+		strings.ContainsFunc(id, func(r rune) bool { return unicode.IsControl(r) || r == utf8.RuneError })) {
+		return fmt.Errorf("INSTANCE_ID=%q: want at most 200 characters, no control characters, no leading or trailing spaces", id)
 	}
 	if c.MaxBodyBytes < 1024 {
 		return fmt.Errorf("MAX_BODY_BYTES=%d: want at least 1024", c.MaxBodyBytes)

@@ -1,6 +1,7 @@
 package config_test
 
 import (
+	"os"
 	"strings"
 	"testing"
 
@@ -65,6 +66,26 @@ func TestLoopbackOnlyWithoutTokens(t *testing.T) {
 		}
 		if err != nil && strings.Contains(err.Error(), "short") {
 			t.Errorf("a token value leaked into the error: %v", err)
+		}
+	}
+}
+
+func TestInstance(t *testing.T) {
+	var cfg testConfig
+	if err := config.Load(&cfg, []string{"DATA_DIR=/var/lib/routing"}); err != nil {
+		t.Fatal(err)
+	}
+	host, _ := os.Hostname()
+	if got := cfg.Instance(); got != host+":/var/lib/routing" {
+		t.Fatalf("default instance %q, want the host name and DATA_DIR", got)
+	}
+	if err := config.Load(&cfg, []string{"INSTANCE_ID=tower-2"}); err != nil || cfg.Instance() != "tower-2" {
+		t.Fatalf("INSTANCE_ID=tower-2: %q, %v", cfg.Instance(), err)
+	}
+	for _, bad := range []string{" tower", "tower\n2", strings.Repeat("x", 201)} {
+		err := config.Load(&cfg, []string{"INSTANCE_ID=" + bad})
+		if err == nil || !strings.Contains(err.Error(), "INSTANCE_ID") {
+			t.Fatalf("INSTANCE_ID=%q: %v, want an error naming the variable", bad, err)
 		}
 	}
 }
