@@ -10,6 +10,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"time"
 
@@ -34,6 +35,7 @@ type Config struct {
 	VerifyTriggers    bool          `env:"VERIFY_TRIGGERS" envDefault:"false"`
 	MaxRows           int           `env:"MAX_ROWS_PER_REQUEST" envDefault:"10000"`
 	MaxBacklog        int           `env:"MAX_BACKLOG" envDefault:"100000"`
+	MaxSpoolBytes     int64         `env:"MAX_SPOOL_BYTES" envDefault:"1073741824"`
 	PushConcurrency   int           `env:"PUSH_CONCURRENCY" envDefault:"8"`
 	PushTimeout       time.Duration `env:"PUSH_TIMEOUT" envDefault:"30s"`
 	PushBatchRows     int           `env:"PUSH_BATCH_ROWS" envDefault:"1000"`
@@ -43,6 +45,10 @@ type Config struct {
 	// Environ is the environment plugins' variables come from; set by
 	// the caller, not read from a variable.
 	Environ []string `env:"-"`
+	// MaxPushBytes bounds one Push message to a pusher; 0, the default,
+	// is the plugin protocol's limit (sdk.MaxMessageBytes). Not read from
+	// a variable: tests lower it.
+	MaxPushBytes int `env:"-"`
 }
 
 // Validate checks the configuration.
@@ -57,6 +63,7 @@ func (c Config) Validate() error {
 		{c.ServerPort >= 0 && c.ServerPort <= 65535, fmt.Sprintf("SERVER_PORT=%d: want 0-65535", c.ServerPort)},
 		{c.MaxRows >= 1, fmt.Sprintf("MAX_ROWS_PER_REQUEST=%d: want at least 1", c.MaxRows)},
 		{c.MaxBacklog >= 1, fmt.Sprintf("MAX_BACKLOG=%d: want at least 1", c.MaxBacklog)},
+		{c.MaxSpoolBytes >= c.MaxBodyBytes, fmt.Sprintf("MAX_SPOOL_BYTES=%d: want at least MAX_BODY_BYTES (%d), or a large request could never be taken", c.MaxSpoolBytes, c.MaxBodyBytes)},
 		{c.PushConcurrency >= 1, fmt.Sprintf("PUSH_CONCURRENCY=%d: want at least 1", c.PushConcurrency)},
 		{c.PushTimeout > 0, fmt.Sprintf("PUSH_TIMEOUT=%s: want a positive duration", c.PushTimeout)},
 		{c.PushBatchRows >= 0, fmt.Sprintf("PUSH_BATCH_ROWS=%d: want 0 (one request per Push) or more", c.PushBatchRows)},
@@ -99,6 +106,8 @@ func Start(ctx context.Context, cfg Config, log hclog.Logger) (*Service, error) 
 		Metrics:           metrics.NewGateway(reg),
 		MaxRows:           cfg.MaxRows,
 		MaxBacklog:        cfg.MaxBacklog,
+		MaxSpoolBytes:     cfg.MaxSpoolBytes,
+		MaxPushBytes:      cfg.MaxPushBytes,
 		Concurrency:       cfg.PushConcurrency,
 		PushTimeout:       cfg.PushTimeout,
 		MaxBatchRows:      cfg.PushBatchRows,
@@ -109,8 +118,8 @@ func Start(ctx context.Context, cfg Config, log hclog.Logger) (*Service, error) 
 		ControlTowerToken: cfg.ControlTowerToken,
 		VerifyTriggers:    cfg.VerifyTriggers,
 		Instance:          instanceName(cfg.DataDir),
-	}, st, func() []string { return receiving(plugins) }, log)
-	if err := gw.ReleaseStaleClaims(ctx); err != nil {
+	}, st, func() []gateway.Pusher { return installed(plugins) }, log)
+	if err := errors.Join(gw.ReleaseStaleClaims(ctx), gw.LoadSpool(ctx)); err != nil {
 		st.Close()
 		return nil, err
 	}
@@ -118,7 +127,13 @@ func Start(ctx context.Context, cfg Config, log hclog.Logger) (*Service, error) 
 
 	reg.MustRegister(metrics.NewSampled(log, append(plugins.MetricSources(),
 		perPusher("backlog_tasks", "Tasks waiting for delivery, by pusher.", withPushers(st.Backlog, plugins)),
-		perPusher("dead_letters", "Dead-lettered tasks, by pusher.", withPushers(st.DeadLetterCounts, plugins)))...))
+		perPusher("dead_letters", "Dead-lettered tasks, by pusher.", withPushers(st.DeadLetterCounts, plugins)),
+		metrics.GaugeSource{
+			Name: "spool_bytes", Help: "Bytes of stored rows waiting for delivery, as counted against MAX_SPOOL_BYTES.",
+			Read: func(context.Context) ([]metrics.Gauge, error) {
+				return []metrics.Gauge{{Value: float64(gw.SpoolBytes())}}, nil
+			},
+		})...))
 
 	router := server.NewRouter(cfg.Access(), reg, log)
 	gw.Routes(router, cfg.MaxBodyBytes)
@@ -150,6 +165,8 @@ func Start(ctx context.Context, cfg Config, log hclog.Logger) (*Service, error) 
 	pluginsCtx, stopPlugins := context.WithCancel(context.WithoutCancel(ctx))
 	var pluginsWG sync.WaitGroup
 	pluginsWG.Go(func() { _ = plugins.Run(pluginsCtx) })
+	pluginsWG.Go(func() { gw.Run(pluginsCtx) })
+	pluginsWG.Go(func() { watchRemovals(pluginsCtx, plugins, gw, log) })
 	go func() {
 		defer close(s.done)
 		s.err = srv.Serve(ctx, 10*time.Second)
@@ -173,17 +190,73 @@ func instanceName(dataDir string) string {
 	return host + ":" + dataDir
 }
 
-// receiving lists the pushers that get new data: all but those an
-// operator stopped. A crashed or restarting pusher keeps receiving; its
-// tasks wait for it.
-func receiving(m *pluginmgr.Manager) []string {
-	var out []string
-	for _, st := range m.List() {
-		if st.State != pluginmgr.StateStopped {
-			out = append(out, st.Name)
+// installed lists the installed pushers for intake: every one gets a task
+// for each accepted request, whatever its state. A failed or stopped
+// pusher is paused: its tasks wait until it runs again, and its backlog
+// does not refuse requests (MAX_SPOOL_BYTES bounds what waits). A
+// starting, running or restarting pusher is delivering, and its backlog
+// counts against MAX_BACKLOG.
+func installed(m *pluginmgr.Manager) []gateway.Pusher {
+	list := m.List()
+	out := make([]gateway.Pusher, len(list))
+	for i, st := range list {
+		out[i] = gateway.Pusher{
+			Name:   st.Name,
+			State:  string(st.State),
+			Paused: st.State == pluginmgr.StateFailed || st.State == pluginmgr.StateStopped,
 		}
 	}
 	return out
+}
+
+// removalPoll is how often the plugin list is compared with the last one
+// to notice removed pushers.
+const removalPoll = 250 * time.Millisecond
+
+// watchRemovals dead-letters the pending tasks of each pusher whose
+// plugin file is removed (see gateway.PusherRemoved). A pusher that leaves
+// the list while its file is still there, refused by a scan (a checksum or
+// permission problem, say), keeps its tasks: it is expected back. Tasks of
+// pushers missing when the service starts are kept as well, so a wrong
+// PLUGINS_DIR does not dead-letter the spool.
+func watchRemovals(ctx context.Context, plugins *pluginmgr.Manager, gw *gateway.Gateway, log hclog.Logger) {
+	known := map[string]bool{}
+	t := time.NewTicker(removalPoll)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		now := map[string]bool{}
+		for _, st := range plugins.List() {
+			now[st.Name] = true
+		}
+		var refused map[string]bool
+		for name := range known {
+			if now[name] {
+				continue
+			}
+			if refused == nil {
+				refused = map[string]bool{}
+				for _, sk := range plugins.Skipped() {
+					refused[strings.TrimPrefix(filepath.Base(sk.File), string(sdk.KindPusher)+"-")] = true
+				}
+			}
+			if refused[name] {
+				log.Warn("pusher file refused; its pending tasks are kept until it is accepted again", "pusher", name)
+				continue
+			}
+			if _, err := gw.PusherRemoved(ctx, name); err != nil {
+				if ctx.Err() == nil {
+					log.Error("cannot dead-letter the tasks of a removed pusher; they stay pending", "pusher", name, "error", err)
+				}
+				now[name] = true // try again at the next poll
+			}
+		}
+		known = now
+	}
 }
 
 // Addr is the address the HTTP server listens on.

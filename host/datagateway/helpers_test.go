@@ -141,6 +141,8 @@ type line struct {
 	Attempt int             `json:"attempt"`
 	PID     int             `json:"pid"`
 	Batch   int             `json:"batch"`
+	Push    int64           `json:"push"`
+	Bytes   int             `json:"bytes"`
 }
 
 // lines reads the probe's record of one instance.

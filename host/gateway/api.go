@@ -107,13 +107,14 @@ func (g *Gateway) handleDeadLetters(w http.ResponseWriter, r *http.Request) {
 }
 
 func (g *Gateway) handleRetry(w http.ResponseWriter, r *http.Request) {
-	t, err := g.store.RetryDeadLetter(r.Context(), pathID(r))
+	t, added, err := g.store.RetryDeadLetter(r.Context(), pathID(r))
 	switch {
 	case errors.Is(err, store.ErrNotFound):
 		httpapi.WriteProblem(w, r, http.StatusNotFound, "no dead letter with this id")
 	case err != nil:
 		writeUnavailable(w, r, err)
 	default:
+		g.ledger.reopened(t.Pusher, 1, added)
 		g.kick(t.Pusher)
 		httpapi.WriteJSON(w, http.StatusAccepted, taskStatus(t))
 	}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"strings"
 	"time"
 
 	"github.com/routinglayer/routing/host/pluginmgr"
@@ -54,7 +55,7 @@ func (g *Gateway) deliver(ctx context.Context, pusher string, pc sdk.PusherClien
 	lease := 2*g.cfg.PushTimeout + 10*time.Second
 	for {
 		if free := g.cfg.Concurrency - inFlight; free > 0 && ctx.Err() == nil {
-			batches, err := g.store.ClaimBatches(ctx, pusher, g.owner, free, g.batchRows(pusher), lease)
+			batches, err := g.store.ClaimBatches(ctx, pusher, g.owner, free, g.batchRows(pusher), int64(g.batchBytes()), lease)
 			if err != nil && ctx.Err() == nil {
 				log.Warn("cannot claim tasks", "error", err)
 			}
@@ -115,23 +116,28 @@ func (g *Gateway) setSingle(pusher, uuid string, on bool) {
 }
 
 // push delivers a batch (tasks of one uuid, in order) in one Push and
-// records its outcome. A batch of several tasks that fails is released
-// whole, uncounted, and its uuid's tasks go one at a time until one is
-// delivered; a single task follows the retry policy. Bookkeeping outlives
-// a cancelled ctx: a task must end claimed by nobody or finished.
+// records its outcome. No Push message passes MaxPushBytes: tasks that
+// would take the batch past it are released for a later push, and a
+// single task whose rows alone pass it is pushed in consecutive parts, in
+// order, and delivered once every part is (a retry pushes every part
+// again; a row too large for any push is dead-lettered). A batch of
+// several tasks that fails is released whole, uncounted, and its uuid's
+// tasks go one at a time until one is delivered; a single task follows
+// the retry policy. Bookkeeping outlives a cancelled ctx: a task must end
+// claimed by nobody or finished.
 func (g *Gateway) push(ctx context.Context, pc sdk.PusherClient, batch []store.ClaimedTask) outcome {
 	bg := context.WithoutCancel(ctx)
 	t := batch[0]
 	log := g.log.With("pusher", t.Pusher, "uuid", t.UUID, "delivery", t.DeliveryID, "attempt", t.Attempts+1)
-	var rows sdk.EncodedRows
-	for _, bt := range batch {
+	parts := make([]sdk.EncodedRows, len(batch))
+	for i, bt := range batch {
 		part, err := storedRows(bt.Rows)
 		if err != nil {
 			g.record(bg, []store.ClaimedTask{bt}, store.TaskDead, fmt.Sprintf("stored rows unreadable: %v", err))
 			g.releaseAll(bg, batch, bt.ID)
 			return outcome{}
 		}
-		rows = append(rows, part...)
+		parts[i] = part
 	}
 	var trigger *sdk.StoredTrigger
 	if g.tower != nil {
@@ -143,16 +149,41 @@ func (g *Gateway) push(ctx context.Context, pc sdk.PusherClient, batch []store.C
 			return outcome{}
 		}
 	}
-	pctx, cancel := context.WithTimeout(ctx, g.cfg.PushTimeout)
-	started := time.Now()
-	err := pc.PushEncoded(pctx, sdk.PushRequest{UUID: t.UUID, Trigger: trigger, Attempt: t.Attempts + 1}, rows)
-	cancel()
-	var note string
-	if errors.Is(err, sdk.ErrDelivered) {
-		note, err = err.Error(), nil
+	req := sdk.PushRequest{UUID: t.UUID, Trigger: trigger, Attempt: t.Attempts + 1}
+	room := g.cfg.MaxPushBytes - sdk.PushRequestSize(req, nil)
+	// Tasks behind the head that do not fit in one message beside the
+	// trigger go back to wait for the next push.
+	n, size := 1, len(parts[0])
+	for n < len(batch) && size+len(parts[n]) <= room {
+		size += len(parts[n])
+		n++
 	}
-	g.cfg.Metrics.PushDuration.WithLabelValues(t.Pusher).Observe(time.Since(started).Seconds())
+	if n < len(batch) {
+		g.releaseAll(bg, batch[n:], 0)
+		batch, parts = batch[:n], parts[:n]
+	}
 	count := func(outcome string) { g.cfg.Metrics.Tasks.WithLabelValues(t.Pusher, outcome).Add(float64(len(batch))) }
+	var chunks []sdk.EncodedRows
+	if len(batch) > 1 {
+		rows := make(sdk.EncodedRows, 0, size)
+		for _, p := range parts {
+			rows = append(rows, p...)
+		}
+		chunks = []sdk.EncodedRows{rows}
+	} else {
+		var err error
+		if chunks, err = splitRows(parts[0], room); err != nil {
+			count("dead")
+			log.Warn("rows too large for a push; dead-lettered", "error", err)
+			g.setSingle(t.Pusher, t.UUID, false)
+			g.record(bg, batch, store.TaskDead, err.Error())
+			return outcome{}
+		}
+		if len(chunks) > 1 {
+			log.Info("rows too large for one push; pushing them in consecutive parts", "parts", len(chunks), "bytes", len(parts[0]), "limit", g.cfg.MaxPushBytes)
+		}
+	}
+	note, err := g.pushParts(ctx, pc, t.Pusher, req, chunks)
 	if len(batch) > 1 && err != nil && !errors.Is(err, sdk.ErrSkipped) {
 		g.releaseAll(bg, batch, 0)
 		if errors.Is(err, sdk.ErrPluginExited) || ctx.Err() != nil {
@@ -206,6 +237,66 @@ func (g *Gateway) push(ctx context.Context, pc sdk.PusherClient, batch []store.C
 	return outcome{}
 }
 
+// pushParts pushes the chunks of rows in order, one Push each, and stops
+// at the first that fails, returning its error; the notes of the
+// delivered pushes are joined.
+func (g *Gateway) pushParts(ctx context.Context, pc sdk.PusherClient, pusher string, req sdk.PushRequest, chunks []sdk.EncodedRows) (string, error) {
+	var notes []string
+	for _, rows := range chunks {
+		pctx, cancel := context.WithTimeout(ctx, g.cfg.PushTimeout)
+		started := time.Now()
+		err := pc.PushEncoded(pctx, req, rows)
+		cancel()
+		g.cfg.Metrics.PushDuration.WithLabelValues(pusher).Observe(time.Since(started).Seconds())
+		if errors.Is(err, sdk.ErrDelivered) {
+			notes, err = append(notes, err.Error()), nil
+		}
+		if err != nil {
+			return strings.Join(notes, "; "), err
+		}
+	}
+	return strings.Join(notes, "; "), nil
+}
+
+// splitRows cuts rows, at row boundaries and in order, into the fewest
+// consecutive parts of at most room bytes each: usually one. It fails
+// when a single row is larger than room.
+func splitRows(rows sdk.EncodedRows, room int) ([]sdk.EncodedRows, error) {
+	if len(rows) <= room {
+		return []sdk.EncodedRows{rows}, nil
+	}
+	sizes, err := rows.RowSizes()
+	if err != nil {
+		return nil, err
+	}
+	var parts []sdk.EncodedRows
+	start, end := 0, 0
+	for i, n := range sizes {
+		if n > room {
+			return nil, fmt.Errorf("row %d of the request is %d bytes in the plugin protocol; a push carries at most %d bytes of rows beside its trigger", i, n, room)
+		}
+		if end+n-start > room {
+			parts = append(parts, rows[start:end])
+			start = end
+		}
+		end += n
+	}
+	return append(parts, rows[start:end]), nil
+}
+
+// rowSizes is the size of each encoded row, or none when the encoding
+// cannot be read.
+func rowSizes(rows sdk.EncodedRows) []int {
+	sizes, _ := rows.RowSizes()
+	return sizes
+}
+
+// batchBytes bounds the stored rows of the tasks one push takes together:
+// the message limit less a sixteenth kept for the trigger and framing.
+func (g *Gateway) batchBytes() int {
+	return g.cfg.MaxPushBytes - g.cfg.MaxPushBytes/16
+}
+
 // storedRows returns a delivery's rows as stored: in the plugin protocol's
 // encoding, or as a JSON array (spools written before rows were kept
 // encoded), which is converted.
@@ -242,10 +333,13 @@ func (g *Gateway) record(ctx context.Context, batch []store.ClaimedTask, state s
 	for i, t := range batch {
 		ids[i] = t.ID
 	}
-	if err := g.store.FinishTasks(ctx, ids, g.owner, state, msg); err != nil {
+	freed, err := g.store.FinishTasks(ctx, ids, g.owner, state, msg)
+	if err != nil {
 		// The lease ran out or the store failed: the tasks stay pending and
 		// are pushed again (at least once).
 		g.log.Warn("cannot record task outcome", "tasks", ids, "state", state, "error", err)
+	} else {
+		g.ledger.settled(batch[0].Pusher, len(ids), freed)
 	}
 	g.kick(batch[0].Pusher) // the uuid's next task may be due
 }

@@ -8,6 +8,7 @@ package gateway
 
 import (
 	"context"
+	"fmt"
 	"sync"
 	"time"
 
@@ -23,9 +24,16 @@ import (
 type Config struct {
 	// MaxRows bounds the rows of one request.
 	MaxRows int
-	// MaxBacklog is how many pending tasks a pusher may have before intake
-	// answers 429.
+	// MaxBacklog is how many pending tasks a delivering pusher may have
+	// before intake answers 429; a paused pusher's backlog does not count.
 	MaxBacklog int
+	// MaxSpoolBytes bounds the bytes of stored rows waiting for delivery
+	// (each request's rows once, however many pushers it waits for);
+	// intake answers 507 to a request that would pass it.
+	MaxSpoolBytes int64
+	// MaxPushBytes bounds one Push message; 0 means sdk.MaxMessageBytes,
+	// the plugin protocol's limit.
+	MaxPushBytes int
 	// Concurrency is how many uuids one pusher receives in parallel.
 	Concurrency int
 	// PushTimeout bounds one Push call.
@@ -53,33 +61,45 @@ type Config struct {
 	Instance string
 }
 
+// Pusher is an installed pusher as intake sees it.
+type Pusher struct {
+	Name string
+	// State is its supervisor's state (running, backoff, failed, ...).
+	State string
+	// Paused is set while it cannot deliver until an operator acts
+	// (failed, or stopped): it still gets a task for every request, kept
+	// until it runs again, but its backlog does not refuse requests.
+	Paused bool
+}
+
 // Gateway accepts and delivers data rows.
 type Gateway struct {
 	cfg     Config
 	store   *store.Store
-	pushers func() []string
+	pushers func() []Pusher
 	log     hclog.Logger
 	owner   string
 	tower   *triggerCache
+	ledger  *ledger
 
 	mu     sync.Mutex
 	kicks  map[string]chan struct{} // per pusher: new tasks may be due
 	single map[string]bool          // pusher and uuid whose batch failed
-
-	backlogMu sync.Mutex
-	backlog   map[string]int
-	backlogAt time.Time
 }
 
-// New returns a Gateway. pushers lists the pushers that receive new data
-// (those installed and not stopped by an operator).
-func New(cfg Config, st *store.Store, pushers func() []string, log hclog.Logger) *Gateway {
+// New returns a Gateway. pushers lists the installed pushers: each gets a
+// task for every accepted request. Call LoadSpool before serving.
+func New(cfg Config, st *store.Store, pushers func() []Pusher, log hclog.Logger) *Gateway {
+	if cfg.MaxPushBytes <= 0 {
+		cfg.MaxPushBytes = sdk.MaxMessageBytes
+	}
 	g := &Gateway{
 		cfg:     cfg,
 		store:   st,
 		pushers: pushers,
 		log:     log.Named("gateway"),
 		owner:   cfg.Instance,
+		ledger:  newLedger(cfg.MaxBacklog, cfg.MaxSpoolBytes),
 		kicks:   make(map[string]chan struct{}),
 		single:  make(map[string]bool),
 	}
@@ -100,6 +120,69 @@ func (g *Gateway) ReleaseStaleClaims(ctx context.Context) error {
 	return err
 }
 
+// LoadSpool reads the spool's usage (pending tasks per pusher, bytes of
+// rows waiting) that intake's limits are checked against.
+func (g *Gateway) LoadSpool(ctx context.Context) error {
+	return g.ledger.sync(ctx, g.store.Usage)
+}
+
+// syncEvery is how often the spool's usage is read again when other
+// instances may share it.
+const syncEvery = time.Second
+
+// Run keeps intake's figures of the spool current until ctx is done. With
+// PostgreSQL, where other instances may add and deliver tasks, they are
+// read from the store every second; with SQLite this instance is the
+// only writer and its own bookkeeping is exact.
+func (g *Gateway) Run(ctx context.Context) {
+	if g.store.Dialect() != "postgres" {
+		return
+	}
+	t := time.NewTicker(syncEvery)
+	defer t.Stop()
+	failing := false
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		err := g.ledger.sync(ctx, g.store.Usage)
+		switch {
+		case err != nil && ctx.Err() == nil && !failing:
+			g.log.Warn("cannot read the spool's usage; intake checks the last figures", "error", err)
+		case err == nil && failing:
+			g.log.Info("spool usage readable again")
+		}
+		failing = err != nil
+	}
+}
+
+// SpoolBytes is the bytes of stored rows waiting for delivery, as intake
+// counts them against MaxSpoolBytes.
+func (g *Gateway) SpoolBytes() int64 {
+	_, b := g.ledger.usage()
+	return b
+}
+
+// PusherRemoved dead-letters the pending tasks of a pusher whose plugin
+// file is gone, so they neither wait for a pusher that may never return
+// nor hold spool space; the dead letters name the removal and can be
+// retried once it is installed again. It returns how many it
+// dead-lettered.
+func (g *Gateway) PusherRemoved(ctx context.Context, pusher string) (int, error) {
+	reason := fmt.Sprintf("pusher %s was removed (its plugin file pusher-%s left the plugins directory); retry this dead letter once it is installed again", pusher, pusher)
+	n, freed, err := g.store.DeadLetterPending(ctx, pusher, reason)
+	if err != nil {
+		return 0, err
+	}
+	g.ledger.settled(pusher, n, freed)
+	if n > 0 {
+		g.log.Warn("pusher removed; its pending tasks are dead-lettered", "pusher", pusher, "tasks", n, "bytes", freed)
+	}
+	return n, nil
+}
+
 // kickChan returns the wake-up channel of a pusher's worker pool.
 func (g *Gateway) kickChan(pusher string) chan struct{} {
 	g.mu.Lock()
@@ -117,22 +200,6 @@ func (g *Gateway) kick(pusher string) {
 	case g.kickChan(pusher) <- struct{}{}:
 	default:
 	}
-}
-
-// backlogOf returns the pending tasks per pusher, refreshed at most once
-// a second.
-func (g *Gateway) backlogOf(ctx context.Context) (map[string]int, error) {
-	g.backlogMu.Lock()
-	defer g.backlogMu.Unlock()
-	if g.backlog != nil && time.Since(g.backlogAt) < time.Second {
-		return g.backlog, nil
-	}
-	b, err := g.store.Backlog(ctx)
-	if err != nil {
-		return nil, err
-	}
-	g.backlog, g.backlogAt = b, time.Now()
-	return b, nil
 }
 
 // triggerCache resolves triggers from the control-tower: found triggers

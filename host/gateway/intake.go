@@ -138,7 +138,9 @@ func (g *Gateway) verify(r *http.Request, uuid string, rows []sdk.Row, path stri
 }
 
 // accept stores the rows with a task per pusher and answers 202, or says
-// why it cannot take them now.
+// why it cannot take them now: 503 without pushers, 413 for a row too
+// large for a push, 507 when the spool is full, 429 when a delivering
+// pusher's backlog is full.
 func (g *Gateway) accept(w http.ResponseWriter, r *http.Request, uuid string, rows []sdk.Row) {
 	pushers := g.pushers()
 	if len(pushers) == 0 {
@@ -146,23 +148,7 @@ func (g *Gateway) accept(w http.ResponseWriter, r *http.Request, uuid string, ro
 		httpapi.WriteProblem(w, r, http.StatusServiceUnavailable, "no pusher is installed: accepted data would have nowhere to go")
 		return
 	}
-	sort.Strings(pushers)
-	backlog, err := g.backlogOf(r.Context())
-	if err != nil {
-		writeUnavailable(w, r, err)
-		return
-	}
-	var full []string
-	for _, p := range pushers {
-		if backlog[p] >= g.cfg.MaxBacklog {
-			full = append(full, fmt.Sprintf("%s (%d pending)", p, backlog[p]))
-		}
-	}
-	if len(full) > 0 {
-		w.Header().Set("Retry-After", "5")
-		httpapi.WriteProblem(w, r, http.StatusTooManyRequests, "backlog limit reached for "+strings.Join(full, ", ")+"; retry later")
-		return
-	}
+	sort.Slice(pushers, func(i, j int) bool { return pushers[i].Name < pushers[j].Name })
 	// Rows are kept in the plugin protocol's encoding, so a push sends them
 	// as they are.
 	encoded, err := sdk.EncodeRows(rows)
@@ -170,18 +156,91 @@ func (g *Gateway) accept(w http.ResponseWriter, r *http.Request, uuid string, ro
 		httpapi.WriteProblem(w, r, http.StatusBadRequest, "rows cannot be encoded: "+err.Error())
 		return
 	}
-	d, err := g.store.InsertDelivery(r.Context(), uuid, encoded, len(rows), pushers)
+	if maxRow := g.batchBytes(); len(encoded) > maxRow {
+		if errs := oversizeRows(encoded, maxRow, strings.HasSuffix(r.URL.Path, "/batch")); len(errs) > 0 {
+			httpapi.WriteInvalid(w, r, http.StatusRequestEntityTooLarge, &sdk.ValidationError{Fields: errs})
+			return
+		}
+	}
+	res, ref := g.ledger.admit(pushers, int64(len(encoded)))
+	if ref != nil {
+		g.refuse(w, r, ref, pushers, int64(len(encoded)))
+		return
+	}
+	names := make([]string, len(pushers))
+	for i, p := range pushers {
+		names[i] = p.Name
+	}
+	d, err := g.store.InsertDelivery(r.Context(), uuid, encoded, len(rows), names)
 	if err != nil {
+		g.ledger.cancel(res)
 		writeUnavailable(w, r, err)
 		return
 	}
+	g.ledger.commit(res)
 	g.cfg.Metrics.DeliveriesReceived.Inc()
 	g.cfg.Metrics.RowsReceived.Add(float64(len(rows)))
-	for _, p := range pushers {
+	for _, p := range names {
 		g.kick(p)
 	}
 	w.Header().Set("Location", fmt.Sprintf("/data/%d", d.ID))
-	httpapi.WriteJSON(w, http.StatusAccepted, Accepted{ID: d.ID, UUID: uuid, Rows: len(rows), Pushers: pushers})
+	httpapi.WriteJSON(w, http.StatusAccepted, Accepted{ID: d.ID, UUID: uuid, Rows: len(rows), Pushers: names})
+}
+
+// oversizeRows names the rows whose encoding alone is over max bytes: no
+// push could carry them.
+func oversizeRows(encoded sdk.EncodedRows, max int, batch bool) []sdk.FieldError {
+	var errs []sdk.FieldError
+	for i, size := range rowSizes(encoded) {
+		if size > max {
+			field := "row"
+			if batch {
+				field = fmt.Sprintf("rows[%d]", i)
+			}
+			errs = append(errs, sdk.FieldError{Field: field, Reason: fmt.Sprintf(
+				"is %d bytes in the plugin protocol; a push to a pusher carries at most %d bytes of rows", size, max)})
+		}
+	}
+	return errs
+}
+
+// refuse answers a request the spool cannot take now: 507 when it is
+// full, else 429 naming the pushers whose backlog is full.
+func (g *Gateway) refuse(w http.ResponseWriter, r *http.Request, ref *refusal, pushers []Pusher, size int64) {
+	if ref.spoolFull {
+		var paused, behind []string
+		for _, p := range pushers {
+			if n := ref.pending[p.Name]; n > 0 {
+				if p.Paused {
+					paused = append(paused, fmt.Sprintf("%s (%s, %d pending)", p.Name, p.State, n))
+				} else {
+					behind = append(behind, fmt.Sprintf("%s (%d pending)", p.Name, n))
+				}
+			}
+		}
+		detail := fmt.Sprintf("spool full: %d bytes of rows wait for delivery and this request needs %d more, over MAX_SPOOL_BYTES=%d. ",
+			ref.spoolBytes, size, g.cfg.MaxSpoolBytes)
+		if len(paused) > 0 {
+			detail += "Rows are kept for paused pushers until they run again: " + strings.Join(paused, ", ") +
+				". Start or restart them (POST /plugins/{name}/start, or routectl start <name>) so they catch up and free the space, then retry."
+		} else {
+			detail += "Retry later, once the pushers have delivered their backlog"
+			if len(behind) > 0 {
+				detail += " (" + strings.Join(behind, ", ") + ")"
+			}
+			detail += "."
+		}
+		w.Header().Set("Retry-After", "30")
+		httpapi.WriteProblem(w, r, http.StatusInsufficientStorage, detail)
+		return
+	}
+	full := make([]string, len(ref.full))
+	for i, p := range ref.full {
+		full[i] = fmt.Sprintf("%s (%d pending)", p, ref.pending[p])
+	}
+	w.Header().Set("Retry-After", "5")
+	httpapi.WriteProblem(w, r, http.StatusTooManyRequests, fmt.Sprintf("backlog limit reached for %s (MAX_BACKLOG=%d); retry later",
+		strings.Join(full, ", "), g.cfg.MaxBacklog))
 }
 
 func writeUnavailable(w http.ResponseWriter, r *http.Request, err error) {

@@ -99,11 +99,13 @@ const maxFollowers = 64
 // owner until the lease expires. A batch is the oldest pending task of one
 // uuid (so a pusher receives a uuid's rows in the order they were
 // accepted) and the tasks queued right behind it for the same uuid while
-// the batch holds at most maxRows(uuid) rows (0: the head alone), so a
-// backlog is pushed in few calls. Claimed tasks cannot be claimed by anyone else
-// (another instance, with PostgreSQL) until their lease ends; tasks behind
-// a head are never claimed on their own, so its claimer owns them.
-func (s *Store) ClaimBatches(ctx context.Context, pusher, owner string, limit int, maxRows func(uuid string) int, lease time.Duration) ([][]ClaimedTask, error) {
+// the batch holds at most maxRows(uuid) rows (0: the head alone) and at
+// most maxBytes bytes of stored rows, so a backlog is pushed in few calls.
+// A head is claimed whatever its size. Claimed tasks cannot be claimed by
+// anyone else (another instance, with PostgreSQL) until their lease ends;
+// tasks behind a head are never claimed on their own, so its claimer owns
+// them.
+func (s *Store) ClaimBatches(ctx context.Context, pusher, owner string, limit int, maxRows func(uuid string) int, maxBytes int64, lease time.Duration) ([][]ClaimedTask, error) {
 	now := micros(time.Now())
 	lock := ""
 	if s.dialect == "postgres" {
@@ -116,6 +118,7 @@ func (s *Store) ClaimBatches(ctx context.Context, pusher, owner string, limit in
 			id, delivery int64
 			uuid         string
 			rows         int
+			bytes        int64
 		}
 		var heads []head
 		rows, err := s.txQuery(ctx, tx, qClaimHeads+lock, pusher, pusher, now, now, limit)
@@ -124,7 +127,7 @@ func (s *Store) ClaimBatches(ctx context.Context, pusher, owner string, limit in
 		}
 		for rows.Next() {
 			var h head
-			if err := rows.Scan(&h.id, &h.delivery, &h.uuid, &h.rows); err != nil {
+			if err := rows.Scan(&h.id, &h.delivery, &h.uuid, &h.rows, &h.bytes); err != nil {
 				rows.Close()
 				return fmt.Errorf("claim tasks: %w", err)
 			}
@@ -139,11 +142,11 @@ func (s *Store) ClaimBatches(ctx context.Context, pusher, owner string, limit in
 		for i, h := range heads {
 			batchOf[h.id] = i
 			ids = append(ids, h.id)
-			room := maxRows(h.uuid) - h.rows
-			if room <= 0 {
+			room, roomBytes := maxRows(h.uuid)-h.rows, maxBytes-h.bytes
+			if room <= 0 || roomBytes <= 0 {
 				continue
 			}
-			followers, err := s.followers(ctx, tx, pusher, h.uuid, h.delivery, room, now)
+			followers, err := s.followers(ctx, tx, pusher, h.uuid, h.delivery, room, roomBytes, now)
 			if err != nil {
 				return err
 			}
@@ -178,8 +181,8 @@ func (s *Store) ClaimBatches(ctx context.Context, pusher, owner string, limit in
 
 // followers lists the tasks queued right behind a uuid's head (delivery
 // id after), in order, while they are due and unclaimed and their rows fit
-// in room.
-func (s *Store) followers(ctx context.Context, tx *sql.Tx, pusher, uuid string, after int64, room int, now int64) ([]int64, error) {
+// in room rows and roomBytes bytes.
+func (s *Store) followers(ctx context.Context, tx *sql.Tx, pusher, uuid string, after int64, room int, roomBytes int64, now int64) ([]int64, error) {
 	rows, err := s.txQuery(ctx, tx, qFollowers, pusher, uuid, after, maxFollowers)
 	if err != nil {
 		return nil, fmt.Errorf("claim tasks: %w", err)
@@ -188,17 +191,17 @@ func (s *Store) followers(ctx context.Context, tx *sql.Tx, pusher, uuid string, 
 	var ids []int64
 	for rows.Next() {
 		var (
-			id, next int64
-			until    sql.NullInt64
-			n        int
+			id, next, size int64
+			until          sql.NullInt64
+			n              int
 		)
-		if err := rows.Scan(&id, &next, &until, &n); err != nil {
+		if err := rows.Scan(&id, &next, &until, &n, &size); err != nil {
 			return nil, fmt.Errorf("claim tasks: %w", err)
 		}
-		if next > now || (until.Valid && until.Int64 >= now) || n > room {
+		if next > now || (until.Valid && until.Int64 >= now) || n > room || size > roomBytes {
 			break // the line must stay in order: stop at the first that cannot come
 		}
-		room -= n
+		room, roomBytes = room-n, roomBytes-size
 		ids = append(ids, id)
 	}
 	return ids, rows.Err()
@@ -221,22 +224,86 @@ var ErrNotClaimed = errors.New("task not claimed by this owner")
 
 // FinishTasks records the same final state for several claimed tasks in
 // one transaction; it fails, changing nothing, unless owner still holds
-// every one of them.
-func (s *Store) FinishTasks(ctx context.Context, ids []int64, owner string, state TaskState, lastErr string) error {
+// every one of them. It returns the bytes of stored rows this took out of
+// the backlog: those of the tasks' deliveries that have no pending task
+// left.
+func (s *Store) FinishTasks(ctx context.Context, ids []int64, owner string, state TaskState, lastErr string) (freed int64, err error) {
 	now := micros(time.Now())
-	return s.inTx(ctx, func(tx *sql.Tx) error {
+	err = s.inTx(ctx, func(tx *sql.Tx) error {
+		deliveries := make([]int64, 0, len(ids))
 		for _, id := range ids {
-			res, err := s.txExec(ctx, tx, qFinishTask,
-				string(state), nullString(lastErr), now, id, owner)
+			var d int64
+			err := s.txQueryRow(ctx, tx, qFinishTask,
+				string(state), nullString(lastErr), now, id, owner).Scan(&d)
+			if errors.Is(err, sql.ErrNoRows) {
+				return fmt.Errorf("task %d: %w", id, ErrNotClaimed)
+			}
 			if err != nil {
 				return fmt.Errorf("update task %d: %w", id, err)
 			}
-			if n, _ := res.RowsAffected(); n == 0 {
-				return fmt.Errorf("task %d: %w", id, ErrNotClaimed)
-			}
+			deliveries = append(deliveries, d)
 		}
-		return nil
+		var err error
+		freed, err = s.settledBytes(ctx, tx, deliveries)
+		return err
 	})
+	if err != nil {
+		return 0, err
+	}
+	return freed, nil
+}
+
+// settledBytes sums the stored rows of those deliveries that have no
+// pending task left.
+func (s *Store) settledBytes(ctx context.Context, tx *sql.Tx, deliveries []int64) (int64, error) {
+	var n int64
+	var err error
+	if len(deliveries) == 1 {
+		err = s.txQueryRow(ctx, tx, qSettledBytes, deliveries[0]).Scan(&n)
+	} else {
+		args := make([]any, len(deliveries))
+		for i, d := range deliveries {
+			args[i] = d
+		}
+		err = tx.QueryRowContext(ctx, s.q(`SELECT coalesce(sum(length(d.rows)), 0) FROM deliveries d
+			WHERE d.id IN (`+placeholders(len(deliveries))+`) AND `+noPendingTask), args...).Scan(&n)
+	}
+	if err != nil {
+		return 0, fmt.Errorf("spool bytes: %w", err)
+	}
+	return n, nil
+}
+
+// noPendingTask holds for a delivery d none of whose tasks is pending.
+const noPendingTask = "NOT EXISTS (SELECT 1 FROM tasks p WHERE p.delivery_id = d.id AND p.state = 'pending')"
+
+// DeadLetterPending dead-letters every pending task of pusher, claimed or
+// not, with reason as its last error (attempts unchanged). It returns how
+// many tasks it dead-lettered and the bytes of stored rows this took out
+// of the backlog.
+func (s *Store) DeadLetterPending(ctx context.Context, pusher, reason string) (tasks int, freed int64, err error) {
+	now := micros(time.Now())
+	err = s.inTx(ctx, func(tx *sql.Tx) error {
+		err := tx.QueryRowContext(ctx, s.q(`SELECT coalesce(sum(length(d.rows)), 0) FROM deliveries d
+			WHERE d.id IN (SELECT delivery_id FROM tasks WHERE pusher = ? AND state = 'pending')
+			AND NOT EXISTS (SELECT 1 FROM tasks p WHERE p.delivery_id = d.id AND p.state = 'pending' AND p.pusher <> ?)`),
+			pusher, pusher).Scan(&freed)
+		if err != nil {
+			return fmt.Errorf("dead-letter pending tasks: %w", err)
+		}
+		res, err := tx.ExecContext(ctx, s.q(`UPDATE tasks SET state = 'dead', last_error = ?, finished_at = ?,
+			claimed_by = NULL, claimed_until = NULL WHERE pusher = ? AND state = 'pending'`), reason, now, pusher)
+		if err != nil {
+			return fmt.Errorf("dead-letter pending tasks: %w", err)
+		}
+		n, err := res.RowsAffected()
+		tasks = int(n)
+		return err
+	})
+	if err != nil {
+		return 0, 0, err
+	}
+	return tasks, freed, nil
 }
 
 // ReleaseTasks gives back owner's claims of tasks, uncounted and due now,
@@ -340,21 +407,80 @@ func (s *Store) ListDeadLetters(ctx context.Context, f DeadLetterFilter) ([]Task
 }
 
 // RetryDeadLetter makes a dead task pending again, due now, with its
-// attempts reset; ErrNotFound unless the task is dead.
-func (s *Store) RetryDeadLetter(ctx context.Context, id int64) (Task, error) {
-	n, err := s.exec(ctx, `UPDATE tasks SET state = 'pending', attempts = 0, next_attempt_at = ?, finished_at = NULL,
-		claimed_by = NULL, claimed_until = NULL WHERE id = ? AND state = 'dead'`, micros(time.Now()), id)
+// attempts reset; ErrNotFound unless the task is dead. It returns the
+// bytes of stored rows this put back into the backlog: its delivery's,
+// unless another task of the delivery was pending already.
+func (s *Store) RetryDeadLetter(ctx context.Context, id int64) (Task, int64, error) {
+	var added int64
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		var (
+			size    int64
+			pending bool
+		)
+		err := tx.QueryRowContext(ctx, s.q(`SELECT length(d.rows), EXISTS (SELECT 1 FROM tasks p WHERE p.delivery_id = d.id AND p.state = 'pending')
+			FROM tasks t JOIN deliveries d ON d.id = t.delivery_id WHERE t.id = ? AND t.state = 'dead'`), id).Scan(&size, &pending)
+		if errors.Is(err, sql.ErrNoRows) {
+			return fmt.Errorf("dead letter %d: %w", id, ErrNotFound)
+		}
+		if err != nil {
+			return fmt.Errorf("retry dead letter: %w", err)
+		}
+		if _, err := tx.ExecContext(ctx, s.q(`UPDATE tasks SET state = 'pending', attempts = 0, next_attempt_at = ?, finished_at = NULL,
+			claimed_by = NULL, claimed_until = NULL WHERE id = ? AND state = 'dead'`), micros(time.Now()), id); err != nil {
+			return fmt.Errorf("retry dead letter: %w", err)
+		}
+		if !pending {
+			added = size
+		}
+		return nil
+	})
 	if err != nil {
-		return Task{}, fmt.Errorf("retry dead letter: %w", err)
-	}
-	if n == 0 {
-		return Task{}, fmt.Errorf("dead letter %d: %w", id, ErrNotFound)
+		return Task{}, 0, err
 	}
 	tasks, err := s.queryTasks(ctx, "SELECT "+taskColumns+" FROM tasks t WHERE t.id = ?", id)
 	if err != nil || len(tasks) == 0 {
-		return Task{}, fmt.Errorf("retry dead letter: %w", errors.Join(err, ErrNotFound))
+		return Task{}, 0, fmt.Errorf("retry dead letter: %w", errors.Join(err, ErrNotFound))
 	}
-	return tasks[0], nil
+	return tasks[0], added, nil
+}
+
+// SpoolUsage is what the spool holds for delivery.
+type SpoolUsage struct {
+	// Pending counts pending tasks per pusher.
+	Pending map[string]int
+	// Bytes sums the stored rows of deliveries with a pending task (each
+	// delivery once, however many pushers it waits for).
+	Bytes int64
+}
+
+// Usage reads the spool's usage. Its two figures are read one after the
+// other, not as one snapshot.
+func (s *Store) Usage(ctx context.Context) (SpoolUsage, error) {
+	u := SpoolUsage{Pending: map[string]int{}}
+	rows, err := s.r.QueryContext(ctx, "SELECT pusher, count(*) FROM tasks WHERE state = 'pending' GROUP BY pusher")
+	if err != nil {
+		return SpoolUsage{}, fmt.Errorf("spool usage: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var (
+			p string
+			n int
+		)
+		if err := rows.Scan(&p, &n); err != nil {
+			return SpoolUsage{}, fmt.Errorf("spool usage: %w", err)
+		}
+		u.Pending[p] = n
+	}
+	if err := rows.Err(); err != nil {
+		return SpoolUsage{}, fmt.Errorf("spool usage: %w", err)
+	}
+	err = s.r.QueryRowContext(ctx, `SELECT coalesce(sum(length(d.rows)), 0) FROM deliveries d
+		WHERE d.id IN (SELECT delivery_id FROM tasks WHERE state = 'pending')`).Scan(&u.Bytes)
+	if err != nil {
+		return SpoolUsage{}, fmt.Errorf("spool usage: %w", err)
+	}
+	return u, nil
 }
 
 // Backlog counts pending tasks per pusher.
@@ -392,16 +518,17 @@ var (
 	qInsertTask     = hot("INSERT INTO tasks (delivery_id, pusher, uuid, state, next_attempt_at) VALUES (?, ?, ?, ?, ?)")
 	// The head of each uuid's line is its oldest pending task (found in
 	// the tasks_line index alone); it is claimable when due and unclaimed.
-	qClaimHeads = hot(`SELECT t.id, t.delivery_id, t.uuid, d.row_count
+	qClaimHeads = hot(`SELECT t.id, t.delivery_id, t.uuid, d.row_count, length(d.rows)
 		FROM (SELECT uuid, MIN(delivery_id) AS head FROM tasks WHERE pusher = ? AND state = 'pending' GROUP BY uuid) h
 		JOIN tasks t ON t.pusher = ? AND t.uuid = h.uuid AND t.delivery_id = h.head AND t.state = 'pending'
 		JOIN deliveries d ON d.id = t.delivery_id
 		WHERE t.next_attempt_at <= ? AND (t.claimed_until IS NULL OR t.claimed_until < ?)
 		ORDER BY t.delivery_id LIMIT ?`)
-	qFollowers = hot(`SELECT t.id, t.next_attempt_at, t.claimed_until, d.row_count FROM tasks t JOIN deliveries d ON d.id = t.delivery_id
+	qFollowers = hot(`SELECT t.id, t.next_attempt_at, t.claimed_until, d.row_count, length(d.rows) FROM tasks t JOIN deliveries d ON d.id = t.delivery_id
 		WHERE t.pusher = ? AND t.uuid = ? AND t.state = 'pending' AND t.delivery_id > ?
 		ORDER BY t.delivery_id LIMIT ?`)
 	qFinishTask = hot(`UPDATE tasks SET state = ?, attempts = attempts + 1, last_error = ?, finished_at = ?,
-		claimed_by = NULL, claimed_until = NULL WHERE id = ? AND claimed_by = ? AND state = 'pending'`)
-	qRetryTask = hot("UPDATE tasks SET attempts = attempts + ?, next_attempt_at = ?, last_error = ?, claimed_by = NULL, claimed_until = NULL WHERE id = ? AND claimed_by = ? AND state = 'pending'")
+		claimed_by = NULL, claimed_until = NULL WHERE id = ? AND claimed_by = ? AND state = 'pending' RETURNING delivery_id`)
+	qSettledBytes = hot("SELECT coalesce(sum(length(d.rows)), 0) FROM deliveries d WHERE d.id = ? AND " + noPendingTask)
+	qRetryTask    = hot("UPDATE tasks SET attempts = attempts + ?, next_attempt_at = ?, last_error = ?, claimed_by = NULL, claimed_until = NULL WHERE id = ? AND claimed_by = ? AND state = 'pending'")
 )

@@ -13,7 +13,7 @@ import (
 
 // claimHeads claims the head of each uuid's line, up to limit.
 func claimHeads(ctx context.Context, s *store.Store, pusher, owner string, limit int) ([]store.ClaimedTask, error) {
-	batches, err := s.ClaimBatches(ctx, pusher, owner, limit, func(string) int { return 0 }, time.Minute)
+	batches, err := s.ClaimBatches(ctx, pusher, owner, limit, func(string) int { return 0 }, 1<<30, time.Minute)
 	var out []store.ClaimedTask
 	for _, b := range batches {
 		out = append(out, b...)
@@ -23,7 +23,8 @@ func claimHeads(ctx context.Context, s *store.Store, pusher, owner string, limit
 
 // finish records the final state of one claimed task.
 func finish(ctx context.Context, s *store.Store, id int64, owner string, state store.TaskState, lastErr string) error {
-	return s.FinishTasks(ctx, []int64{id}, owner, state, lastErr)
+	_, err := s.FinishTasks(ctx, []int64{id}, owner, state, lastErr)
+	return err
 }
 
 func claimIDs(tb testing.TB, s *store.Store, pusher, owner string) []int64 {
@@ -130,11 +131,11 @@ func TestSpoolDeadLetters(t *testing.T) {
 		if none, _ := s.ListDeadLetters(ctx, store.DeadLetterFilter{Pusher: "q"}); len(none) != 0 {
 			t.Fatalf("pusher filter: %+v", none)
 		}
-		retried, err := s.RetryDeadLetter(ctx, dead[0].ID)
+		retried, _, err := s.RetryDeadLetter(ctx, dead[0].ID)
 		if err != nil || retried.State != store.TaskPending || retried.Attempts != 0 {
 			t.Fatalf("retry dead letter: %+v %v", retried, err)
 		}
-		if _, err := s.RetryDeadLetter(ctx, dead[0].ID); !errors.Is(err, store.ErrNotFound) {
+		if _, _, err := s.RetryDeadLetter(ctx, dead[0].ID); !errors.Is(err, store.ErrNotFound) {
 			t.Fatalf("retrying a task that is not dead: %v", err)
 		}
 		if _, _, err := s.GetDelivery(ctx, 99999); !errors.Is(err, store.ErrNotFound) {
@@ -214,7 +215,7 @@ func TestClaimBatchesTakesTheLineBehindEachHead(t *testing.T) {
 			must(t, err)
 			ids[uuid] = append(ids[uuid], d.ID)
 		}
-		batches, err := s.ClaimBatches(ctx, "p", "me", 10, rows300, time.Minute)
+		batches, err := s.ClaimBatches(ctx, "p", "me", 10, rows300, 1<<30, time.Minute)
 		must(t, err)
 		deliveries := func(b []store.ClaimedTask) []int64 {
 			var out []int64
@@ -231,7 +232,7 @@ func TestClaimBatchesTakesTheLineBehindEachHead(t *testing.T) {
 			t.Fatalf("batches %v and %v; want a's first three (300 rows) %v and all of b %v", a, b, ids["a"][:3], ids["b"])
 		}
 		// Nothing of a can be claimed while its head is out, by anyone.
-		if more, err := s.ClaimBatches(ctx, "p", "other", 10, rows300, time.Minute); err != nil || len(more) != 0 {
+		if more, err := s.ClaimBatches(ctx, "p", "other", 10, rows300, 1<<30, time.Minute); err != nil || len(more) != 0 {
 			t.Fatalf("claimed again while held: %v %v", more, err)
 		}
 		var done []int64
@@ -239,15 +240,112 @@ func TestClaimBatchesTakesTheLineBehindEachHead(t *testing.T) {
 			done = append(done, c.ID)
 		}
 		// Finishing fails, changing nothing, if one task is not ours.
-		if err := s.FinishTasks(ctx, append(done, batches[1][0].ID+1000), "me", store.TaskDelivered, ""); !errors.Is(err, store.ErrNotClaimed) {
+		if _, err := s.FinishTasks(ctx, append(done, batches[1][0].ID+1000), "me", store.TaskDelivered, ""); !errors.Is(err, store.ErrNotClaimed) {
 			t.Fatalf("finishing with a foreign task: %v", err)
 		}
-		must(t, s.FinishTasks(ctx, done, "me", store.TaskDelivered, ""))
-		next, err := s.ClaimBatches(ctx, "p", "me", 10, rows300, time.Minute)
+		_, err = s.FinishTasks(ctx, done, "me", store.TaskDelivered, "")
+		must(t, err)
+		next, err := s.ClaimBatches(ctx, "p", "me", 10, rows300, 1<<30, time.Minute)
 		must(t, err)
 		// a's next head has 250 rows: the 100 behind it do not fit.
 		if len(next) != 1 || fmt.Sprint(deliveries(next[0])) != fmt.Sprint(ids["a"][3:4]) {
 			t.Fatalf("after a's batch: %v, want %v", deliveries(next[0]), ids["a"][3:4])
+		}
+	})
+}
+
+func TestClaimBatchesBoundsTheBytesBehindEachHead(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, _ store.Config, s *store.Store) {
+		ctx := context.Background()
+		var ids []int64
+		for _, size := range []int{400, 300, 300, 100} {
+			d, err := s.InsertDelivery(ctx, "a", make([]byte, size), 1, []string{"p"})
+			must(t, err)
+			ids = append(ids, d.ID)
+		}
+		deliveries := func(batches [][]store.ClaimedTask) (out [][]int64) {
+			for _, b := range batches {
+				var ds []int64
+				for _, c := range b {
+					ds = append(ds, c.DeliveryID)
+				}
+				out = append(out, ds)
+			}
+			return out
+		}
+		// 900 bytes: the head (400) and one follower (300); the next 300
+		// would pass the bound, and the line stops there, although the
+		// 100 behind it would fit.
+		batches, err := s.ClaimBatches(ctx, "p", "me", 10, rows300, 900, time.Minute)
+		must(t, err)
+		if got := deliveries(batches); fmt.Sprint(got) != fmt.Sprint([][]int64{ids[:2]}) {
+			t.Fatalf("batches %v, want %v", got, [][]int64{ids[:2]})
+		}
+		var done []int64
+		for _, c := range batches[0] {
+			done = append(done, c.ID)
+		}
+		_, err = s.FinishTasks(ctx, done, "me", store.TaskDelivered, "")
+		must(t, err)
+		// A head larger than the bound is still claimed, alone.
+		batches, err = s.ClaimBatches(ctx, "p", "me", 10, rows300, 200, time.Minute)
+		must(t, err)
+		if got := deliveries(batches); fmt.Sprint(got) != fmt.Sprint([][]int64{ids[2:3]}) {
+			t.Fatalf("batches %v, want %v alone", got, ids[2:3])
+		}
+	})
+}
+
+// The spool's usage follows every change of a task's state: pending tasks
+// per pusher, and the bytes of deliveries that still wait for a pusher,
+// counted once per delivery.
+func TestSpoolUsageFollowsTasks(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, _ store.Config, s *store.Store) {
+		ctx := context.Background()
+		usage := func() store.SpoolUsage {
+			t.Helper()
+			u, err := s.Usage(ctx)
+			must(t, err)
+			return u
+		}
+		if u := usage(); len(u.Pending) != 0 || u.Bytes != 0 {
+			t.Fatalf("empty spool: %+v", u)
+		}
+		first, err := s.InsertDelivery(ctx, "a", make([]byte, 100), 1, []string{"p", "q"})
+		must(t, err)
+		_, err = s.InsertDelivery(ctx, "b", make([]byte, 30), 1, []string{"p", "q"})
+		must(t, err)
+		if u := usage(); u.Pending["p"] != 2 || u.Pending["q"] != 2 || u.Bytes != 130 {
+			t.Fatalf("two deliveries for two pushers: %+v, want 2 and 2 pending, 130 bytes", u)
+		}
+		claimed, err := claimHeads(ctx, s, "p", "me", 10)
+		must(t, err)
+		freed, err := s.FinishTasks(ctx, []int64{claimed[0].ID}, "me", store.TaskDelivered, "")
+		must(t, err)
+		if freed != 0 {
+			t.Fatalf("q still waits for delivery %d, yet %d bytes were freed", first.ID, freed)
+		}
+		claimedQ, err := claimHeads(ctx, s, "q", "me", 10)
+		must(t, err)
+		freed, err = s.FinishTasks(ctx, []int64{claimedQ[0].ID}, "me", store.TaskDead, "broken")
+		must(t, err)
+		if u := usage(); freed != 100 || u.Bytes != 30 || u.Pending["p"] != 1 || u.Pending["q"] != 1 {
+			t.Fatalf("after both tasks of delivery %d: freed %d, usage %+v; want 100 freed, 30 bytes left", first.ID, freed, u)
+		}
+		_, added, err := s.RetryDeadLetter(ctx, claimedQ[0].ID)
+		must(t, err)
+		if u := usage(); added != 100 || u.Bytes != 130 || u.Pending["q"] != 2 {
+			t.Fatalf("retried dead letter: added %d, usage %+v; want 100 added, 130 bytes", added, u)
+		}
+		n, freed, err := s.DeadLetterPending(ctx, "q", "pusher q was removed")
+		must(t, err)
+		if u := usage(); n != 2 || freed != 100 || u.Bytes != 30 || u.Pending["q"] != 0 || u.Pending["p"] != 1 {
+			t.Fatalf("dead-lettering q: %d tasks, %d bytes freed, usage %+v; want 2 tasks, 100 bytes (b still waits for p)", n, freed, u)
+		}
+		dead, err := s.ListDeadLetters(ctx, store.DeadLetterFilter{Pusher: "q"})
+		must(t, err)
+		if len(dead) != 2 || dead[0].LastError != "pusher q was removed" || dead[0].Attempts != 0 {
+			t.Fatalf("dead letters of q: %+v", dead)
 		}
 	})
 }

@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/routinglayer/routing/sdk"
@@ -40,7 +41,13 @@ type Line struct {
 	PID     int             `json:"pid"`
 	// Batch is how many rows the Push carried.
 	Batch int `json:"batch"`
+	// Push numbers the pushes this process received, from 1; Bytes is
+	// the size of that Push message.
+	Push  int64 `json:"push"`
+	Bytes int   `json:"bytes"`
 }
+
+var pushes atomic.Int64
 
 func (p *probe) Info() sdk.Info {
 	return sdk.Info{Name: "probe", Version: "1.0.0", Config: &p.cfg}
@@ -78,13 +85,14 @@ func (p *probe) Push(ctx context.Context, req sdk.PushRequest) error {
 	if p.cfg.Delay > 0 {
 		time.Sleep(p.cfg.Delay)
 	}
+	push, size := pushes.Add(1), sdk.PushRequestSize(req, nil)
 	var b strings.Builder
 	for _, r := range req.Rows {
 		data, err := r.Data.MarshalJSON()
 		if err != nil {
 			return sdk.Permanent(err)
 		}
-		line, _ := json.Marshal(Line{UUID: req.UUID, Index: r.Index, Data: data, Attempt: req.Attempt, PID: os.Getpid(), Batch: len(req.Rows)})
+		line, _ := json.Marshal(Line{UUID: req.UUID, Index: r.Index, Data: data, Attempt: req.Attempt, PID: os.Getpid(), Batch: len(req.Rows), Push: push, Bytes: size})
 		b.Write(line)
 		b.WriteByte('\n')
 	}

@@ -1,0 +1,353 @@
+package datagateway_test
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/routinglayer/routing/host/datagateway"
+	"github.com/routinglayer/routing/host/gateway"
+	"github.com/routinglayer/routing/host/metrics/metricstest"
+	"github.com/routinglayer/routing/host/pluginmgr"
+	"github.com/routinglayer/routing/sdk"
+)
+
+// waitState waits until the named plugin is in state.
+func waitState(tb testing.TB, svc *datagateway.Service, name string, state pluginmgr.State) {
+	tb.Helper()
+	waitFor(tb, 60*time.Second, name+" to be "+string(state), func() bool {
+		st, err := svc.Plugins().Get(name)
+		return err == nil && st.State == state
+	})
+}
+
+// postRow posts one row for uuid and returns the answer.
+func postRow(tb testing.TB, base, uuid string, index int, data string) response {
+	tb.Helper()
+	return call(tb, http.MethodPost, base+"/data", fmt.Sprintf(`{"uuid":%q,"row":{"index":%d,"data":%s}}`, uuid, index, data))
+}
+
+// checkDelivered fails unless the probe instance received exactly the
+// rows of uuid with indexes 0..n-1, once each, in order, with data as
+// want(i) byte for byte.
+func checkDelivered(tb testing.TB, out, instance, uuid string, n int, want func(i int) string) {
+	tb.Helper()
+	var got []line
+	for _, l := range lines(tb, out, instance) {
+		if l.UUID == uuid {
+			got = append(got, l)
+		}
+	}
+	if len(got) != n {
+		tb.Fatalf("%s received %d rows of %s, want %d", instance, len(got), uuid, n)
+	}
+	for i, l := range got {
+		if l.Index == nil || *l.Index != i {
+			tb.Fatalf("%s: row %d of %s has index %v: not in order, or twice", instance, i, uuid, l.Index)
+		}
+		if string(l.Data) != want(i) {
+			tb.Fatalf("%s: row %d of %s is %s, want %s", instance, i, uuid, l.Data, want(i))
+		}
+	}
+}
+
+func valueRow(i int) string { return fmt.Sprintf(`{"value":%d,"note":"row %d"}`, i, i) }
+
+// A pusher that cannot start (a script that prints a line and exits 3)
+// ends failed: intake keeps answering 202 although MAX_BACKLOG is 5, the
+// healthy pusher delivers, and the failed one's rows are kept and
+// delivered once its file is fixed.
+func TestFailedPusherDoesNotStopIntake(t *testing.T) {
+	e := newEnv(t, "MAX_BACKLOG=5", "PLUGINS_MIN_BACKOFF=10ms", "PLUGINS_MAX_BACKOFF=50ms")
+	e.vars = append(e.vars, "PLUGIN_PROBE_OUT="+e.out, "PLUGIN_NOISY_OUT="+e.out)
+	install(t, "pusher-probe", e.plugins, "pusher-probe")
+	tmp := filepath.Join(e.plugins, ".pusher-noisy.tmp")
+	must(t, os.WriteFile(tmp, []byte("#!/bin/sh\necho 'noisy: no destination configured'\nexit 3\n"), 0o755))
+	must(t, os.Rename(tmp, filepath.Join(e.plugins, "pusher-noisy")))
+	svc, base := start(t, e.config(t))
+	waitRunning(t, svc, "probe")
+	waitState(t, svc, "noisy", pluginmgr.StateFailed)
+
+	const n = 20
+	var last gateway.Accepted
+	for i := range n {
+		r := postRow(t, base, "run", i, valueRow(i))
+		if r.status != http.StatusAccepted {
+			t.Fatalf("POST %d with a failed pusher: %d %s", i, r.status, r.body)
+		}
+		r.decode(t, &last)
+		if strings.Join(last.Pushers, ",") != "noisy,probe" {
+			t.Fatalf("pushers %v: the failed pusher must get its tasks too", last.Pushers)
+		}
+	}
+	waitFor(t, 60*time.Second, "the healthy pusher to deliver every row", func() bool { return len(lines(t, e.out, "probe")) >= n })
+	checkDelivered(t, e.out, "probe", "run", n, valueRow)
+	var status gateway.DeliveryStatus
+	call(t, http.MethodGet, fmt.Sprintf("%s/data/%d", base, last.ID), "").decode(t, &status)
+	if len(status.Pushers) != 2 || status.Pushers[0].Pusher != "noisy" || status.Pushers[0].State != "pending" {
+		t.Fatalf("status of the last delivery: %+v, want noisy pending", status.Pushers)
+	}
+	m := metricstest.Scrape(t, base+"/metrics", "")
+	if b := m.Must(t, "routing_backlog_tasks", "pusher", "noisy"); b != n {
+		t.Fatalf("noisy's backlog %v, want %d", b, n)
+	}
+	if st, _ := svc.Plugins().Get("noisy"); st.State != pluginmgr.StateFailed {
+		t.Fatalf("noisy is %s, want still failed", st.State)
+	}
+
+	// Fixed: the file is replaced by a working pusher, which restarts it.
+	install(t, "pusher-probe", e.plugins, "pusher-noisy")
+	waitFor(t, 60*time.Second, "the fixed pusher to catch up", func() bool { return len(lines(t, e.out, "noisy")) >= n })
+	checkDelivered(t, e.out, "noisy", "run", n, valueRow)
+	waitFor(t, 10*time.Second, "the last delivery to show delivered twice", func() bool {
+		call(t, http.MethodGet, fmt.Sprintf("%s/data/%d", base, last.ID), "").decode(t, &status)
+		return status.Pushers[0].State == "delivered" && status.Pushers[1].State == "delivered"
+	})
+}
+
+// A stop is a pause: the stopped pusher gets a task for every request
+// (beyond MAX_BACKLOG, since it does not push back) and catches up with
+// all of them once started.
+func TestStoppedPusherCatchesUpAfterStart(t *testing.T) {
+	e := newEnv(t, "MAX_BACKLOG=5")
+	e.vars = append(e.vars, "PLUGIN_PROBE_OUT="+e.out)
+	install(t, "pusher-probe", e.plugins, "pusher-probe")
+	svc, base := start(t, e.config(t))
+	waitRunning(t, svc, "probe")
+	for i := range 3 {
+		if r := postRow(t, base, "paused", i, valueRow(i)); r.status != http.StatusAccepted {
+			t.Fatalf("POST %d: %d %s", i, r.status, r.body)
+		}
+	}
+	waitFor(t, 30*time.Second, "the first rows delivered", func() bool { return len(lines(t, e.out, "probe")) == 3 })
+
+	if r := call(t, http.MethodPost, base+"/plugins/probe/stop", ""); r.status >= 300 {
+		t.Fatalf("stop: %d %s", r.status, r.body)
+	}
+	waitState(t, svc, "probe", pluginmgr.StateStopped)
+	const n = 15
+	for i := 3; i < n; i++ {
+		r := postRow(t, base, "paused", i, valueRow(i))
+		if r.status != http.StatusAccepted {
+			t.Fatalf("POST %d while the pusher is stopped: %d %s", i, r.status, r.body)
+		}
+		var acc gateway.Accepted
+		r.decode(t, &acc)
+		if len(acc.Pushers) != 1 || acc.Pushers[0] != "probe" {
+			t.Fatalf("pushers %v: a stopped pusher must get its tasks", acc.Pushers)
+		}
+	}
+	m := metricstest.Scrape(t, base+"/metrics", "")
+	if b := m.Must(t, "routing_backlog_tasks", "pusher", "probe"); b != n-3 {
+		t.Fatalf("backlog while stopped: %v, want %d", b, n-3)
+	}
+	if got := len(lines(t, e.out, "probe")); got != 3 {
+		t.Fatalf("a stopped pusher delivered: %d rows", got)
+	}
+
+	if r := call(t, http.MethodPost, base+"/plugins/probe/start", ""); r.status >= 300 {
+		t.Fatalf("start: %d %s", r.status, r.body)
+	}
+	waitFor(t, 60*time.Second, "the started pusher to catch up", func() bool { return len(lines(t, e.out, "probe")) >= n })
+	checkDelivered(t, e.out, "probe", "paused", n, valueRow)
+}
+
+// MAX_SPOOL_BYTES bounds the rows kept for undelivered tasks: with a
+// pusher stopped, requests are taken until their rows would pass it, then
+// refused with a 507 problem that names the variable and what to do; once
+// the pusher caught up, the space is free again.
+func TestFullSpoolAnswers507(t *testing.T) {
+	const budget = 4096
+	e := newEnv(t, "MAX_BODY_BYTES=2048", fmt.Sprintf("MAX_SPOOL_BYTES=%d", budget))
+	e.vars = append(e.vars, "PLUGIN_FAST_OUT="+e.out, "PLUGIN_LATER_OUT="+e.out)
+	install(t, "pusher-probe", e.plugins, "pusher-fast")
+	install(t, "pusher-probe", e.plugins, "pusher-later")
+	svc, base := start(t, e.config(t))
+	waitRunning(t, svc, "fast")
+	waitRunning(t, svc, "later")
+	must(t, svc.Plugins().Stop(t.Context(), "later"))
+	waitState(t, svc, "later", pluginmgr.StateStopped)
+
+	row := func(i int) string { return fmt.Sprintf(`{"value":%d,"text":"%s"}`, i, strings.Repeat("x", 500)) }
+	// What each request's rows take in the spool, and how many fit.
+	size := func(i int) int {
+		var r sdk.Row
+		must(t, json.Unmarshal(fmt.Appendf(nil, `{"index":%d,"data":%s}`, i, row(i)), &r))
+		encoded, err := sdk.EncodeRows([]sdk.Row{r})
+		must(t, err)
+		return len(encoded)
+	}
+	want, used := 0, 0
+	for used+size(want) <= budget {
+		used += size(want)
+		want++
+	}
+
+	accepted := 0
+	var refused response
+	for i := 0; i < 20; i++ {
+		r := postRow(t, base, "full", i, row(i))
+		if r.status != http.StatusAccepted {
+			refused = r
+			break
+		}
+		accepted++
+	}
+	if accepted != want || refused.status != http.StatusInsufficientStorage {
+		t.Fatalf("%d requests taken, then %d %s; want %d taken (%d bytes of %d), then 507", accepted, refused.status, refused.body, want, used, budget)
+	}
+	var p struct {
+		Status int
+		Detail string
+	}
+	refused.decode(t, &p)
+	if refused.header.Get("Content-Type") != "application/problem+json" || p.Status != 507 || refused.header.Get("Retry-After") == "" ||
+		!strings.Contains(p.Detail, fmt.Sprintf("MAX_SPOOL_BYTES=%d", budget)) || !strings.Contains(p.Detail, "later (stopped, ") || !strings.Contains(p.Detail, "start") {
+		t.Fatalf("507 problem: %v %s (want MAX_SPOOL_BYTES, its value, the stopped pusher and what to do)", refused.header, refused.body)
+	}
+	t.Logf("507 detail: %s", p.Detail)
+	waitFor(t, 30*time.Second, "the running pusher to deliver what was taken", func() bool { return len(lines(t, e.out, "fast")) >= accepted })
+	m := metricstest.Scrape(t, base+"/metrics", "")
+	if b := m.Must(t, "routing_spool_bytes"); b != float64(used) {
+		t.Fatalf("spool_bytes %v, want %d (the rows the stopped pusher waits for)", b, used)
+	}
+
+	must(t, svc.Plugins().Start(t.Context(), "later"))
+	waitFor(t, 60*time.Second, "the started pusher to catch up", func() bool { return len(lines(t, e.out, "later")) >= accepted })
+	checkDelivered(t, e.out, "later", "full", accepted, row)
+	waitFor(t, 10*time.Second, "the spool to be empty", func() bool {
+		return metricstest.Scrape(t, base+"/metrics", "").Must(t, "routing_spool_bytes") == 0
+	})
+	if r := postRow(t, base, "full", accepted, row(accepted)); r.status != http.StatusAccepted {
+		t.Fatalf("POST once the spool was freed: %d %s", r.status, r.body)
+	}
+}
+
+// With MAX_BACKLOG=5 and a pusher that takes tasks but never delivers,
+// concurrent requests never leave it more than 5 pending tasks.
+func TestBacklogLimitHoldsUnderConcurrentRequests(t *testing.T) {
+	for _, backend := range []string{"sqlite", "postgres"} {
+		t.Run(backend, func(t *testing.T) {
+			hang := filepath.Join(t.TempDir(), "hang")
+			must(t, os.WriteFile(hang, nil, 0o600))
+			e := newEnv(t, "MAX_BACKLOG=5", "PUSH_TIMEOUT=5m")
+			if backend == "postgres" {
+				e.vars = append(e.vars, "DATABASE_URL="+postgresURL(t))
+			}
+			e.vars = append(e.vars, "PLUGIN_STUCK_OUT="+e.out, "PLUGIN_STUCK_HANG_IF_EXISTS="+hang)
+			install(t, "pusher-probe", e.plugins, "pusher-stuck")
+			svc, base := start(t, e.config(t))
+			waitRunning(t, svc, "stuck")
+
+			backlog := func() float64 {
+				return metricstest.Scrape(t, base+"/metrics", "").Must(t, "routing_backlog_tasks", "pusher", "stuck")
+			}
+			total := 0
+			for round := range 3 {
+				var (
+					wg                 sync.WaitGroup
+					mu                 sync.Mutex
+					accepted, tooMany  int
+					unexpected         []string
+					startLine          = make(chan struct{})
+					concurrentRequests = 20
+				)
+				for i := range concurrentRequests {
+					wg.Go(func() {
+						<-startLine
+						r := postRow(t, base, fmt.Sprintf("c%d-%d", round, i), 0, `{"v":1}`)
+						mu.Lock()
+						defer mu.Unlock()
+						switch r.status {
+						case http.StatusAccepted:
+							accepted++
+						case http.StatusTooManyRequests:
+							tooMany++
+						default:
+							unexpected = append(unexpected, fmt.Sprintf("%d %s", r.status, r.body))
+						}
+					})
+				}
+				close(startLine)
+				wg.Wait()
+				total += accepted
+				if len(unexpected) > 0 || total > 5 {
+					t.Fatalf("round %d: %d taken (%d in all), %d refused with 429, others: %v; want at most 5 in all", round, accepted, total, tooMany, unexpected)
+				}
+				if b := backlog(); b != float64(total) || b > 5 {
+					t.Fatalf("round %d: backlog %v, want %d (at most 5)", round, b, total)
+				}
+				t.Logf("round %d: %d of %d concurrent requests taken, %d refused with 429", round, accepted, concurrentRequests, tooMany)
+			}
+			// Sequential requests fill the backlog up to the limit exactly.
+			for i := 0; ; i++ {
+				r := postRow(t, base, "seq", i, `{"v":1}`)
+				if r.status == http.StatusTooManyRequests {
+					if !strings.Contains(string(r.body), "stuck (5 pending)") || r.header.Get("Retry-After") == "" {
+						t.Fatalf("429: %v %s", r.header, r.body)
+					}
+					break
+				}
+				if r.status != http.StatusAccepted || i > 5 {
+					t.Fatalf("sequential POST %d: %d %s", i, r.status, r.body)
+				}
+			}
+			if b := backlog(); b != 5 {
+				t.Fatalf("backlog %v, want exactly 5", b)
+			}
+		})
+	}
+}
+
+// Removing a pusher's file dead-letters its pending tasks with a reason
+// that says so; once it is installed again they can be retried.
+func TestRemovedPusherTasksAreDeadLettered(t *testing.T) {
+	e := newEnv(t)
+	e.vars = append(e.vars, "PLUGIN_KEEP_OUT="+e.out, "PLUGIN_GONE_OUT="+e.out)
+	install(t, "pusher-probe", e.plugins, "pusher-keep")
+	install(t, "pusher-probe", e.plugins, "pusher-gone")
+	svc, base := start(t, e.config(t))
+	waitRunning(t, svc, "keep")
+	waitRunning(t, svc, "gone")
+	must(t, svc.Plugins().Stop(t.Context(), "gone"))
+	waitState(t, svc, "gone", pluginmgr.StateStopped)
+	const n = 4
+	for i := range n {
+		if r := postRow(t, base, "orphan", i, valueRow(i)); r.status != http.StatusAccepted {
+			t.Fatalf("POST %d: %d %s", i, r.status, r.body)
+		}
+	}
+	waitFor(t, 30*time.Second, "the other pusher to deliver", func() bool { return len(lines(t, e.out, "keep")) >= n })
+
+	must(t, os.Remove(filepath.Join(e.plugins, "pusher-gone")))
+	var dead struct{ DeadLetters []gateway.TaskStatus }
+	waitFor(t, 30*time.Second, "the removed pusher's tasks dead-lettered", func() bool {
+		call(t, http.MethodGet, base+"/deadletters?pusher=gone", "").decode(t, &dead)
+		return len(dead.DeadLetters) == n
+	})
+	for _, d := range dead.DeadLetters {
+		if !strings.Contains(d.LastError, "pusher gone was removed") || d.Attempts != 0 {
+			t.Fatalf("dead letter %+v: want the removal as its reason, no attempt counted", d)
+		}
+	}
+	m := metricstest.Scrape(t, base+"/metrics", "")
+	if b := m.Must(t, "routing_spool_bytes"); b != 0 {
+		t.Fatalf("spool_bytes %v after the removal, want 0", b)
+	}
+
+	install(t, "pusher-probe", e.plugins, "pusher-gone")
+	waitRunning(t, svc, "gone")
+	for i := len(dead.DeadLetters) - 1; i >= 0; i-- { // oldest first
+		if r := call(t, http.MethodPost, fmt.Sprintf("%s/deadletters/%d/retry", base, dead.DeadLetters[i].ID), ""); r.status != http.StatusAccepted {
+			t.Fatalf("retry: %d %s", r.status, r.body)
+		}
+	}
+	waitFor(t, 30*time.Second, "the retried tasks delivered", func() bool { return len(lines(t, e.out, "gone")) >= n })
+	checkDelivered(t, e.out, "gone", "orphan", n, valueRow)
+}
