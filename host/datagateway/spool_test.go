@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/routinglayer/routing/host/config"
 	"github.com/routinglayer/routing/host/datagateway"
 	"github.com/routinglayer/routing/host/gateway"
 	"github.com/routinglayer/routing/host/metrics/metricstest"
@@ -350,4 +351,87 @@ func TestRemovedPusherTasksAreDeadLettered(t *testing.T) {
 	}
 	waitFor(t, 30*time.Second, "the retried tasks delivered", func() bool { return len(lines(t, e.out, "gone")) >= n })
 	checkDelivered(t, e.out, "gone", "orphan", n, valueRow)
+}
+
+// No Push passes the plugin protocol's message limit (lowered here to
+// 64 KiB): queued requests are coalesced only while they fit, and a
+// request whose rows alone pass the limit reaches the pusher in
+// consecutive parts. Every row arrives once, in order, byte for byte.
+func TestLargeRequestsArePushedWithinTheMessageLimit(t *testing.T) {
+	const limit = 64 << 10
+	e := newEnv(t)
+	e.vars = append(e.vars, "PLUGIN_PROBE_OUT="+e.out, "PLUGIN_PROBE_DELAY=100ms")
+	install(t, "pusher-probe", e.plugins, "pusher-probe")
+	cfg := e.config(t)
+	cfg.MaxPushBytes = limit
+	svc, base := start(t, cfg)
+	waitRunning(t, svc, "probe")
+
+	// Request sizes in rows of about 2 kB: the second is 200 kB, the
+	// others queue up behind the first push (each push takes 100 ms).
+	sizes := []int{5, 100, 8, 8, 8, 8, 8, 8, 8, 8, 8, 8, 1, 1, 1}
+	var want []string
+	reqOf := map[int]int{}
+	for r, n := range sizes {
+		var rows []string
+		for range n {
+			i := len(want)
+			data := fmt.Sprintf(`{"i":%d,"req":%d,"text":"%s","note":"\u00b5 \"q\" µ","x":1.50}`, i, r, strings.Repeat(string(rune('a'+i%26)), 2000))
+			rows, want = append(rows, fmt.Sprintf(`{"index":%d,"data":%s}`, i, data)), append(want, data)
+			reqOf[i] = r
+		}
+		if res := call(t, http.MethodPost, base+"/data/batch", `{"uuid":"large","rows":[`+strings.Join(rows, ",")+`]}`); res.status != http.StatusAccepted {
+			t.Fatalf("POST %d: %d %s", r, res.status, res.body)
+		}
+	}
+	waitFor(t, 60*time.Second, "every row delivered", func() bool { return len(lines(t, e.out, "probe")) >= len(want) })
+	ls := lines(t, e.out, "probe")
+	if len(ls) != len(want) {
+		t.Fatalf("%d rows delivered, want %d once each", len(ls), len(want))
+	}
+	perPush := map[int64]map[int]bool{} // push -> requests it carried
+	largest := 0
+	for i, l := range ls {
+		if *l.Index != i || string(l.Data) != want[i] {
+			t.Fatalf("row %d: index %d, data %.80s; want index %d, data %.80s", i, *l.Index, l.Data, i, want[i])
+		}
+		if l.Bytes > limit {
+			t.Fatalf("push %d carried %d bytes, over the limit of %d", l.Push, l.Bytes, limit)
+		}
+		largest = max(largest, l.Bytes)
+		if perPush[l.Push] == nil {
+			perPush[l.Push] = map[int]bool{}
+		}
+		perPush[l.Push][reqOf[i]] = true
+	}
+	partsOfLarge, coalesced := 0, 0
+	for _, reqs := range perPush {
+		if reqs[1] {
+			partsOfLarge++
+		}
+		if len(reqs) > 1 {
+			coalesced++
+		}
+	}
+	if partsOfLarge < 4 || coalesced == 0 {
+		t.Fatalf("the 200 kB request went in %d pushes (want 4 or more); %d pushes carried several requests (want some)", partsOfLarge, coalesced)
+	}
+	t.Logf("%d rows in %d pushes of at most %d bytes (limit %d); the 200 kB request in %d parts, %d pushes coalesced several requests",
+		len(ls), len(perPush), largest, limit, partsOfLarge, coalesced)
+}
+
+func TestMaxSpoolBytesIsCheckedAtStart(t *testing.T) {
+	for _, v := range []string{"0", "-5", "16777215", "1GiB"} {
+		var cfg datagateway.Config
+		err := config.Load(&cfg, []string{"MAX_SPOOL_BYTES=" + v})
+		if err == nil || !strings.Contains(err.Error(), "MAX_SPOOL_BYTES=") || strings.Contains(err.Error(), "\n") {
+			t.Errorf("MAX_SPOOL_BYTES=%s: %v; want a one-line error naming the variable", v, err)
+		}
+	}
+	var cfg datagateway.Config
+	must(t, config.Load(&cfg, nil))
+	if cfg.MaxSpoolBytes != 1<<30 {
+		t.Fatalf("default MAX_SPOOL_BYTES %d, want 1 GiB", cfg.MaxSpoolBytes)
+	}
+	must(t, config.Load(&cfg, []string{"MAX_SPOOL_BYTES=16777216"}))
 }
