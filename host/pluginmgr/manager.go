@@ -68,6 +68,16 @@ type Config struct {
 	// or replaces a running version (a copy may still be under way);
 	// default 1s.
 	Settle time.Duration
+	// Leases, when set, shares the plugins with other instances of the
+	// service using the same database: each plugin runs in the one
+	// instance holding its lease, the others are standby, and an
+	// operator's stop, start or restart acts wherever the plugin runs.
+	// Nil: this instance runs every plugin it finds.
+	Leases Leases
+	// LeaseTTL is how long a lease lasts unless renewed; the holder
+	// renews it every TTL/3, the others ask for it every TTL/5. Default
+	// DefaultLeaseTTL (10s).
+	LeaseTTL time.Duration
 }
 
 func (c *Config) setDefaults() {
@@ -103,6 +113,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.Settle <= 0 {
 		c.Settle = time.Second
+	}
+	if c.LeaseTTL <= 0 {
+		c.LeaseTTL = DefaultLeaseTTL
 	}
 }
 
@@ -267,6 +280,7 @@ func (m *Manager) startLocked(c Candidate) {
 		log:       m.log.With("plugin", c.Name),
 		stderr:    newLineRing(m.cfg.StderrLines),
 		cmds:      make(chan command),
+		poke:      make(chan struct{}, 1),
 		candidate: c,
 		state:     StateStarting,
 	}
@@ -357,18 +371,32 @@ func (m *Manager) Get(name string) (Status, error) {
 }
 
 // Restart restarts one plugin now, from any state, resetting its crash
-// count.
+// count. With leases it ends an operator's stop and the lease's holder
+// restarts its process, whichever instance is asked.
 func (m *Manager) Restart(ctx context.Context, name string) error {
+	if m.cfg.Leases != nil {
+		return m.leaseCommand(ctx, name, m.cfg.Leases.Restart)
+	}
 	return m.command(ctx, name, cmdRestart)
 }
 
-// Stop stops one plugin until Start or Restart.
+// Stop stops one plugin until Start or Restart. With leases it is
+// stopped in every instance: the holder stops its process and releases
+// the lease, and no instance takes it until it is started again.
 func (m *Manager) Stop(ctx context.Context, name string) error {
+	if m.cfg.Leases != nil {
+		return m.leaseCommand(ctx, name, m.cfg.Leases.Stop)
+	}
 	return m.command(ctx, name, cmdStop)
 }
 
 // Start starts a stopped or failed plugin; a running one is left alone.
+// With leases it ends an operator's stop (some instance acquires the
+// lease and runs the plugin) and a holder whose plugin failed starts it.
 func (m *Manager) Start(ctx context.Context, name string) error {
+	if m.cfg.Leases != nil {
+		return m.leaseCommand(ctx, name, m.cfg.Leases.Start)
+	}
 	return m.command(ctx, name, cmdStart)
 }
 

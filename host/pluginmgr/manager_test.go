@@ -35,6 +35,10 @@ var probeBin string
 
 func TestMain(m *testing.M) {
 	if dir := os.Getenv("PLUGINMGR_TEST_HOST_DIR"); dir != "" {
+		if db := os.Getenv("PLUGINMGR_TEST_LEASE_DB"); db != "" {
+			runLeaseHost(dir, db)
+			return
+		}
 		runHelperHost(dir)
 		return
 	}
@@ -88,6 +92,8 @@ type sink struct {
 type report struct {
 	Environ []string `json:"environ"`
 	PID     int      `json:"pid"`
+	// Runs counts the probe's runs, kept in its State.
+	Runs int `json:"runs"`
 }
 
 func (s *sink) accept(name string, e sdk.Emission) {
@@ -125,6 +131,12 @@ type harness struct {
 
 func startManager(tb testing.TB, dir string, environ []string, tune func(*pluginmgr.Config)) *harness {
 	tb.Helper()
+	return startManagerWith(tb, dir, environ, tune, func(string) sdk.State { return memState{} })
+}
+
+// startManagerWith is startManager with each plugin's State from state.
+func startManagerWith(tb testing.TB, dir string, environ []string, tune func(*pluginmgr.Config), state func(name string) sdk.State) *harness {
+	tb.Helper()
 	s := &sink{reports: make(map[string][]report)}
 	cfg := pluginmgr.Config{
 		Dir:          dir,
@@ -143,7 +155,7 @@ func startManager(tb testing.TB, dir string, environ []string, tune func(*plugin
 		return w.Run(ctx, sinkFunc(func(_ context.Context, e sdk.Emission) (sdk.Receipt, error) {
 			s.accept(p.Name, e)
 			return sdk.Receipt{UUID: "u"}, nil
-		}), memState{})
+		}), state(p.Name))
 	}
 	logs := &lockedBuffer{}
 	logger := hclog.New(&hclog.LoggerOptions{Level: hclog.Debug, Output: io.MultiWriter(testOutput(), logs)})

@@ -6,7 +6,7 @@ import (
 	"github.com/routinglayer/routing/host/metrics"
 )
 
-var allStates = []State{StateStarting, StateRunning, StateBackoff, StateFailed, StateStopped}
+var allStates = []State{StateStarting, StateRunning, StateBackoff, StateFailed, StateStopped, StateStandby}
 
 // MetricSources are the plugin series, read from the supervisors at
 // scrape time: plugin_up, plugin_state (1 for the current state) and
@@ -30,7 +30,7 @@ func (m *Manager) MetricSources() []metrics.GaugeSource {
 			}),
 		},
 		{
-			Name: "plugin_state", Help: "1 for the plugin's current state (starting, running, backoff, failed, stopped), 0 for the others.",
+			Name: "plugin_state", Help: "1 for the plugin's current state (starting, running, backoff, failed, stopped, standby), 0 for the others.",
 			Labels: []string{"plugin", "state"},
 			Read: read(func(st Status) []metrics.Gauge {
 				out := make([]metrics.Gauge, 0, len(allStates))

@@ -31,6 +31,10 @@ const (
 	StateFailed State = "failed"
 	// StateStopped: stopped by an operator, or being removed.
 	StateStopped State = "stopped"
+	// StateStandby: with leases, another instance holds the plugin's
+	// lease and runs it (Status.Holder names it); this one takes over
+	// when that lease is released or expires.
+	StateStandby State = "standby"
 )
 
 // Status is a snapshot of one plugin, as the operator API shows it.
@@ -48,6 +52,10 @@ type Status struct {
 	NextStartAt *time.Time      `json:"nextStartAt,omitempty"`
 	Config      []ConfigValue   `json:"config"`
 	Stderr      []string        `json:"stderr"`
+	// Holder is, with leases, the instance id holding the plugin's lease:
+	// this instance while it runs the plugin, another one in standby;
+	// empty when nobody holds it (stopped) or without leases.
+	Holder string `json:"holder,omitempty"`
 }
 
 // ConfigValue is one configuration key of a plugin with its value as the
@@ -95,6 +103,8 @@ type supervisor struct {
 	stderr *lineRing
 	pids   pidFile
 	cmds   chan command
+	// poke makes a supervisor with leases look at its lease at once.
+	poke chan struct{}
 
 	mu          sync.Mutex
 	candidate   Candidate
@@ -102,6 +112,7 @@ type supervisor struct {
 	pid         int
 	info        *sdk.PluginInfo
 	restarts    int
+	holder      string
 	lastErr     string
 	lastErrAt   time.Time
 	startedAt   time.Time
@@ -125,6 +136,7 @@ func (s *supervisor) status() Status {
 		PID:      s.pid,
 		Info:     s.info,
 		Restarts: s.restarts,
+		Holder:   s.holder,
 		Stderr:   s.stderr.Lines(),
 	}
 	if st.Stderr == nil {
@@ -160,15 +172,29 @@ func (s *supervisor) send(ctx context.Context, c command) {
 
 // loop runs until ctx is done or the plugin is removed.
 func (s *supervisor) loop(ctx context.Context) {
-	defer s.set(func(s *supervisor) { s.state, s.pid = StateStopped, 0 })
+	defer s.set(func(s *supervisor) { s.state, s.pid, s.holder = StateStopped, 0, "" })
 	if pid := s.pids.reap(); pid != 0 {
 		s.log.Warn("killed a process of this plugin left over from a previous run", "pid", pid)
 	}
+	if s.m.cfg.Leases == nil {
+		s.supervise(ctx)
+		return
+	}
+	s.leased(ctx)
+}
+
+// supervise runs the plugin, restarting it after crashes and obeying
+// commands, until ctx is done or the plugin is removed; it reports
+// whether it was removed.
+func (s *supervisor) supervise(ctx context.Context) (removed bool) {
 	fastCrashes := 0
 	for {
 		outcome := s.runOnce(ctx)
+		if outcome.cmd == cmdRemove {
+			return true
+		}
 		if ctx.Err() != nil {
-			return
+			return false
 		}
 		next := outcome.cmd
 		if next == cmdNone {
@@ -188,7 +214,7 @@ func (s *supervisor) loop(ctx context.Context) {
 			next = s.wait(ctx, StateStopped, 0)
 		}
 		if next == cmdRemove || ctx.Err() != nil {
-			return
+			return next == cmdRemove
 		}
 		if next != cmdRetry {
 			// An operator asked for it: start afresh.
@@ -199,7 +225,7 @@ func (s *supervisor) loop(ctx context.Context) {
 }
 
 // wait parks the supervisor in state until a command arrives or, with a
-// positive delay, the delay passes (cmdRetry).
+// positive delay, the delay passes (cmdRetry); cmdNone when ctx is done.
 func (s *supervisor) wait(ctx context.Context, state State, delay time.Duration) command {
 	var timer <-chan time.Time
 	s.set(func(s *supervisor) {
@@ -219,7 +245,7 @@ func (s *supervisor) wait(ctx context.Context, state State, delay time.Duration)
 	case <-timer:
 		return cmdRetry
 	case <-ctx.Done():
-		return cmdRemove
+		return cmdNone
 	}
 }
 
@@ -241,7 +267,9 @@ func (s *supervisor) runOnce(ctx context.Context) runOutcome {
 
 	proc, err := launch(ctx, s.m.launchSpec(s, cand))
 	if err != nil {
-		s.recordError(err)
+		if ctx.Err() == nil {
+			s.recordError(err)
+		}
 		return runOutcome{}
 	}
 	defer s.pids.remove()

@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 
 	"github.com/routinglayer/routing/sdk"
@@ -29,11 +30,20 @@ func (p *probe) Info() sdk.Info {
 	return sdk.Info{Name: "probe", Version: version, Description: "test plugin", Config: &p.cfg}
 }
 
-// Run emits one trigger listing the environment, then waits.
+// Run counts its runs in State, emits one trigger listing the
+// environment and the count, then waits.
 func (p *probe) Run(ctx context.Context, host sdk.WatcherHost) error {
 	env := os.Environ()
 	sort.Strings(env)
-	spec, _ := json.Marshal(map[string]any{"environ": env, "pid": os.Getpid()})
+	runs := 1
+	if v, err := host.State().Get(ctx, "runs"); err == nil {
+		n, _ := strconv.Atoi(string(v))
+		runs = n + 1
+	}
+	if err := host.State().Put(ctx, "runs", []byte(strconv.Itoa(runs))); err != nil {
+		return err
+	}
+	spec, _ := json.Marshal(map[string]any{"environ": env, "pid": os.Getpid(), "runs": runs})
 	if _, err := host.Emit(ctx, sdk.Trigger{APIVersion: "Probe/v1", Protocol: "Report", Spec: spec}); err != nil {
 		return err
 	}
