@@ -58,9 +58,13 @@ func (l *storeLeases) Release(ctx context.Context, name string) error {
 	return l.st.LeaseRelease(ctx, name, l.holder)
 }
 
-func (l *storeLeases) Stop(ctx context.Context, name string) error    { return l.st.LeaseStop(ctx, name) }
-func (l *storeLeases) Start(ctx context.Context, name string) error   { return l.st.LeaseStart(ctx, name) }
-func (l *storeLeases) Restart(ctx context.Context, name string) error { return l.st.LeaseRestart(ctx, name) }
+func (l *storeLeases) Stop(ctx context.Context, name string) error { return l.st.LeaseStop(ctx, name) }
+func (l *storeLeases) Start(ctx context.Context, name string) error {
+	return l.st.LeaseStart(ctx, name)
+}
+func (l *storeLeases) Restart(ctx context.Context, name string) error {
+	return l.st.LeaseRestart(ctx, name)
+}
 
 func openStore(tb testing.TB, url string) *store.Store {
 	tb.Helper()
