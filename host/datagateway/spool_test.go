@@ -435,3 +435,22 @@ func TestMaxSpoolBytesIsCheckedAtStart(t *testing.T) {
 	}
 	must(t, config.Load(&cfg, []string{"MAX_SPOOL_BYTES=16777216"}))
 }
+
+// Rows that take more bytes as stored than the whole spool may hold could
+// never be taken: 413, not a 507 that would be retried for ever.
+func TestRowsLargerThanTheSpoolAre413(t *testing.T) {
+	e := newEnv(t, "MAX_BODY_BYTES=2048", "MAX_SPOOL_BYTES=2048")
+	e.vars = append(e.vars, "PLUGIN_PROBE_OUT="+e.out)
+	install(t, "pusher-probe", e.plugins, "pusher-probe")
+	svc, base := start(t, e.config(t))
+	waitRunning(t, svc, "probe")
+	// Short keys and values grow when encoded: 1.9 kB of JSON, 2.7 kB stored.
+	var fields []string
+	for i := 0; len(strings.Join(fields, ",")) < 1900; i++ {
+		fields = append(fields, fmt.Sprintf(`"k%d":1`, i))
+	}
+	r := call(t, http.MethodPost, base+"/data", `{"uuid":"wide","row":{"data":{`+strings.Join(fields, ",")+`}}}`)
+	if r.status != http.StatusRequestEntityTooLarge || !strings.Contains(string(r.body), "MAX_SPOOL_BYTES=2048") {
+		t.Fatalf("rows larger than the spool: %d %s", r.status, r.body)
+	}
+}

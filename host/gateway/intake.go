@@ -139,8 +139,8 @@ func (g *Gateway) verify(r *http.Request, uuid string, rows []sdk.Row, path stri
 
 // accept stores the rows with a task per pusher and answers 202, or says
 // why it cannot take them now: 503 without pushers, 413 for a row too
-// large for a push, 507 when the spool is full, 429 when a delivering
-// pusher's backlog is full.
+// large for a push or rows larger than the whole spool, 507 when the spool
+// is full, 429 when a delivering pusher's backlog is full.
 func (g *Gateway) accept(w http.ResponseWriter, r *http.Request, uuid string, rows []sdk.Row) {
 	pushers := g.pushers()
 	if len(pushers) == 0 {
@@ -161,6 +161,11 @@ func (g *Gateway) accept(w http.ResponseWriter, r *http.Request, uuid string, ro
 			httpapi.WriteInvalid(w, r, http.StatusRequestEntityTooLarge, &sdk.ValidationError{Fields: errs})
 			return
 		}
+	}
+	if size := int64(len(encoded)); size > g.cfg.MaxSpoolBytes {
+		httpapi.WriteProblem(w, r, http.StatusRequestEntityTooLarge, fmt.Sprintf(
+			"the rows take %d bytes as stored, more than the whole spool may hold (MAX_SPOOL_BYTES=%d): send them in smaller requests", size, g.cfg.MaxSpoolBytes))
+		return
 	}
 	res, ref := g.ledger.admit(pushers, int64(len(encoded)))
 	if ref != nil {
@@ -239,8 +244,8 @@ func (g *Gateway) refuse(w http.ResponseWriter, r *http.Request, ref *refusal, p
 		full[i] = fmt.Sprintf("%s (%d pending)", p, ref.pending[p])
 	}
 	w.Header().Set("Retry-After", "5")
-	httpapi.WriteProblem(w, r, http.StatusTooManyRequests, fmt.Sprintf("backlog limit reached for %s (MAX_BACKLOG=%d); retry later",
-		strings.Join(full, ", "), g.cfg.MaxBacklog))
+	httpapi.WriteProblem(w, r, http.StatusTooManyRequests, fmt.Sprintf("backlog limit MAX_BACKLOG=%d reached for %s; retry later",
+		g.cfg.MaxBacklog, strings.Join(full, ", ")))
 }
 
 func writeUnavailable(w http.ResponseWriter, r *http.Request, err error) {
