@@ -31,6 +31,10 @@ type Config struct {
 	ServerPort   int    `env:"SERVER_PORT" envDefault:"8000"`
 	AMQPURL      string `env:"AMQP_URL" envDefault:"amqp://guest:guest@127.0.0.1:5672/"`
 	AMQPExchange string `env:"AMQP_EXCHANGE" envDefault:"triggers"`
+	// WatcherLeaseTTL is how long a watcher's lease lasts unless renewed,
+	// with PostgreSQL: a killed holder's watchers are taken over after
+	// it expires.
+	WatcherLeaseTTL time.Duration `env:"WATCHER_LEASE_TTL" envDefault:"10s"`
 	// Environ is the environment plugins' variables come from; set by
 	// the caller, not read from a variable.
 	Environ []string `env:"-"`
@@ -49,6 +53,9 @@ func (c Config) Validate() error {
 	}
 	if c.AMQPExchange == "" {
 		return errors.New("AMQP_EXCHANGE: must not be empty")
+	}
+	if c.WatcherLeaseTTL < time.Second {
+		return fmt.Errorf("WATCHER_LEASE_TTL=%s: want at least 1s", c.WatcherLeaseTTL)
 	}
 	return nil
 }
@@ -76,7 +83,12 @@ func Start(ctx context.Context, cfg Config, log hclog.Logger) (*Service, error) 
 	pub := publisher.New(publisher.Config{URL: cfg.AMQPURL, Exchange: cfg.AMQPExchange}, log)
 	rel := relay.New(relay.Config{}, st, pub, tower, log)
 	intake := triggers.New(st, rel.Kick, tower, log)
-	plugins := pluginmgr.New(cfg.PluginManager(sdk.KindWatcher, cfg.Environ), func(ctx context.Context, p *pluginmgr.Plugin) error {
+	pluginsCfg := cfg.PluginManager(sdk.KindWatcher, cfg.Environ)
+	if cfg.DatabaseURL != "" {
+		// Control-towers sharing the database run each watcher once.
+		pluginsCfg.Leases, pluginsCfg.LeaseTTL = watcherLeases{st: st, instance: cfg.Instance()}, cfg.WatcherLeaseTTL
+	}
+	plugins := pluginmgr.New(pluginsCfg, func(ctx context.Context, p *pluginmgr.Plugin) error {
 		w, ok := p.Client.(sdk.WatcherClient)
 		if !ok {
 			return fmt.Errorf("plugin %s is not a watcher", p.Name)

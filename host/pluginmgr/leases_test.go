@@ -58,10 +58,14 @@ func (l *storeLeases) Release(ctx context.Context, name string) error {
 	return l.st.LeaseRelease(ctx, name, l.holder)
 }
 
-func (l *storeLeases) Stop(ctx context.Context, name string) error { return l.st.LeaseStop(ctx, name) }
+func (l *storeLeases) Stop(ctx context.Context, name string) error {
+	return l.st.LeaseStop(ctx, name)
+}
+
 func (l *storeLeases) Start(ctx context.Context, name string) error {
 	return l.st.LeaseStart(ctx, name)
 }
+
 func (l *storeLeases) Restart(ctx context.Context, name string) error {
 	return l.st.LeaseRestart(ctx, name)
 }
