@@ -150,7 +150,7 @@ func (g *Gateway) push(ctx context.Context, pc sdk.PusherClient, batch []store.C
 		}
 	}
 	req := sdk.PushRequest{UUID: t.UUID, Trigger: trigger, Attempt: t.Attempts + 1}
-	room := g.cfg.MaxPushBytes - sdk.PushRequestSize(req, nil)
+	room := max(g.cfg.MaxPushBytes-sdk.PushRequestSize(req, nil), 0)
 	// Tasks behind the head that do not fit in one message beside the
 	// trigger go back to wait for the next push.
 	n, size := 1, len(parts[0])
