@@ -7,7 +7,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net/url"
 	"sync"
 	"time"
 
@@ -48,8 +47,8 @@ func (c Config) Validate() error {
 	if c.ServerPort < 0 || c.ServerPort > 65535 {
 		return fmt.Errorf("SERVER_PORT=%d: want 0-65535", c.ServerPort)
 	}
-	if u, err := url.Parse(c.AMQPURL); err != nil || (u.Scheme != "amqp" && u.Scheme != "amqps") {
-		return errors.New("AMQP_URL: want amqp://user:password@host:port/vhost")
+	if err := c.validateAMQPURLs(); err != nil {
+		return err
 	}
 	if c.AMQPExchange == "" {
 		return errors.New("AMQP_EXCHANGE: must not be empty")
@@ -74,14 +73,22 @@ type Service struct {
 // plugins, and begins serving HTTP. The service runs until ctx is done;
 // Wait returns once it has shut down.
 func Start(ctx context.Context, cfg Config, log hclog.Logger) (*Service, error) {
+	instance := cfg.Instance()
+	log = log.With("instance", instance)
 	st, err := store.Open(ctx, store.Config{DataDir: cfg.DataDir, DatabaseURL: cfg.DatabaseURL}, log)
 	if err != nil {
 		return nil, err
 	}
 	reg := metrics.NewRegistry()
 	tower := metrics.NewTower(reg)
-	pub := publisher.New(publisher.Config{URL: cfg.AMQPURL, Exchange: cfg.AMQPExchange}, log)
-	rel := relay.New(relay.Config{}, st, pub, tower, log)
+	nodes := cfg.AMQPURLs()
+	pub := publisher.New(publisher.Config{URLs: nodes, Exchange: cfg.AMQPExchange}, log)
+	rel := relay.New(relay.Config{Owner: instance}, st, pub, tower, log)
+	beat := &heartbeat{store: st, id: instance, started: time.Now(), log: log}
+	if err := errors.Join(rel.ReleaseStaleClaims(ctx), beat.start(ctx)); err != nil {
+		st.Close()
+		return nil, err
+	}
 	intake := triggers.New(st, rel.Kick, tower, log)
 	pluginsCfg := cfg.PluginManager(sdk.KindWatcher, cfg.Environ)
 	if cfg.DatabaseURL != "" {
@@ -129,6 +136,10 @@ func Start(ctx context.Context, cfg Config, log hclog.Logger) (*Service, error) 
 		if !blocked {
 			reason = ""
 		}
+		if err != nil {
+			return nil, err
+		}
+		live, err := liveInstances(ctx, st)
 		return struct {
 			PendingTriggers int  `json:"pendingTriggers"`
 			BrokerConnected bool `json:"brokerConnected"`
@@ -136,14 +147,20 @@ func Start(ctx context.Context, cfg Config, log hclog.Logger) (*Service, error) 
 			// connection for BrokerBlockedReason (e.g. "low on memory").
 			BrokerBlocked       bool   `json:"brokerBlocked"`
 			BrokerBlockedReason string `json:"brokerBlockedReason,omitempty"`
-		}{n, connected, blocked, reason}, err
+			// Broker is the node in use, password redacted.
+			Broker string `json:"broker,omitempty"`
+			// Instance is this instance; Instances the live ones sharing
+			// its database, this one included.
+			Instance  string           `json:"instance"`
+			Instances []instanceStatus `json:"instances"`
+		}{n, connected, blocked, reason, pub.Node(), instance, live}, err
 	})
 	srv, err := server.Listen(cfg.Addr(cfg.ServerPort), router, server.Options{
 		Checks: []server.Check{
 			{Name: "store", Check: st.Ping},
 			{Name: "broker", Check: func(context.Context) error {
 				if !pub.Connected() {
-					return errors.New("not connected to " + redact(cfg.AMQPURL))
+					return errors.New("not connected to " + redactNodes(nodes))
 				}
 				if reason, blocked := pub.Blocked(); blocked {
 					return errors.New("broker blocked: " + reason)
@@ -171,6 +188,7 @@ func Start(ctx context.Context, cfg Config, log hclog.Logger) (*Service, error) 
 	var relayWG, pluginsWG sync.WaitGroup
 	relayWG.Go(func() { _ = pub.Run(relayCtx) })
 	relayWG.Go(func() { _ = rel.Run(relayCtx) })
+	relayWG.Go(func() { beat.run(relayCtx) })
 	pluginsWG.Go(func() { _ = plugins.Run(pluginsCtx) })
 	go func() {
 		defer close(s.done)
@@ -183,7 +201,7 @@ func Start(ctx context.Context, cfg Config, log hclog.Logger) (*Service, error) 
 		log.Info("control-tower stopped")
 	}()
 	log.Info("control-tower listening", "url", srv.URL(), "plugins", cfg.PluginsDir, "database", st.Dialect(),
-		"broker", redact(cfg.AMQPURL), "exchange", cfg.AMQPExchange)
+		"broker", redactNodes(nodes), "exchange", cfg.AMQPExchange)
 	return s, nil
 }
 
@@ -200,13 +218,4 @@ func (s *Service) Plugins() *pluginmgr.Manager { return s.plugins }
 func (s *Service) Wait() error {
 	<-s.done
 	return s.err
-}
-
-// redact hides the password of a URL for logs.
-func redact(raw string) string {
-	u, err := url.Parse(raw)
-	if err != nil {
-		return "(invalid URL)"
-	}
-	return u.Redacted()
 }

@@ -10,6 +10,7 @@
 //	  triggers_received_total{source,result}   source http|watcher; result created|duplicate|rejected
 //	  triggers_published_total{outcome}        published|unroutable|failed
 //	  trigger_publish_latency_seconds          from stored to confirmed by the broker
+//	  outbox_reclaimed_total                   outbox entries taken over after another claim expired
 //	  triggers_pending                         outbox entries not yet confirmed
 //	  broker_connected                         1 while connected to RabbitMQ
 //	  broker_blocked                           1 while RabbitMQ blocks the connection (resource alarm)
@@ -75,6 +76,9 @@ type Tower struct {
 	// PublishLatency observes the time from storing a trigger to its
 	// broker confirm.
 	PublishLatency prometheus.Histogram
+	// OutboxReclaimed counts outbox entries claimed after another claim
+	// of them expired: their previous owner may have published them.
+	OutboxReclaimed prometheus.Counter
 }
 
 // NewTower creates the control-tower's series and registers them with reg.
@@ -93,8 +97,12 @@ func NewTower(reg prometheus.Registerer) *Tower {
 			Help:    "Time from storing a trigger to the broker's confirm.",
 			Buckets: prometheus.ExponentialBuckets(0.001, 4, 10), // 1 ms .. 4.4 min
 		}),
+		OutboxReclaimed: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: namespace, Name: "outbox_reclaimed_total",
+			Help: "Outbox entries claimed after another instance's claim of them expired: they may have been published already.",
+		}),
 	}
-	reg.MustRegister(t.TriggersReceived, t.TriggersPublished, t.PublishLatency)
+	reg.MustRegister(t.TriggersReceived, t.TriggersPublished, t.PublishLatency, t.OutboxReclaimed)
 	return t
 }
 

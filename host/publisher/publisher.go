@@ -3,7 +3,9 @@
 // key derived from the trigger's apiVersion, persistent messages sent with
 // mandatory, and publisher confirms with many messages in flight. It keeps
 // its connection up, reconnecting with backoff, and follows the broker's
-// connection.blocked/unblocked notifications (a resource alarm).
+// connection.blocked/unblocked notifications (a resource alarm). Given
+// the nodes of a RabbitMQ cluster, it connects to the first that answers
+// and, when that connection fails, moves on to the next one in turn.
 //
 // Nothing it does outlives its context by more than Config.CloseTimeout:
 // dialling, the channel set-up, a publish stuck on a socket the broker no
@@ -37,7 +39,11 @@ var ErrBlocked = errors.New("the broker blocked the connection")
 
 // Config configures a Publisher.
 type Config struct {
-	// URL is the broker, e.g. amqp://guest:guest@127.0.0.1:5672/.
+	// URLs are the broker's nodes, e.g. amqp://guest:guest@127.0.0.1:5672/,
+	// tried in turn: a failed dial or a lost connection moves on to the
+	// next, round robin.
+	URLs []string
+	// URL is a single node, used when URLs is empty.
 	URL string
 	// Exchange is the topic exchange; default "triggers".
 	Exchange string
@@ -101,6 +107,8 @@ type Publisher struct {
 	log hclog.Logger
 
 	connected atomic.Bool
+	// node is the index in cfg.URLs of the node dialled last.
+	node atomic.Int64
 	// blocked holds the broker's reason while it blocks the connection.
 	blocked atomic.Pointer[string]
 
@@ -117,6 +125,9 @@ type Publisher struct {
 
 // New returns a Publisher; Run connects it.
 func New(cfg Config, log hclog.Logger) *Publisher {
+	if len(cfg.URLs) == 0 {
+		cfg.URLs = []string{cfg.URL}
+	}
 	if cfg.Exchange == "" {
 		cfg.Exchange = "triggers"
 	}
@@ -151,6 +162,15 @@ func RoutingKey(apiVersion string) string { return strings.ReplaceAll(apiVersion
 // still connected.
 func (p *Publisher) Connected() bool { return p.connected.Load() }
 
+// Node is the broker node in use, its password redacted, or "" while not
+// connected.
+func (p *Publisher) Node() string {
+	if !p.Connected() {
+		return ""
+	}
+	return redact(p.cfg.URLs[p.node.Load()])
+}
+
 // Blocked reports whether the broker blocks the connection and the reason
 // it gave (e.g. "low on memory", "low on disk space"). RabbitMQ blocks a
 // connection during a resource alarm once it publishes; until the
@@ -176,10 +196,13 @@ func (p *Publisher) setBlocked(b amqp.Blocking) {
 }
 
 // Run keeps a connection and a confirm-mode channel up until ctx is done.
+// It dials the nodes in turn, starting with the first: after a failed
+// dial or a lost connection it waits the backoff, then dials the next.
 func (p *Publisher) Run(ctx context.Context) error {
 	delay := p.cfg.MinBackoff
-	for ctx.Err() == nil {
-		up, err := p.session(ctx)
+	for node := 0; ctx.Err() == nil; node = (node + 1) % len(p.cfg.URLs) {
+		p.node.Store(int64(node))
+		up, err := p.session(ctx, p.cfg.URLs[node])
 		if ctx.Err() != nil {
 			break
 		}
@@ -187,7 +210,8 @@ func (p *Publisher) Run(ctx context.Context) error {
 			delay = p.cfg.MinBackoff
 		}
 		wait := delay + time.Duration(rand.Int64N(int64(delay)/4+1))
-		p.log.Warn("broker connection down; reconnecting", "error", err, "in", wait)
+		next := p.cfg.URLs[(node+1)%len(p.cfg.URLs)]
+		p.log.Warn("broker connection down; reconnecting", "error", err, "in", wait, "next", redact(next))
 		select {
 		case <-ctx.Done():
 		case <-time.After(wait):
@@ -201,10 +225,10 @@ func (p *Publisher) Run(ctx context.Context) error {
 // session connects, serves until the connection or channel closes or ctx
 // ends, and reports whether it got as far as serving. It returns within
 // CloseTimeout of ctx ending, whatever the broker does.
-func (p *Publisher) session(ctx context.Context) (bool, error) {
-	conn, err := p.dial(ctx)
+func (p *Publisher) session(ctx context.Context, uri string) (bool, error) {
+	conn, err := p.dial(ctx, uri)
 	if err != nil {
-		return false, fmt.Errorf("dial %s: %w", redact(p.cfg.URL), err)
+		return false, fmt.Errorf("dial %s: %w", redact(uri), err)
 	}
 	notices := conn.NotifyBlocked(make(chan amqp.Blocking, 4))
 	// Once ctx ends the connection is closed at once, from here, which
@@ -240,7 +264,7 @@ func (p *Publisher) session(ctx context.Context) (bool, error) {
 	p.ch, p.returns = ch, returns
 	p.mu.Unlock()
 	p.connected.Store(true)
-	p.log.Info("connected to the broker", "url", redact(p.cfg.URL), "exchange", p.cfg.Exchange)
+	p.log.Info("connected to the broker", "url", redact(uri), "exchange", p.cfg.Exchange)
 	defer func() {
 		p.connected.Store(false)
 		p.mu.Lock()
@@ -267,9 +291,9 @@ func (p *Publisher) session(ctx context.Context) (bool, error) {
 	}
 }
 
-// dial connects within DialTimeout, the AMQP handshake included, and gives
-// up as soon as ctx ends.
-func (p *Publisher) dial(ctx context.Context) (*amqp.Connection, error) {
+// dial connects to uri within DialTimeout, the AMQP handshake included,
+// and gives up as soon as ctx ends.
+func (p *Publisher) dial(ctx context.Context, uri string) (*amqp.Connection, error) {
 	var (
 		mu sync.Mutex
 		nc net.Conn
@@ -283,7 +307,7 @@ func (p *Publisher) dial(ctx context.Context) (*amqp.Connection, error) {
 		}
 	})
 	defer stop()
-	return amqp.DialConfig(p.cfg.URL, amqp.Config{
+	return amqp.DialConfig(uri, amqp.Config{
 		Heartbeat:  10 * time.Second,
 		Properties: amqp.Table{"connection_name": p.cfg.ConnectionName},
 		Dial: func(network, addr string) (net.Conn, error) {

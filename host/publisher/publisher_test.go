@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/url"
 	"os"
 	"os/exec"
 	"strings"
@@ -394,5 +395,42 @@ func TestConnectionLostMidPublishSettlesEveryMessage(t *testing.T) {
 		t.Logf("outcomes when the connection closed mid-batch: %v", counts)
 	case <-time.After(60 * time.Second):
 		t.Fatal("Publish did not return after the connection closed")
+	}
+}
+
+// Given a cluster's nodes, the publisher passes over one that does not
+// answer and, when its connection is lost, moves on to the next node,
+// round robin.
+func TestNodesAreTriedInTurn(t *testing.T) {
+	exchange := randomName("test-")
+	deliveries := consumer(t, exchange, "#")
+	other := newBlockingProxy(t) // a second way to the same broker
+	nodes := []string{"amqp://guest:secret@127.0.0.1:1/", amqpURL(), other.url()}
+	p := start(t, publisher.Config{URLs: nodes, Exchange: exchange})
+	redacted := func(raw string) string {
+		u, err := url.Parse(raw)
+		must(t, err)
+		return u.Redacted()
+	}
+
+	waitFor(t, "the publisher to connect to the second node", func() bool { return p.Node() == redacted(nodes[1]) })
+	publish(t, p, msg("second", "OT-2/v1"))
+	closeConnection(t, p.name)
+	waitFor(t, "the publisher to move on to the third node", func() bool { return p.Node() == redacted(nodes[2]) })
+	publish(t, p, msg("third", "OT-2/v1"))
+	closeConnection(t, p.name)
+	// Round robin: the first node again, which does not answer, then the
+	// second.
+	waitFor(t, "the publisher to come round to the second node", func() bool { return p.Node() == redacted(nodes[1]) })
+	res := publish(t, p, msg("again", "OT-2/v1"))
+	if res[0].Outcome != publisher.Published {
+		t.Fatalf("after coming round: %+v", res[0])
+	}
+	got := receive(t, deliveries, 3)
+	if got[0].MessageId != "second" || got[1].MessageId != "third" || got[2].MessageId != "again" {
+		t.Fatalf("received %s, %s, %s", got[0].MessageId, got[1].MessageId, got[2].MessageId)
+	}
+	if p.Node() == "" || strings.Contains(p.Node(), "secret") {
+		t.Fatalf("Node() = %q", p.Node())
 	}
 }

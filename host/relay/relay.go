@@ -1,9 +1,17 @@
 // Package relay moves stored triggers from the store's outbox to the
-// broker: it publishes pending entries in batches with confirms and
-// records each outcome (published, unroutable, or retried later). Entries
-// leave the outbox only after the broker confirmed them, so a crash of the
-// service or the broker loses nothing; at worst a trigger is published
-// twice, and consumers de-duplicate on its message id.
+// broker: it claims pending entries in batches, publishes them with
+// confirms and records each outcome (published, unroutable, or retried
+// later). Entries leave the outbox only after the broker confirmed them,
+// so a crash of the service or the broker loses nothing.
+//
+// Several instances on one database publish the outbox together: each
+// claims the entries it publishes (store.ClaimOutbox) under a lease, so a
+// trigger is published by one instance, and a dead instance's claims are
+// taken over once their lease ends. A trigger is published twice only when
+// its publisher confirmed it but the instance died, or could not record
+// it, before settling it: at most one batch, the in-flight window; such
+// takeovers are counted (routing_outbox_reclaimed_total) and consumers
+// de-duplicate on the message id.
 //
 // While the broker blocks the connection (a resource alarm) the relay
 // publishes nothing: entries wait in the outbox, without counting as
@@ -29,6 +37,18 @@ const recordTimeout = 5 * time.Second
 
 // Config tunes a Relay.
 type Config struct {
+	// Owner names this instance as the owner of its outbox claims (see
+	// config.Common.Instance); default "relay".
+	Owner string
+	// Lease is how long a claim of outbox entries lasts; default 1m. A
+	// round publishes for at most PublishTimeout and records its outcomes
+	// within 5s, so a live instance settles or releases its claims well
+	// before another instance may take them over.
+	Lease time.Duration
+	// PublishTimeout bounds publishing one round, confirms included:
+	// entries not confirmed by then count as failed attempts and are
+	// retried later. Default Lease/2.
+	PublishTimeout time.Duration
 	// Batch is how many entries one round publishes; default 500.
 	Batch int
 	// Poll is how often the outbox is checked without a Kick; default 1s.
@@ -50,6 +70,15 @@ type Relay struct {
 
 // New returns a Relay that records its outcomes in m.
 func New(cfg Config, st *store.Store, pub *publisher.Publisher, m *metrics.Tower, log hclog.Logger) *Relay {
+	if cfg.Owner == "" {
+		cfg.Owner = "relay"
+	}
+	if cfg.Lease <= 0 {
+		cfg.Lease = time.Minute
+	}
+	if cfg.PublishTimeout <= 0 || cfg.PublishTimeout > cfg.Lease/2 {
+		cfg.PublishTimeout = cfg.Lease / 2
+	}
 	if cfg.Batch <= 0 {
 		cfg.Batch = 500
 	}
@@ -73,6 +102,20 @@ func (r *Relay) Kick() {
 	}
 }
 
+// ReleaseStaleClaims frees the outbox claims this instance held when it
+// last stopped: they will never be settled, and waiting for their lease
+// would delay those triggers. Call it before Run.
+func (r *Relay) ReleaseStaleClaims(ctx context.Context) error {
+	n, err := r.store.ReleaseOutboxClaims(ctx, r.cfg.Owner)
+	if err != nil {
+		return err
+	}
+	if n > 0 {
+		r.log.Info("released outbox claims held before the last stop", "entries", n, "owner", r.cfg.Owner)
+	}
+	return nil
+}
+
 // Run publishes until ctx is done.
 func (r *Relay) Run(ctx context.Context) error {
 	for ctx.Err() == nil {
@@ -92,10 +135,10 @@ func (r *Relay) Run(ctx context.Context) error {
 	return nil
 }
 
-// round publishes one batch and reports how many entries it handled.
-// When ctx ends mid-round, the outcomes known by then are still recorded,
-// within recordTimeout; entries not confirmed stay in the outbox as they
-// were.
+// round claims one batch, publishes it and reports how many entries it
+// handled. When ctx ends mid-round, the outcomes known by then are still
+// recorded, within recordTimeout; the claims of entries not confirmed are
+// given back as they were.
 func (r *Relay) round(ctx context.Context) (int, error) {
 	if !r.pub.Connected() {
 		return 0, nil
@@ -103,10 +146,11 @@ func (r *Relay) round(ctx context.Context) (int, error) {
 	if _, blocked := r.pub.Blocked(); blocked {
 		return 0, nil
 	}
-	entries, err := r.store.PendingOutbox(ctx, r.cfg.Batch)
+	entries, err := r.store.ClaimOutbox(ctx, r.cfg.Owner, r.cfg.Batch, r.cfg.Lease)
 	if err != nil || len(entries) == 0 {
 		return 0, err
 	}
+	r.countReclaimed(entries)
 	msgs := make([]publisher.Message, len(entries))
 	for i, e := range entries {
 		msgs[i] = publisher.Message{
@@ -118,17 +162,30 @@ func (r *Relay) round(ctx context.Context) (int, error) {
 			Timestamp:  e.Trigger.CreatedAt,
 		}
 	}
-	results, err := r.pub.Publish(ctx, msgs)
-	if errors.Is(err, publisher.ErrNotConnected) || errors.Is(err, publisher.ErrBlocked) {
-		return 0, nil
-	}
-	if err != nil {
-		return 0, err
-	}
+	pctx, cancel := context.WithTimeout(ctx, r.cfg.PublishTimeout)
+	results, err := r.pub.Publish(pctx, msgs)
+	cancel()
 	stopping := ctx.Err() != nil
 	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), recordTimeout)
 	defer cancel()
-	var published, unroutable []int64
+	if err != nil {
+		// Nothing was sent: the claims go back untouched.
+		released := make([]store.OutboxRelease, len(entries))
+		for i, e := range entries {
+			released[i] = store.OutboxRelease{ID: e.ID}
+		}
+		if rerr := r.store.ReleaseOutbox(rctx, r.cfg.Owner, released); rerr != nil {
+			r.log.Warn("could not release outbox claims; they are taken over when their lease ends", "entries", len(entries), "error", rerr)
+		}
+		if errors.Is(err, publisher.ErrNotConnected) || errors.Is(err, publisher.ErrBlocked) {
+			return 0, nil
+		}
+		return 0, err
+	}
+	var (
+		published, unroutable []int64
+		released              []store.OutboxRelease
+	)
 	counted := make([]bool, len(results))
 	for i, res := range results {
 		e := entries[i]
@@ -142,23 +199,26 @@ func (r *Relay) round(ctx context.Context) (int, error) {
 		default:
 			if stopping || errors.Is(res.Err, publisher.ErrBlocked) {
 				// Not an attempt that failed: the entry waits as it is.
+				released = append(released, store.OutboxRelease{ID: e.ID})
 				continue
 			}
 			msg := "not confirmed"
 			if res.Err != nil {
 				msg = res.Err.Error()
 			}
-			if err := r.store.RetryLater(rctx, e.ID, r.retryDelay(e.Attempts), msg); err != nil {
-				r.log.Warn("could not postpone entry", "uuid", e.Trigger.UUID, "error", err)
-			}
+			released = append(released, store.OutboxRelease{ID: e.ID, Failed: true, Delay: r.retryDelay(e.Attempts), Error: msg})
 		}
 		counted[i] = true
 	}
 	now := time.Now()
-	if err := r.store.Settle(rctx, published, unroutable, now); err != nil {
-		// The entries stay pending and are published again: consumers
-		// de-duplicate on the message id.
-		return 0, err
+	settleErr := r.store.Settle(rctx, r.cfg.Owner, published, unroutable, now)
+	if err := r.store.ReleaseOutbox(rctx, r.cfg.Owner, released); err != nil {
+		r.log.Warn("could not release outbox claims; they are taken over when their lease ends", "entries", len(released), "error", err)
+	}
+	if settleErr != nil {
+		// The entries stay claimed until their lease ends, then are
+		// published again: consumers de-duplicate on the message id.
+		return 0, settleErr
 	}
 	for i, res := range results {
 		if !counted[i] {
@@ -170,6 +230,23 @@ func (r *Relay) round(ctx context.Context) (int, error) {
 		r.metrics.TriggersPublished.WithLabelValues(res.Outcome.String()).Inc()
 	}
 	return len(entries), nil
+}
+
+// countReclaimed counts and logs the entries whose previous claim expired
+// before this one took them over: their owner may have published them.
+func (r *Relay) countReclaimed(entries []store.OutboxEntry) {
+	n, from := 0, map[string]int{}
+	for _, e := range entries {
+		if e.ReclaimedFrom != "" {
+			n++
+			from[e.ReclaimedFrom]++
+		}
+	}
+	if n == 0 {
+		return
+	}
+	r.metrics.OutboxReclaimed.Add(float64(n))
+	r.log.Warn("took over outbox entries whose claim expired: they may have been published already", "entries", n, "from", from)
 }
 
 func (r *Relay) retryDelay(attempts int) time.Duration {

@@ -263,19 +263,22 @@ func TestOutbox(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
-		pending, err := s.PendingOutbox(ctx, 10)
-		if err != nil || len(pending) != 3 || pending[0].Trigger.UUID != "o1" {
-			t.Fatalf("pending: %+v %v", pending, err)
+		pending, err := s.ClaimOutbox(ctx, "a", 10, time.Minute)
+		if err != nil || len(pending) != 3 || pending[0].Trigger.UUID != "o1" || pending[0].ReclaimedFrom != "" {
+			t.Fatalf("claimed: %+v %v", pending, err)
 		}
-		if err := s.RetryLater(ctx, pending[2].ID, time.Hour, "broker down"); err != nil {
+		if other, err := s.ClaimOutbox(ctx, "b", 10, time.Minute); err != nil || len(other) != 0 {
+			t.Fatalf("entries claimed by a were claimed by b too: %+v %v", other, err)
+		}
+		if err := s.ReleaseOutbox(ctx, "a", []store.OutboxRelease{{ID: pending[2].ID, Failed: true, Delay: time.Hour, Error: "broker down"}}); err != nil {
 			t.Fatal(err)
 		}
 		at := time.Date(2026, 11, 24, 12, 0, 0, 0, time.UTC)
-		if err := s.Settle(ctx, []int64{pending[0].ID}, []int64{pending[1].ID}, at); err != nil {
+		if err := s.Settle(ctx, "a", []int64{pending[0].ID}, []int64{pending[1].ID}, at); err != nil {
 			t.Fatal(err)
 		}
 		// Settling again is harmless.
-		if err := s.Settle(ctx, []int64{pending[0].ID}, nil, at); err != nil {
+		if err := s.Settle(ctx, "a", []int64{pending[0].ID}, nil, at); err != nil {
 			t.Fatal(err)
 		}
 		o1, _ := s.GetTrigger(ctx, "o1")
@@ -283,7 +286,7 @@ func TestOutbox(t *testing.T) {
 		if o1.Status != store.StatusPublished || o1.PublishedAt == nil || !o1.PublishedAt.Equal(at) || o2.Status != store.StatusUnroutable {
 			t.Fatalf("settled: o1 %s %v, o2 %s", o1.Status, o1.PublishedAt, o2.Status)
 		}
-		if due, _ := s.PendingOutbox(ctx, 10); len(due) != 0 {
+		if due, _ := s.ClaimOutbox(ctx, "b", 10, time.Minute); len(due) != 0 {
 			t.Fatalf("entry postponed by an hour is due: %+v", due)
 		}
 		if n, _ := s.PendingCount(ctx); n != 1 {
@@ -294,15 +297,22 @@ func TestOutbox(t *testing.T) {
 		if err != nil || re.Status != store.StatusPending || re.PublishedAt != nil {
 			t.Fatalf("requeue: %+v %v", re, err)
 		}
-		due, _ := s.PendingOutbox(ctx, 10)
-		if len(due) != 1 || due[0].Trigger.UUID != "o1" {
+		due, _ := s.ClaimOutbox(ctx, "b", 10, time.Minute)
+		if len(due) != 1 || due[0].Trigger.UUID != "o1" || due[0].Attempts != 0 {
 			t.Fatalf("after requeue: %+v", due)
 		}
+		// Requeued while b publishes it: b's settle leaves it in the outbox.
+		if _, err := s.Requeue(ctx, "o1"); err != nil {
+			t.Fatal(err)
+		}
+		must(t, s.Settle(ctx, "b", []int64{due[0].ID}, nil, at))
 		if _, err := s.Requeue(ctx, "o3"); err != nil {
 			t.Fatal(err)
 		}
-		if due, _ := s.PendingOutbox(ctx, 10); len(due) != 2 {
-			t.Fatalf("requeue of a postponed entry makes it due now: %d due", len(due))
+		due, _ = s.ClaimOutbox(ctx, "b", 10, time.Minute)
+		// o1 was settled and requeued: its new entry comes after o3's.
+		if len(due) != 2 || due[0].Trigger.UUID != "o3" || due[0].Attempts != 1 || due[1].Trigger.UUID != "o1" {
+			t.Fatalf("requeue of a postponed entry makes it due now, the requeued one stays: %+v", due)
 		}
 		if _, err := s.Requeue(ctx, "missing"); !errors.Is(err, store.ErrNotFound) {
 			t.Fatalf("requeue unknown: %v", err)
