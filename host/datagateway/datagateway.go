@@ -8,7 +8,6 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
-	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -117,7 +116,7 @@ func Start(ctx context.Context, cfg Config, log hclog.Logger) (*Service, error) 
 		ControlTowerURL:   cfg.ControlTowerURL,
 		ControlTowerToken: cfg.ControlTowerToken,
 		VerifyTriggers:    cfg.VerifyTriggers,
-		Instance:          instanceName(cfg.DataDir),
+		Instance:          cfg.Instance(),
 	}, st, func() []gateway.Pusher { return installed(plugins) }, log)
 	if err := errors.Join(gw.ReleaseStaleClaims(ctx), gw.LoadSpool(ctx)); err != nil {
 		st.Close()
@@ -178,16 +177,6 @@ func Start(ctx context.Context, cfg Config, log hclog.Logger) (*Service, error) 
 	log.Info("data-gateway listening", "url", srv.URL(), "plugins", cfg.PluginsDir, "database", st.Dialect(),
 		"control-tower", cfg.ControlTowerURL)
 	return s, nil
-}
-
-// instanceName identifies this gateway across restarts: its host and its
-// data directory.
-func instanceName(dataDir string) string {
-	host, _ := os.Hostname()
-	if abs, err := filepath.Abs(dataDir); err == nil {
-		dataDir = abs
-	}
-	return host + ":" + dataDir
 }
 
 // installed lists the installed pushers for intake: every one gets a task
