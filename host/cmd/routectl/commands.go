@@ -118,6 +118,9 @@ type pluginStatus struct {
 	} `json:"info"`
 	Restarts  int    `json:"restarts"`
 	LastError string `json:"lastError"`
+	// Holder is the instance holding the plugin's lease, when instances
+	// share a database (control-towers on PostgreSQL).
+	Holder string `json:"holder"`
 }
 
 func runPlugins(ctx context.Context, e *env, fs *flag.FlagSet, args []string) error {
@@ -143,6 +146,9 @@ func listPlugins(ctx context.Context, e *env, fs *flag.FlagSet, args []string, m
 	if _, printed, err := e.call(ctx, method, path, nil, nil, &list); printed || err != nil {
 		return err
 	}
+	// A HOLDER column when the service runs its plugins under leases
+	// shared with other instances.
+	leased := slices.ContainsFunc(list.Plugins, func(p pluginStatus) bool { return p.Holder != "" || p.State == "standby" })
 	rows := make([][]string, 0, len(list.Plugins))
 	for _, p := range list.Plugins {
 		pid, version := "-", "-"
@@ -152,9 +158,17 @@ func listPlugins(ctx context.Context, e *env, fs *flag.FlagSet, args []string, m
 		if p.Info != nil {
 			version = cell(p.Info.Version, 20)
 		}
-		rows = append(rows, []string{p.Name, p.Kind, p.State, pid, version, strconv.Itoa(p.Restarts), cell(p.LastError, 60)})
+		row := []string{p.Name, p.Kind, p.State}
+		if leased {
+			row = append(row, cell(p.Holder, 40))
+		}
+		rows = append(rows, append(row, pid, version, strconv.Itoa(p.Restarts), cell(p.LastError, 60)))
 	}
-	if err := writeTable(e.stdout, []string{"NAME", "KIND", "STATE", "PID", "VERSION", "RESTARTS", "LAST ERROR"}, rows); err != nil {
+	header := []string{"NAME", "KIND", "STATE", "PID", "VERSION", "RESTARTS", "LAST ERROR"}
+	if leased {
+		header = slices.Insert(header, 3, "HOLDER")
+	}
+	if err := writeTable(e.stdout, header, rows); err != nil {
 		return err
 	}
 	if len(list.Skipped) == 0 {
@@ -170,7 +184,9 @@ func listPlugins(ctx context.Context, e *env, fs *flag.FlagSet, args []string, m
 
 // runRestart restarts a plugin and waits, within --timeout, for the new
 // process: until the plugin's restart count has gone up and it is no
-// longer starting. It fails unless the plugin then runs.
+// longer starting, or it runs with a new pid. It fails unless the plugin
+// then runs. A plugin standing by runs on its lease's holder, which
+// restarts it: that is reported without waiting.
 func runRestart(ctx context.Context, e *env, fs *flag.FlagSet, args []string) error {
 	pos, err := parseArgs(fs, args, "<name>")
 	if err != nil {
@@ -197,8 +213,17 @@ func runRestart(ctx context.Context, e *env, fs *flag.FlagSet, args []string) er
 		switch {
 		case err != nil:
 			return err
+		case st.State == "standby" && st.Holder != "":
+			if e.json {
+				return e.printRaw(answer)
+			}
+			fmt.Fprintf(e.stdout, "restart of %s requested: it runs on %s, which restarts it (standby here)\n", st.Name, st.Holder)
+			return nil
+		case st.State == "running" && st.PID != before.PID:
 		case st.Restarts <= before.Restarts || st.State == "starting":
 			continue
+		}
+		switch {
 		case e.json:
 			return e.printRaw(answer)
 		case st.State != "running":
@@ -236,6 +261,9 @@ func pluginAction(action string) func(ctx context.Context, e *env, fs *flag.Flag
 			case !done(st.State):
 			case e.json:
 				return e.printRaw(answer)
+			case action == "start" && st.State == "standby":
+				fmt.Fprintf(e.stdout, "start %s: standby, runs on %s\n", st.Name, cell(st.Holder, 200))
+				return nil
 			case action == "start" && st.State != "running":
 				return fmt.Errorf("started %s, but it is %s: %s", st.Name, st.State, cell(st.LastError, 200))
 			default:

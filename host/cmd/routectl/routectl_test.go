@@ -29,11 +29,15 @@ var (
 	randomName = testkit.RandomName
 )
 
-// bins holds the data-gateway's test pusher, built once by TestMain.
+// bins holds the data-gateway's test pusher and the plugin manager's
+// probe (a watcher under a watcher- name), built once by TestMain.
 var bins = map[string]string{}
 
 func TestMain(m *testing.M) {
-	testkit.MainWithBinaries(m, map[string]string{"pusher-probe": "../../datagateway/testdata/probe"}, bins)
+	testkit.MainWithBinaries(m, map[string]string{
+		"pusher-probe":  "../../datagateway/testdata/probe",
+		"watcher-probe": "../../pluginmgr/testdata/probe",
+	}, bins)
 }
 
 // result is what one routectl run produced.
