@@ -74,7 +74,7 @@ func (s *supervisor) leased(ctx context.Context) {
 		}
 		switch {
 		case err != nil:
-			s.recordError(fmt.Errorf("lease: %w", err))
+			s.leaseTrouble("cannot ask for the lease", fmt.Errorf("lease: %w", err))
 			s.set(func(s *supervisor) { s.state, s.pid, s.holder = StateStandby, 0, "" })
 		case lease.Held:
 			if s.hold(ctx, lease, asked) || ctx.Err() != nil {
@@ -128,7 +128,7 @@ func (s *supervisor) hold(ctx context.Context, lease Lease, asked time.Time) (re
 		if errors.Is(cause, errLeaseStopped) {
 			s.log.Info("plugin stopped by an operator")
 		} else {
-			s.recordError(cause)
+			s.leaseTrouble("plugin stopped: its lease is lost", cause)
 		}
 	}
 	s.set(func(s *supervisor) { s.state, s.pid, s.holder = StateStandby, 0, "" })
@@ -195,6 +195,19 @@ func (s *supervisor) keep(ctx context.Context, lose context.CancelCauseFunc, kno
 		}
 		known = l
 		t.Reset(s.m.renewInterval())
+	}
+}
+
+// leaseTrouble records err as the plugin's last error and logs it with
+// msg, once while the same error repeats (an unreachable database is
+// asked about every standbyInterval).
+func (s *supervisor) leaseTrouble(msg string, err error) {
+	s.mu.Lock()
+	repeated := s.lastErr == err.Error()
+	s.lastErr, s.lastErrAt = err.Error(), time.Now().UTC()
+	s.mu.Unlock()
+	if !repeated {
+		s.log.Warn(msg, "error", err)
 	}
 }
 

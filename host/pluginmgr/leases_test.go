@@ -2,6 +2,7 @@ package pluginmgr_test
 
 import (
 	"context"
+	"database/sql"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -373,5 +374,39 @@ func TestLeaseTakeoverAfterHolderKilled(t *testing.T) {
 	}
 	if r := survivor.waitReport(t, name, st.PID); r.Runs != 2 {
 		t.Errorf("the survivor's run counted %d runs, want 2: State did not carry over", r.Runs)
+	}
+}
+
+// An instance that finds its lease held by another (its renewal came too
+// late) stops its process at its next renewal, stands by, and takes the
+// watcher back once the other releases it.
+func TestLeaseTakenByAnotherStopsTheProcess(t *testing.T) {
+	const (
+		name = "shared"
+		ttl  = 1500 * time.Millisecond
+	)
+	db := testkit.PostgresURL(t)
+	a := startInstance(t, db, "host-a:/data", ttl)
+	first := a.waitState(t, name, pluginmgr.StateRunning, nil)
+
+	raw, err := sql.Open("pgx", db)
+	must(t, err)
+	t.Cleanup(func() { raw.Close() })
+	taken := time.Now()
+	_, err = raw.Exec("UPDATE watcher_leases SET holder = 'intruder', expires_at = expires_at + 60000000 WHERE name = $1", name)
+	must(t, err)
+	st := a.waitState(t, name, pluginmgr.StateStandby, func(st pluginmgr.Status) bool { return st.Holder == "intruder" })
+	waitFor(t, 5*time.Second, "the process to be gone", func() bool { return !alive(first.PID) })
+	if d := time.Since(taken); d > ttl/3+2*time.Second {
+		t.Errorf("the process stopped %s after the lease was taken, want within a renewal (%s)", d, ttl/3)
+	}
+	if !strings.Contains(st.LastError, "held by intruder") {
+		t.Errorf("last error %q does not name the new holder", st.LastError)
+	}
+
+	must(t, a.leases.st.LeaseRelease(context.Background(), name, "intruder"))
+	again := a.waitState(t, name, pluginmgr.StateRunning, func(st pluginmgr.Status) bool { return st.Holder == a.id })
+	if again.PID == first.PID {
+		t.Fatal("no new process after taking the lease back")
 	}
 }
