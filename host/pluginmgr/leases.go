@@ -175,7 +175,7 @@ func (s *supervisor) keep(ctx context.Context, lose context.CancelCauseFunc, kno
 			lose(fmt.Errorf("lease lost: not renewed within %s: %w", keepFor, err))
 			return
 		case err != nil:
-			s.log.Warn("lease renewal failed; trying again", "error", err, "expires", deadline)
+			s.log.Warn("lease renewal failed; trying again", "error", err, "gives_up_at", deadline)
 			t.Reset(min(s.m.renewInterval()/2, time.Until(deadline)))
 			continue
 		case !l.Held && l.Stopped:
