@@ -160,7 +160,10 @@ func (s *Store) migrate(ctx context.Context) error {
 	var opts []goose.ProviderOption
 	if s.dialect == "postgres" {
 		dialect = goose.DialectPostgres
-		locker, err := lock.NewPostgresSessionLocker()
+		// Instances starting together wait for each other's migration:
+		// ask for the lock every second (goose's default is every 5 s),
+		// for up to 5 minutes.
+		locker, err := lock.NewPostgresSessionLocker(lock.WithLockTimeout(1, 300))
 		if err != nil {
 			return fmt.Errorf("migrations lock: %w", err)
 		}
