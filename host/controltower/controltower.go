@@ -1,6 +1,6 @@
 // Package controltower assembles the control-tower service: the store,
-// the trigger intake and API, the watcher plugins, the outbox relay and
-// the RabbitMQ publisher, behind one HTTP server.
+// the trigger intake and API (host/triggerintake), the watcher plugins, the
+// outbox relay and the RabbitMQ publisher, behind one HTTP server.
 package controltower
 
 import (
@@ -20,7 +20,7 @@ import (
 	"github.com/routinglayer/routing/host/server"
 	"github.com/routinglayer/routing/host/statuspage"
 	"github.com/routinglayer/routing/host/store"
-	"github.com/routinglayer/routing/host/triggers"
+	"github.com/routinglayer/routing/host/triggerintake"
 	"github.com/routinglayer/routing/sdk"
 )
 
@@ -89,7 +89,7 @@ func Start(ctx context.Context, cfg Config, log hclog.Logger) (*Service, error) 
 		st.Close()
 		return nil, err
 	}
-	intake := triggers.New(st, rel.Kick, tower, log)
+	intake := triggerintake.New(st, rel.Kick, tower, log)
 	pluginsCfg := cfg.PluginManager(sdk.KindWatcher, cfg.Environ)
 	if cfg.DatabaseURL != "" {
 		// Control-towers sharing the database run each watcher once.
@@ -126,7 +126,7 @@ func Start(ctx context.Context, cfg Config, log hclog.Logger) (*Service, error) 
 		})...))
 
 	router := server.NewRouter(cfg.Access(), reg, log)
-	triggers.NewAPI(intake, cfg.MaxBodyBytes).Routes(router)
+	triggerintake.NewAPI(intake, cfg.MaxBodyBytes).Routes(router)
 	plugins.Routes(router)
 	statuspage.Routes(router, "control-tower", func(ctx context.Context) (any, error) {
 		n, err := st.PendingCount(ctx)

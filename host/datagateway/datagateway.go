@@ -1,6 +1,6 @@
-// Package datagateway assembles the data-gateway service: the store's
-// spool, the data intake and delivery, and the pusher plugins, behind one
-// HTTP server.
+// Package datagateway assembles the data-gateway service: the store, the
+// row spool's intake and delivery (host/spool) and the pusher plugins,
+// behind one HTTP server.
 package datagateway
 
 import (
@@ -16,10 +16,10 @@ import (
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/routinglayer/routing/host/config"
-	"github.com/routinglayer/routing/host/gateway"
 	"github.com/routinglayer/routing/host/metrics"
 	"github.com/routinglayer/routing/host/pluginmgr"
 	"github.com/routinglayer/routing/host/server"
+	"github.com/routinglayer/routing/host/spool"
 	"github.com/routinglayer/routing/host/statuspage"
 	"github.com/routinglayer/routing/host/store"
 	"github.com/routinglayer/routing/sdk"
@@ -101,7 +101,7 @@ func Start(ctx context.Context, cfg Config, log hclog.Logger) (*Service, error) 
 	}
 	reg := metrics.NewRegistry()
 	var plugins *pluginmgr.Manager
-	gw := gateway.New(gateway.Config{
+	gw := spool.New(spool.Config{
 		Metrics:           metrics.NewGateway(reg),
 		MaxRows:           cfg.MaxRows,
 		MaxBacklog:        cfg.MaxBacklog,
@@ -117,7 +117,7 @@ func Start(ctx context.Context, cfg Config, log hclog.Logger) (*Service, error) 
 		ControlTowerToken: cfg.ControlTowerToken,
 		VerifyTriggers:    cfg.VerifyTriggers,
 		Instance:          cfg.Instance(),
-	}, st, func() []gateway.Pusher { return installed(plugins) }, log)
+	}, st, func() []spool.Pusher { return installed(plugins) }, log)
 	if err := errors.Join(gw.ReleaseStaleClaims(ctx), gw.LoadSpool(ctx)); err != nil {
 		st.Close()
 		return nil, err
@@ -185,11 +185,11 @@ func Start(ctx context.Context, cfg Config, log hclog.Logger) (*Service, error) 
 // does not refuse requests (MAX_SPOOL_BYTES bounds what waits). A
 // starting, running or restarting pusher is delivering, and its backlog
 // counts against MAX_BACKLOG.
-func installed(m *pluginmgr.Manager) []gateway.Pusher {
+func installed(m *pluginmgr.Manager) []spool.Pusher {
 	list := m.List()
-	out := make([]gateway.Pusher, len(list))
+	out := make([]spool.Pusher, len(list))
 	for i, st := range list {
-		out[i] = gateway.Pusher{
+		out[i] = spool.Pusher{
 			Name:   st.Name,
 			State:  string(st.State),
 			Paused: st.State == pluginmgr.StateFailed || st.State == pluginmgr.StateStopped,
@@ -208,7 +208,7 @@ const removalPoll = 250 * time.Millisecond
 // permission problem, say), keeps its tasks: it is expected back. Tasks of
 // pushers missing when the service starts are kept as well, so a wrong
 // PLUGINS_DIR does not dead-letter the spool.
-func watchRemovals(ctx context.Context, plugins *pluginmgr.Manager, gw *gateway.Gateway, log hclog.Logger) {
+func watchRemovals(ctx context.Context, plugins *pluginmgr.Manager, gw *spool.Spool, log hclog.Logger) {
 	known := map[string]bool{}
 	t := time.NewTicker(removalPoll)
 	defer t.Stop()

@@ -12,10 +12,10 @@ import (
 	"time"
 
 	"github.com/routinglayer/routing/host/datagateway"
-	"github.com/routinglayer/routing/host/gateway"
 	"github.com/routinglayer/routing/host/internal/testkit"
 	"github.com/routinglayer/routing/host/metrics/metricstest"
 	"github.com/routinglayer/routing/host/pluginmgr"
+	"github.com/routinglayer/routing/host/spool"
 )
 
 func TestRowsReachTheJSONLPusherInOrderByteExact(t *testing.T) {
@@ -32,7 +32,7 @@ func TestRowsReachTheJSONLPusherInOrderByteExact(t *testing.T) {
 	if r.status != http.StatusAccepted {
 		t.Fatalf("POST /data: %d %s", r.status, r.body)
 	}
-	var acc gateway.Accepted
+	var acc spool.Accepted
 	r.decode(t, &acc)
 	if acc.UUID != "run1" || acc.Rows != 1 || len(acc.Pushers) != 1 || acc.Pushers[0] != "jsonl" || acc.ID == 0 {
 		t.Fatalf("accepted: %+v", acc)
@@ -55,7 +55,7 @@ func TestRowsReachTheJSONLPusherInOrderByteExact(t *testing.T) {
 		t.Fatalf("file:\n got %q\nwant %q", got, want)
 	}
 
-	var status gateway.DeliveryStatus
+	var status spool.DeliveryStatus
 	waitFor(t, 5*time.Second, "the delivery to show delivered", func() bool {
 		call(t, http.MethodGet, fmt.Sprintf("%s/data/%d", base, acc.ID), "").decode(t, &status)
 		return len(status.Pushers) == 1 && status.Pushers[0].State == "delivered"
@@ -164,10 +164,10 @@ func TestRetryableFailuresThenDelivered(t *testing.T) {
 	install(t, "pusher-probe", e.plugins, "pusher-probe")
 	svc, base := start(t, e.config(t))
 	waitRunning(t, svc, "probe")
-	var acc gateway.Accepted
+	var acc spool.Accepted
 	call(t, http.MethodPost, base+"/data", `{"uuid":"flaky","row":{"index":0,"data":{"a":1}}}`).decode(t, &acc)
 
-	var status gateway.DeliveryStatus
+	var status spool.DeliveryStatus
 	waitFor(t, 60*time.Second, "delivery after retries", func() bool {
 		call(t, http.MethodGet, fmt.Sprintf("%s/data/%d", base, acc.ID), "").decode(t, &status)
 		return len(status.Pushers) == 1 && status.Pushers[0].State == "delivered"
@@ -189,10 +189,10 @@ func TestPermanentFailureIsDeadLetteredAndRetryWorks(t *testing.T) {
 	install(t, "pusher-probe", e.plugins, "pusher-probe")
 	svc, base := start(t, e.config(t))
 	waitRunning(t, svc, "probe")
-	var acc gateway.Accepted
+	var acc spool.Accepted
 	call(t, http.MethodPost, base+"/data", `{"uuid":"doomed","row":{"index":0,"data":{"a":1}}}`).decode(t, &acc)
 
-	var dead struct{ DeadLetters []gateway.TaskStatus }
+	var dead struct{ DeadLetters []spool.TaskStatus }
 	waitFor(t, 60*time.Second, "the dead letter", func() bool {
 		call(t, http.MethodGet, base+"/deadletters?pusher=probe&uuid=doomed", "").decode(t, &dead)
 		return len(dead.DeadLetters) == 1
@@ -536,7 +536,7 @@ func TestBacklogIsPushedInBatchesAndABadRowFailsAlone(t *testing.T) {
 		if i == 12 {
 			data = `{"bad":true}`
 		}
-		var acc gateway.Accepted
+		var acc spool.Accepted
 		r := call(t, http.MethodPost, base+"/data", fmt.Sprintf(`{"uuid":"line","row":{"index":%d,"data":%s}}`, i, data))
 		if r.status != http.StatusAccepted {
 			t.Fatalf("POST %d: %d %s", i, r.status, r.body)
@@ -547,7 +547,7 @@ func TestBacklogIsPushedInBatchesAndABadRowFailsAlone(t *testing.T) {
 		}
 	}
 	waitFor(t, 60*time.Second, "19 rows delivered", func() bool { return len(lines(t, e.out, "probe")) >= 19 })
-	var dead struct{ DeadLetters []gateway.TaskStatus }
+	var dead struct{ DeadLetters []spool.TaskStatus }
 	waitFor(t, 30*time.Second, "the bad row dead-lettered", func() bool {
 		call(t, http.MethodGet, base+"/deadletters?uuid=line", "").decode(t, &dead)
 		return len(dead.DeadLetters) == 1

@@ -13,9 +13,9 @@ import (
 
 	"github.com/routinglayer/routing/host/config"
 	"github.com/routinglayer/routing/host/datagateway"
-	"github.com/routinglayer/routing/host/gateway"
 	"github.com/routinglayer/routing/host/metrics/metricstest"
 	"github.com/routinglayer/routing/host/pluginmgr"
+	"github.com/routinglayer/routing/host/spool"
 	"github.com/routinglayer/routing/sdk"
 )
 
@@ -76,7 +76,7 @@ func TestFailedPusherDoesNotStopIntake(t *testing.T) {
 	waitState(t, svc, "noisy", pluginmgr.StateFailed)
 
 	const n = 20
-	var last gateway.Accepted
+	var last spool.Accepted
 	for i := range n {
 		r := postRow(t, base, "run", i, valueRow(i))
 		if r.status != http.StatusAccepted {
@@ -89,7 +89,7 @@ func TestFailedPusherDoesNotStopIntake(t *testing.T) {
 	}
 	waitFor(t, 60*time.Second, "the healthy pusher to deliver every row", func() bool { return len(lines(t, e.out, "probe")) >= n })
 	checkDelivered(t, e.out, "probe", "run", n, valueRow)
-	var status gateway.DeliveryStatus
+	var status spool.DeliveryStatus
 	call(t, http.MethodGet, fmt.Sprintf("%s/data/%d", base, last.ID), "").decode(t, &status)
 	if len(status.Pushers) != 2 || status.Pushers[0].Pusher != "noisy" || status.Pushers[0].State != "pending" {
 		t.Fatalf("status of the last delivery: %+v, want noisy pending", status.Pushers)
@@ -138,7 +138,7 @@ func TestStoppedPusherCatchesUpAfterStart(t *testing.T) {
 		if r.status != http.StatusAccepted {
 			t.Fatalf("POST %d while the pusher is stopped: %d %s", i, r.status, r.body)
 		}
-		var acc gateway.Accepted
+		var acc spool.Accepted
 		r.decode(t, &acc)
 		if len(acc.Pushers) != 1 || acc.Pushers[0] != "probe" {
 			t.Fatalf("pushers %v: a stopped pusher must get its tasks", acc.Pushers)
@@ -327,7 +327,7 @@ func TestRemovedPusherTasksAreDeadLettered(t *testing.T) {
 	waitFor(t, 30*time.Second, "the other pusher to deliver", func() bool { return len(lines(t, e.out, "keep")) >= n })
 
 	must(t, os.Remove(filepath.Join(e.plugins, "pusher-gone")))
-	var dead struct{ DeadLetters []gateway.TaskStatus }
+	var dead struct{ DeadLetters []spool.TaskStatus }
 	waitFor(t, 30*time.Second, "the removed pusher's tasks dead-lettered", func() bool {
 		call(t, http.MethodGet, base+"/deadletters?pusher=gone", "").decode(t, &dead)
 		return len(dead.DeadLetters) == n

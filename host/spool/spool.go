@@ -1,10 +1,12 @@
-// Package gateway is the data-gateway's data path: it accepts data rows
-// for a trigger, stores them with one task per pusher in one transaction
-// before answering, and delivers each pusher's tasks through a worker pool
+// Package spool is the data-gateway's row spool, its data path: it
+// accepts data rows for a trigger (POST /data), stores them with one task
+// per pusher in one transaction before answering, and delivers each pusher's tasks through a worker pool
 // of its own: rows of one uuid in the order they were accepted, different
 // uuids in parallel, failures retried with backoff and finally
-// dead-lettered. A slow or dead pusher delays only its own tasks.
-package gateway
+// dead-lettered. A slow or dead pusher delays only its own tasks. It also
+// serves each delivery's status and the dead letters. The service that
+// assembles it with the store and the plugins is host/datagateway.
+package spool
 
 import (
 	"context"
@@ -20,7 +22,7 @@ import (
 	"github.com/routinglayer/routing/sdk/towerclient"
 )
 
-// Config holds the gateway's limits and delivery policy.
+// Config holds the spool's limits and delivery policy.
 type Config struct {
 	// MaxRows bounds the rows of one request.
 	MaxRows int
@@ -53,9 +55,9 @@ type Config struct {
 	// other for one uuid are pushed together up to this many rows (0: one
 	// task per Push).
 	MaxBatchRows int
-	// Metrics receives the gateway's series.
+	// Metrics receives the spool's series.
 	Metrics *metrics.Gateway
-	// Instance names this gateway in task claims; it must stay the same
+	// Instance names this spool in task claims; it must stay the same
 	// across restarts and differ between instances sharing a database
 	// (the services use host name and data directory).
 	Instance string
@@ -72,8 +74,8 @@ type Pusher struct {
 	Paused bool
 }
 
-// Gateway accepts and delivers data rows.
-type Gateway struct {
+// Spool accepts and delivers data rows.
+type Spool struct {
 	cfg     Config
 	store   *store.Store
 	pushers func() []Pusher
@@ -87,13 +89,13 @@ type Gateway struct {
 	single map[string]bool          // pusher and uuid whose batch failed
 }
 
-// New returns a Gateway. pushers lists the installed pushers: each gets a
+// New returns a Spool. pushers lists the installed pushers: each gets a
 // task for every accepted request. Call LoadSpool before serving.
-func New(cfg Config, st *store.Store, pushers func() []Pusher, log hclog.Logger) *Gateway {
+func New(cfg Config, st *store.Store, pushers func() []Pusher, log hclog.Logger) *Spool {
 	if cfg.MaxPushBytes <= 0 {
 		cfg.MaxPushBytes = sdk.MaxMessageBytes
 	}
-	g := &Gateway{
+	sp := &Spool{
 		cfg:     cfg,
 		store:   st,
 		pushers: pushers,
@@ -104,26 +106,26 @@ func New(cfg Config, st *store.Store, pushers func() []Pusher, log hclog.Logger)
 		single:  make(map[string]bool),
 	}
 	if cfg.ControlTowerURL != "" {
-		g.tower = newTriggerCache(towerclient.New(cfg.ControlTowerURL, cfg.ControlTowerToken))
+		sp.tower = newTriggerCache(towerclient.New(cfg.ControlTowerURL, cfg.ControlTowerToken))
 	}
-	return g
+	return sp
 }
 
 // ReleaseStaleClaims frees the claims this instance held when it last
 // stopped (by a crash, say), so their tasks are delivered now rather than
 // when their leases run out.
-func (g *Gateway) ReleaseStaleClaims(ctx context.Context) error {
-	n, err := g.store.ReleaseClaims(ctx, g.owner)
+func (sp *Spool) ReleaseStaleClaims(ctx context.Context) error {
+	n, err := sp.store.ReleaseClaims(ctx, sp.owner)
 	if n > 0 {
-		g.log.Info("released tasks claimed before the last stop", "count", n)
+		sp.log.Info("released tasks claimed before the last stop", "count", n)
 	}
 	return err
 }
 
 // LoadSpool reads the spool's usage (pending tasks per pusher, bytes of
 // rows waiting) that intake's limits are checked against.
-func (g *Gateway) LoadSpool(ctx context.Context) error {
-	return g.ledger.sync(ctx, g.store.Usage)
+func (sp *Spool) LoadSpool(ctx context.Context) error {
+	return sp.ledger.sync(ctx, sp.store.Usage)
 }
 
 // syncEvery is how often the spool's usage is read again when other
@@ -134,8 +136,8 @@ const syncEvery = time.Second
 // PostgreSQL, where other instances may add and deliver tasks, they are
 // read from the store every second; with SQLite this instance is the
 // only writer and its own bookkeeping is exact.
-func (g *Gateway) Run(ctx context.Context) {
-	if g.store.Dialect() != "postgres" {
+func (sp *Spool) Run(ctx context.Context) {
+	if sp.store.Dialect() != "postgres" {
 		return
 	}
 	t := time.NewTicker(syncEvery)
@@ -147,12 +149,12 @@ func (g *Gateway) Run(ctx context.Context) {
 			return
 		case <-t.C:
 		}
-		err := g.ledger.sync(ctx, g.store.Usage)
+		err := sp.ledger.sync(ctx, sp.store.Usage)
 		switch {
 		case err != nil && ctx.Err() == nil && !failing:
-			g.log.Warn("cannot read the spool's usage; intake checks the last figures", "error", err)
+			sp.log.Warn("cannot read the spool's usage; intake checks the last figures", "error", err)
 		case err == nil && failing:
-			g.log.Info("spool usage readable again")
+			sp.log.Info("spool usage readable again")
 		}
 		failing = err != nil
 	}
@@ -160,8 +162,8 @@ func (g *Gateway) Run(ctx context.Context) {
 
 // SpoolBytes is the bytes of stored rows waiting for delivery, as intake
 // counts them against MaxSpoolBytes.
-func (g *Gateway) SpoolBytes() int64 {
-	_, b := g.ledger.usage()
+func (sp *Spool) SpoolBytes() int64 {
+	_, b := sp.ledger.usage()
 	return b
 }
 
@@ -170,34 +172,34 @@ func (g *Gateway) SpoolBytes() int64 {
 // nor hold spool space; the dead letters name the removal and can be
 // retried once it is installed again. It returns how many it
 // dead-lettered.
-func (g *Gateway) PusherRemoved(ctx context.Context, pusher string) (int, error) {
+func (sp *Spool) PusherRemoved(ctx context.Context, pusher string) (int, error) {
 	reason := fmt.Sprintf("pusher %s was removed (its plugin file pusher-%s left the plugins directory); retry this dead letter once it is installed again", pusher, pusher)
-	n, freed, err := g.store.DeadLetterPending(ctx, pusher, reason)
+	n, freed, err := sp.store.DeadLetterPending(ctx, pusher, reason)
 	if err != nil {
 		return 0, err
 	}
-	g.ledger.settled(pusher, n, freed)
+	sp.ledger.settled(pusher, n, freed)
 	if n > 0 {
-		g.log.Warn("pusher removed; its pending tasks are dead-lettered", "pusher", pusher, "tasks", n, "bytes", freed)
+		sp.log.Warn("pusher removed; its pending tasks are dead-lettered", "pusher", pusher, "tasks", n, "bytes", freed)
 	}
 	return n, nil
 }
 
 // kickChan returns the wake-up channel of a pusher's worker pool.
-func (g *Gateway) kickChan(pusher string) chan struct{} {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	ch, ok := g.kicks[pusher]
+func (sp *Spool) kickChan(pusher string) chan struct{} {
+	sp.mu.Lock()
+	defer sp.mu.Unlock()
+	ch, ok := sp.kicks[pusher]
 	if !ok {
 		ch = make(chan struct{}, 1)
-		g.kicks[pusher] = ch
+		sp.kicks[pusher] = ch
 	}
 	return ch
 }
 
-func (g *Gateway) kick(pusher string) {
+func (sp *Spool) kick(pusher string) {
 	select {
-	case g.kickChan(pusher) <- struct{}{}:
+	case sp.kickChan(pusher) <- struct{}{}:
 	default:
 	}
 }

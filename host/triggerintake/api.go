@@ -1,4 +1,4 @@
-package triggers
+package triggerintake
 
 import (
 	"encoding/json"

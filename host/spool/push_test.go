@@ -1,4 +1,4 @@
-package gateway
+package spool
 
 import (
 	"context"
@@ -111,12 +111,12 @@ func TestPushesStayWithinTheMessageLimit(t *testing.T) {
 	st, err := store.Open(t.Context(), store.Config{DataDir: t.TempDir()}, hclog.NewNullLogger())
 	testkit.Must(t, err)
 	defer st.Close()
-	g := New(Config{
+	sp := New(Config{
 		MaxRows: 10000, MaxBacklog: 1000, MaxSpoolBytes: 1 << 30, Concurrency: 2, PushTimeout: 10 * time.Second,
 		MaxAttempts: 3, RetryMin: 10 * time.Millisecond, RetryMax: 50 * time.Millisecond, MaxBatchRows: 1000,
 		ControlTowerURL: tower.URL, Metrics: metrics.NewGateway(prometheus.NewRegistry()), Instance: "test", MaxPushBytes: limit,
 	}, st, func() []Pusher { return nil }, hclog.New(&hclog.LoggerOptions{Output: io.Discard}))
-	testkit.Must(t, g.LoadSpool(t.Context()))
+	testkit.Must(t, sp.LoadSpool(t.Context()))
 
 	// One request of 10 rows, one of 100, then ten of 10: about 1 kB a row.
 	var (
@@ -149,7 +149,7 @@ func TestPushesStayWithinTheMessageLimit(t *testing.T) {
 	rec := &recorder{limit: limit}
 	ctx, cancel := context.WithCancel(t.Context())
 	done := make(chan error, 1)
-	go func() { done <- g.deliver(ctx, "p", rec) }()
+	go func() { done <- sp.deliver(ctx, "p", rec) }()
 	testkit.WaitFor(t, 30*time.Second, "every task finished", func() bool {
 		u, err := st.Usage(t.Context())
 		return err == nil && u.Pending["p"] == 0
@@ -188,7 +188,7 @@ func TestPushesStayWithinTheMessageLimit(t *testing.T) {
 	if len(dead) != 1 || !strings.Contains(dead[0].LastError, "row 0 of the request is") {
 		t.Fatalf("dead letters of the oversize row: %+v", dead)
 	}
-	if b := g.SpoolBytes(); b != 0 {
+	if b := sp.SpoolBytes(); b != 0 {
 		t.Fatalf("spool bytes %d once every task finished, want 0", b)
 	}
 }

@@ -1,9 +1,10 @@
-// Package triggers is the control-tower's trigger intake: one path for
-// triggers posted over HTTP and triggers emitted by watcher plugins. A
+// Package triggerintake is the control-tower's trigger intake: one path
+// for triggers posted over HTTP and triggers emitted by watcher plugins. A
 // trigger is validated, then stored with its publish outbox entry in one
 // transaction, and only then acknowledged to its source. The package also
-// serves the trigger HTTP API.
-package triggers
+// serves the trigger HTTP API. The service that assembles it with the
+// store, the plugins and the relay is host/controltower.
+package triggerintake
 
 import (
 	"context"

@@ -1,4 +1,4 @@
-package gateway
+package spool
 
 import (
 	"errors"
@@ -19,17 +19,17 @@ import (
 //	GET  /data/{id}                   one delivery's status per pusher
 //	GET  /deadletters                 dead-lettered tasks (?pusher=, ?uuid=)
 //	POST /deadletters/{id}/retry      deliver a dead letter again
-func (g *Gateway) Routes(r *mux.Router, maxBodyBytes int64) {
-	r.HandleFunc("/data", g.handleData(false, maxBodyBytes)).Methods(http.MethodPost)
-	r.HandleFunc("/data/batch", g.handleData(true, maxBodyBytes)).Methods(http.MethodPost)
-	r.HandleFunc("/data/{id:[0-9]+}", g.handleDelivery).Methods(http.MethodGet)
-	r.HandleFunc("/deadletters", g.handleDeadLetters).Methods(http.MethodGet)
-	r.HandleFunc("/deadletters/{id:[0-9]+}/retry", g.handleRetry).Methods(http.MethodPost)
+func (sp *Spool) Routes(r *mux.Router, maxBodyBytes int64) {
+	r.HandleFunc("/data", sp.handleData(false, maxBodyBytes)).Methods(http.MethodPost)
+	r.HandleFunc("/data/batch", sp.handleData(true, maxBodyBytes)).Methods(http.MethodPost)
+	r.HandleFunc("/data/{id:[0-9]+}", sp.handleDelivery).Methods(http.MethodGet)
+	r.HandleFunc("/deadletters", sp.handleDeadLetters).Methods(http.MethodGet)
+	r.HandleFunc("/deadletters/{id:[0-9]+}/retry", sp.handleRetry).Methods(http.MethodPost)
 }
 
 // TaskStatus is one pusher's progress on a delivery, or a dead letter.
 // LastError is the last failure, or a skip's reason; Note is the pusher's
-// note on a delivered task (e.g. keys it ignored).
+// note on a delivered task (e.sp. keys it ignored).
 type TaskStatus struct {
 	ID            int64      `json:"id"`
 	DeliveryID    int64      `json:"deliveryId"`
@@ -73,8 +73,8 @@ func pathID(r *http.Request) int64 {
 	return id
 }
 
-func (g *Gateway) handleDelivery(w http.ResponseWriter, r *http.Request) {
-	d, tasks, err := g.store.GetDelivery(r.Context(), pathID(r))
+func (sp *Spool) handleDelivery(w http.ResponseWriter, r *http.Request) {
+	d, tasks, err := sp.store.GetDelivery(r.Context(), pathID(r))
 	switch {
 	case errors.Is(err, store.ErrNotFound):
 		httpapi.WriteProblem(w, r, http.StatusNotFound, err.Error())
@@ -90,9 +90,9 @@ func (g *Gateway) handleDelivery(w http.ResponseWriter, r *http.Request) {
 	httpapi.WriteJSON(w, http.StatusOK, out)
 }
 
-func (g *Gateway) handleDeadLetters(w http.ResponseWriter, r *http.Request) {
+func (sp *Spool) handleDeadLetters(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
-	tasks, err := g.store.ListDeadLetters(r.Context(), store.DeadLetterFilter{Pusher: q.Get("pusher"), UUID: q.Get("uuid")})
+	tasks, err := sp.store.ListDeadLetters(r.Context(), store.DeadLetterFilter{Pusher: q.Get("pusher"), UUID: q.Get("uuid")})
 	if err != nil {
 		writeUnavailable(w, r, err)
 		return
@@ -106,16 +106,16 @@ func (g *Gateway) handleDeadLetters(w http.ResponseWriter, r *http.Request) {
 	httpapi.WriteJSON(w, http.StatusOK, out)
 }
 
-func (g *Gateway) handleRetry(w http.ResponseWriter, r *http.Request) {
-	t, added, err := g.store.RetryDeadLetter(r.Context(), pathID(r))
+func (sp *Spool) handleRetry(w http.ResponseWriter, r *http.Request) {
+	t, added, err := sp.store.RetryDeadLetter(r.Context(), pathID(r))
 	switch {
 	case errors.Is(err, store.ErrNotFound):
 		httpapi.WriteProblem(w, r, http.StatusNotFound, "no dead letter with this id")
 	case err != nil:
 		writeUnavailable(w, r, err)
 	default:
-		g.ledger.reopened(t.Pusher, 1, added)
-		g.kick(t.Pusher)
+		sp.ledger.reopened(t.Pusher, 1, added)
+		sp.kick(t.Pusher)
 		httpapi.WriteJSON(w, http.StatusAccepted, taskStatus(t))
 	}
 }

@@ -1,4 +1,4 @@
-package gateway
+package spool
 
 import (
 	"errors"
@@ -29,7 +29,7 @@ type Accepted struct {
 	Pushers []string `json:"pushers"`
 }
 
-func (g *Gateway) handleData(batch bool, maxBody int64) http.HandlerFunc {
+func (sp *Spool) handleData(batch bool, maxBody int64) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		raw, ok := httpapi.ReadJSON(w, r, maxBody)
 		if !ok {
@@ -40,17 +40,17 @@ func (g *Gateway) handleData(batch bool, maxBody int64) http.HandlerFunc {
 			httpapi.WriteInvalid(w, r, http.StatusBadRequest, err)
 			return
 		}
-		rows, err := g.validate(r, &body, batch)
+		rows, err := sp.validate(r, &body, batch)
 		if err != nil {
 			httpapi.WriteInvalid(w, r, http.StatusUnprocessableEntity, err)
 			return
 		}
-		g.accept(w, r, body.UUID, rows)
+		sp.accept(w, r, body.UUID, rows)
 	}
 }
 
 // validate checks a decoded body and returns its rows.
-func (g *Gateway) validate(r *http.Request, body *dataBody, batch bool) ([]sdk.Row, error) {
+func (sp *Spool) validate(r *http.Request, body *dataBody, batch bool) ([]sdk.Row, error) {
 	var errs []sdk.FieldError
 	fail := func(field, format string, args ...any) {
 		errs = append(errs, sdk.FieldError{Field: field, Reason: fmt.Sprintf(format, args...)})
@@ -74,8 +74,8 @@ func (g *Gateway) validate(r *http.Request, body *dataBody, batch bool) ([]sdk.R
 			fail("rows", "is required: a non-empty list of rows")
 		case len(body.Rows) == 0:
 			fail("rows", "must not be empty")
-		case len(body.Rows) > g.cfg.MaxRows:
-			fail("rows", "has %d rows, at most %d are accepted per request", len(body.Rows), g.cfg.MaxRows)
+		case len(body.Rows) > sp.cfg.MaxRows:
+			fail("rows", "has %d rows, at most %d are accepted per request", len(body.Rows), sp.cfg.MaxRows)
 		}
 		rows, path = body.Rows, "rows"
 	} else {
@@ -101,8 +101,8 @@ func (g *Gateway) validate(r *http.Request, body *dataBody, batch bool) ([]sdk.R
 			}
 		}
 	}
-	if len(errs) == 0 && g.cfg.VerifyTriggers && g.tower != nil {
-		errs = append(errs, g.verify(r, body.UUID, rows, path, batch)...)
+	if len(errs) == 0 && sp.cfg.VerifyTriggers && sp.tower != nil {
+		errs = append(errs, sp.verify(r, body.UUID, rows, path, batch)...)
 	}
 	if len(errs) > 0 {
 		return nil, &sdk.ValidationError{Fields: errs}
@@ -112,8 +112,8 @@ func (g *Gateway) validate(r *http.Request, body *dataBody, batch bool) ([]sdk.R
 
 // verify checks rows against their trigger: it must exist, and indexes
 // must fall inside its plate.
-func (g *Gateway) verify(r *http.Request, uuid string, rows []sdk.Row, path string, batch bool) []sdk.FieldError {
-	t, err := g.tower.resolve(r.Context(), uuid)
+func (sp *Spool) verify(r *http.Request, uuid string, rows []sdk.Row, path string, batch bool) []sdk.FieldError {
+	t, err := sp.tower.resolve(r.Context(), uuid)
 	if err != nil {
 		return []sdk.FieldError{{Field: "uuid", Reason: "cannot be verified now: " + err.Error()}}
 	}
@@ -141,8 +141,8 @@ func (g *Gateway) verify(r *http.Request, uuid string, rows []sdk.Row, path stri
 // why it cannot take them now: 503 without pushers, 413 for a row too
 // large for a push or rows larger than the whole spool, 507 when the spool
 // is full, 429 when a delivering pusher's backlog is full.
-func (g *Gateway) accept(w http.ResponseWriter, r *http.Request, uuid string, rows []sdk.Row) {
-	pushers := g.pushers()
+func (sp *Spool) accept(w http.ResponseWriter, r *http.Request, uuid string, rows []sdk.Row) {
+	pushers := sp.pushers()
 	if len(pushers) == 0 {
 		w.Header().Set("Retry-After", "30")
 		httpapi.WriteProblem(w, r, http.StatusServiceUnavailable, "no pusher is installed: accepted data would have nowhere to go")
@@ -156,37 +156,37 @@ func (g *Gateway) accept(w http.ResponseWriter, r *http.Request, uuid string, ro
 		httpapi.WriteProblem(w, r, http.StatusBadRequest, "rows cannot be encoded: "+err.Error())
 		return
 	}
-	if maxRow := g.batchBytes(); len(encoded) > maxRow {
+	if maxRow := sp.batchBytes(); len(encoded) > maxRow {
 		if errs := oversizeRows(encoded, maxRow, strings.HasSuffix(r.URL.Path, "/batch")); len(errs) > 0 {
 			httpapi.WriteInvalid(w, r, http.StatusRequestEntityTooLarge, &sdk.ValidationError{Fields: errs})
 			return
 		}
 	}
-	if size := int64(len(encoded)); size > g.cfg.MaxSpoolBytes {
+	if size := int64(len(encoded)); size > sp.cfg.MaxSpoolBytes {
 		httpapi.WriteProblem(w, r, http.StatusRequestEntityTooLarge, fmt.Sprintf(
-			"the rows take %d bytes as stored, more than the whole spool may hold (MAX_SPOOL_BYTES=%d): send them in smaller requests", size, g.cfg.MaxSpoolBytes))
+			"the rows take %d bytes as stored, more than the whole spool may hold (MAX_SPOOL_BYTES=%d): send them in smaller requests", size, sp.cfg.MaxSpoolBytes))
 		return
 	}
-	res, ref := g.ledger.admit(pushers, int64(len(encoded)))
+	res, ref := sp.ledger.admit(pushers, int64(len(encoded)))
 	if ref != nil {
-		g.refuse(w, r, ref, pushers, int64(len(encoded)))
+		sp.refuse(w, r, ref, pushers, int64(len(encoded)))
 		return
 	}
 	names := make([]string, len(pushers))
 	for i, p := range pushers {
 		names[i] = p.Name
 	}
-	d, err := g.store.InsertDelivery(r.Context(), uuid, encoded, len(rows), names)
+	d, err := sp.store.InsertDelivery(r.Context(), uuid, encoded, len(rows), names)
 	if err != nil {
-		g.ledger.cancel(res)
+		sp.ledger.cancel(res)
 		writeUnavailable(w, r, err)
 		return
 	}
-	g.ledger.commit(res)
-	g.cfg.Metrics.DeliveriesReceived.Inc()
-	g.cfg.Metrics.RowsReceived.Add(float64(len(rows)))
+	sp.ledger.commit(res)
+	sp.cfg.Metrics.DeliveriesReceived.Inc()
+	sp.cfg.Metrics.RowsReceived.Add(float64(len(rows)))
 	for _, p := range names {
-		g.kick(p)
+		sp.kick(p)
 	}
 	w.Header().Set("Location", fmt.Sprintf("/data/%d", d.ID))
 	httpapi.WriteJSON(w, http.StatusAccepted, Accepted{ID: d.ID, UUID: uuid, Rows: len(rows), Pushers: names})
@@ -211,7 +211,7 @@ func oversizeRows(encoded sdk.EncodedRows, max int, batch bool) []sdk.FieldError
 
 // refuse answers a request the spool cannot take now: 507 when it is
 // full, else 429 naming the pushers whose backlog is full.
-func (g *Gateway) refuse(w http.ResponseWriter, r *http.Request, ref *refusal, pushers []Pusher, size int64) {
+func (sp *Spool) refuse(w http.ResponseWriter, r *http.Request, ref *refusal, pushers []Pusher, size int64) {
 	if ref.spoolFull {
 		var paused, behind []string
 		for _, p := range pushers {
@@ -224,7 +224,7 @@ func (g *Gateway) refuse(w http.ResponseWriter, r *http.Request, ref *refusal, p
 			}
 		}
 		detail := fmt.Sprintf("spool full: %d bytes of rows wait for delivery and this request needs %d more, over MAX_SPOOL_BYTES=%d. ",
-			ref.spoolBytes, size, g.cfg.MaxSpoolBytes)
+			ref.spoolBytes, size, sp.cfg.MaxSpoolBytes)
 		if len(paused) > 0 {
 			detail += "Rows are kept for paused pushers until they run again: " + strings.Join(paused, ", ") +
 				". Start or restart them (POST /plugins/{name}/start, or routectl start <name>) so they catch up and free the space, then retry."
@@ -245,7 +245,7 @@ func (g *Gateway) refuse(w http.ResponseWriter, r *http.Request, ref *refusal, p
 	}
 	w.Header().Set("Retry-After", "5")
 	httpapi.WriteProblem(w, r, http.StatusTooManyRequests, fmt.Sprintf("backlog limit MAX_BACKLOG=%d reached for %s; retry later",
-		g.cfg.MaxBacklog, strings.Join(full, ", ")))
+		sp.cfg.MaxBacklog, strings.Join(full, ", ")))
 }
 
 func writeUnavailable(w http.ResponseWriter, r *http.Request, err error) {

@@ -1,4 +1,4 @@
-package gateway
+package spool
 
 import (
 	"context"
@@ -19,15 +19,15 @@ const poll = 250 * time.Millisecond
 
 // Attach starts a pusher process and delivers its tasks until ctx is done
 // or the process dies. It is the plugin manager's AttachFunc for pushers.
-func (g *Gateway) Attach(ctx context.Context, p *pluginmgr.Plugin) error {
+func (sp *Spool) Attach(ctx context.Context, p *pluginmgr.Plugin) error {
 	pc, ok := p.Client.(sdk.PusherClient)
 	if !ok {
 		return fmt.Errorf("plugin %s is not a pusher", p.Name)
 	}
-	if err := pc.Start(ctx, g.store.PluginState(p.Name)); err != nil {
+	if err := pc.Start(ctx, sp.store.PluginState(p.Name)); err != nil {
 		return fmt.Errorf("start: %w", err)
 	}
-	return g.deliver(ctx, p.Name, pc)
+	return sp.deliver(ctx, p.Name, pc)
 }
 
 type outcome struct {
@@ -38,10 +38,10 @@ type outcome struct {
 // deliver runs one pusher's worker pool: it claims due tasks (at most one
 // per uuid at a time, so each uuid's rows arrive in order) and pushes up
 // to Concurrency of them in parallel.
-func (g *Gateway) deliver(ctx context.Context, pusher string, pc sdk.PusherClient) error {
-	log := g.log.With("pusher", pusher)
-	kick := g.kickChan(pusher)
-	done := make(chan outcome, g.cfg.Concurrency)
+func (sp *Spool) deliver(ctx context.Context, pusher string, pc sdk.PusherClient) error {
+	log := sp.log.With("pusher", pusher)
+	kick := sp.kickChan(pusher)
+	done := make(chan outcome, sp.cfg.Concurrency)
 	inFlight := 0
 	defer func() {
 		for ; inFlight > 0; inFlight-- {
@@ -52,16 +52,16 @@ func (g *Gateway) deliver(ctx context.Context, pusher string, pc sdk.PusherClien
 	// gives up on the process end now and are released uncounted.
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	lease := 2*g.cfg.PushTimeout + 10*time.Second
+	lease := 2*sp.cfg.PushTimeout + 10*time.Second
 	for {
-		if free := g.cfg.Concurrency - inFlight; free > 0 && ctx.Err() == nil {
-			batches, err := g.store.ClaimBatches(ctx, pusher, g.owner, free, g.batchRows(pusher), int64(g.batchBytes()), lease)
+		if free := sp.cfg.Concurrency - inFlight; free > 0 && ctx.Err() == nil {
+			batches, err := sp.store.ClaimBatches(ctx, pusher, sp.owner, free, sp.batchRows(pusher), int64(sp.batchBytes()), lease)
 			if err != nil && ctx.Err() == nil {
 				log.Warn("cannot claim tasks", "error", err)
 			}
 			for _, b := range batches {
 				inFlight++
-				go func() { done <- g.push(ctx, pc, b) }()
+				go func() { done <- sp.push(ctx, pc, b) }()
 			}
 			if len(batches) == free {
 				continue // there may be more
@@ -78,7 +78,7 @@ func (g *Gateway) deliver(ctx context.Context, pusher string, pc sdk.PusherClien
 			if o.hung {
 				// A plugin stuck in Push is not left "running": ending the
 				// attachment makes its supervisor kill and restart it.
-				return fmt.Errorf("push did not answer within %s; restarting the plugin", g.cfg.PushTimeout)
+				return fmt.Errorf("push did not answer within %s; restarting the plugin", sp.cfg.PushTimeout)
 			}
 		case <-kick:
 		case <-time.After(poll):
@@ -90,28 +90,28 @@ func (g *Gateway) deliver(ctx context.Context, pusher string, pc sdk.PusherClien
 // the head while the uuid had a failed batch, so that until one push of it
 // succeeds its tasks go one at a time, attempts, retries and dead letters
 // count per task, and a bad row cannot hold back the rows around it.
-func (g *Gateway) batchRows(pusher string) func(uuid string) int {
+func (sp *Spool) batchRows(pusher string) func(uuid string) int {
 	return func(uuid string) int {
-		if g.isSingle(pusher, uuid) {
+		if sp.isSingle(pusher, uuid) {
 			return 0
 		}
-		return g.cfg.MaxBatchRows
+		return sp.cfg.MaxBatchRows
 	}
 }
 
-func (g *Gateway) isSingle(pusher, uuid string) bool {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	return g.single[pusher+"\x00"+uuid]
+func (sp *Spool) isSingle(pusher, uuid string) bool {
+	sp.mu.Lock()
+	defer sp.mu.Unlock()
+	return sp.single[pusher+"\x00"+uuid]
 }
 
-func (g *Gateway) setSingle(pusher, uuid string, on bool) {
-	g.mu.Lock()
-	defer g.mu.Unlock()
+func (sp *Spool) setSingle(pusher, uuid string, on bool) {
+	sp.mu.Lock()
+	defer sp.mu.Unlock()
 	if on {
-		g.single[pusher+"\x00"+uuid] = true
+		sp.single[pusher+"\x00"+uuid] = true
 	} else {
-		delete(g.single, pusher+"\x00"+uuid)
+		delete(sp.single, pusher+"\x00"+uuid)
 	}
 }
 
@@ -125,32 +125,32 @@ func (g *Gateway) setSingle(pusher, uuid string, on bool) {
 // tasks go one at a time until one is delivered; a single task follows
 // the retry policy. Bookkeeping outlives a cancelled ctx: a task must end
 // claimed by nobody or finished.
-func (g *Gateway) push(ctx context.Context, pc sdk.PusherClient, batch []store.ClaimedTask) outcome {
+func (sp *Spool) push(ctx context.Context, pc sdk.PusherClient, batch []store.ClaimedTask) outcome {
 	bg := context.WithoutCancel(ctx)
 	t := batch[0]
-	log := g.log.With("pusher", t.Pusher, "uuid", t.UUID, "delivery", t.DeliveryID, "attempt", t.Attempts+1)
+	log := sp.log.With("pusher", t.Pusher, "uuid", t.UUID, "delivery", t.DeliveryID, "attempt", t.Attempts+1)
 	parts := make([]sdk.EncodedRows, len(batch))
 	for i, bt := range batch {
 		part, err := storedRows(bt.Rows)
 		if err != nil {
-			g.record(bg, []store.ClaimedTask{bt}, store.TaskDead, fmt.Sprintf("stored rows unreadable: %v", err))
-			g.releaseAll(bg, batch, bt.ID)
+			sp.record(bg, []store.ClaimedTask{bt}, store.TaskDead, fmt.Sprintf("stored rows unreadable: %v", err))
+			sp.releaseAll(bg, batch, bt.ID)
 			return outcome{}
 		}
 		parts[i] = part
 	}
 	var trigger *sdk.StoredTrigger
-	if g.tower != nil {
+	if sp.tower != nil {
 		var err error
-		if trigger, err = g.tower.resolve(ctx, t.UUID); err != nil {
+		if trigger, err = sp.tower.resolve(ctx, t.UUID); err != nil {
 			log.Warn("trigger unresolved; retrying later", "error", err)
-			g.retry(bg, t, g.retryDelay(t.Attempts), err.Error(), false)
-			g.releaseAll(bg, batch, t.ID)
+			sp.retry(bg, t, sp.retryDelay(t.Attempts), err.Error(), false)
+			sp.releaseAll(bg, batch, t.ID)
 			return outcome{}
 		}
 	}
 	req := sdk.PushRequest{UUID: t.UUID, Trigger: trigger, Attempt: t.Attempts + 1}
-	room := max(g.cfg.MaxPushBytes-sdk.PushRequestSize(req, nil), 0)
+	room := max(sp.cfg.MaxPushBytes-sdk.PushRequestSize(req, nil), 0)
 	// Tasks behind the head that do not fit in one message beside the
 	// trigger go back to wait for the next push.
 	n, size := 1, len(parts[0])
@@ -159,10 +159,10 @@ func (g *Gateway) push(ctx context.Context, pc sdk.PusherClient, batch []store.C
 		n++
 	}
 	if n < len(batch) {
-		g.releaseAll(bg, batch[n:], 0)
+		sp.releaseAll(bg, batch[n:], 0)
 		batch, parts = batch[:n], parts[:n]
 	}
-	count := func(outcome string) { g.cfg.Metrics.Tasks.WithLabelValues(t.Pusher, outcome).Add(float64(len(batch))) }
+	count := func(outcome string) { sp.cfg.Metrics.Tasks.WithLabelValues(t.Pusher, outcome).Add(float64(len(batch))) }
 	var chunks []sdk.EncodedRows
 	if len(batch) > 1 {
 		rows := make(sdk.EncodedRows, 0, size)
@@ -175,23 +175,23 @@ func (g *Gateway) push(ctx context.Context, pc sdk.PusherClient, batch []store.C
 		if chunks, err = splitRows(parts[0], room); err != nil {
 			count("dead")
 			log.Warn("rows too large for a push; dead-lettered", "error", err)
-			g.setSingle(t.Pusher, t.UUID, false)
-			g.record(bg, batch, store.TaskDead, err.Error())
+			sp.setSingle(t.Pusher, t.UUID, false)
+			sp.record(bg, batch, store.TaskDead, err.Error())
 			return outcome{}
 		}
 		if len(chunks) > 1 {
-			log.Info("rows too large for one push; pushing them in consecutive parts", "parts", len(chunks), "bytes", len(parts[0]), "limit", g.cfg.MaxPushBytes)
+			log.Info("rows too large for one push; pushing them in consecutive parts", "parts", len(chunks), "bytes", len(parts[0]), "limit", sp.cfg.MaxPushBytes)
 		}
 	}
-	note, err := g.pushParts(ctx, pc, t.Pusher, req, chunks)
+	note, err := sp.pushParts(ctx, pc, t.Pusher, req, chunks)
 	if len(batch) > 1 && err != nil && !errors.Is(err, sdk.ErrSkipped) {
-		g.releaseAll(bg, batch, 0)
+		sp.releaseAll(bg, batch, 0)
 		if errors.Is(err, sdk.ErrPluginExited) || ctx.Err() != nil {
 			// Not the rows' fault: the next process takes the batch again.
 			return outcome{exited: errors.Is(err, sdk.ErrPluginExited)}
 		}
 		// Which row failed is unknown: push them one at a time.
-		g.setSingle(t.Pusher, t.UUID, true)
+		sp.setSingle(t.Pusher, t.UUID, true)
 		log.Info("batch push failed; pushing its tasks one at a time", "tasks", len(batch), "error", err)
 		if errors.Is(err, context.DeadlineExceeded) {
 			count("timeout")
@@ -203,36 +203,36 @@ func (g *Gateway) push(ctx context.Context, pc sdk.PusherClient, batch []store.C
 	switch {
 	case err == nil:
 		count("delivered")
-		g.setSingle(t.Pusher, t.UUID, false)
-		g.record(bg, batch, store.TaskDelivered, note)
+		sp.setSingle(t.Pusher, t.UUID, false)
+		sp.record(bg, batch, store.TaskDelivered, note)
 	case errors.Is(err, sdk.ErrSkipped):
 		count("skipped")
-		g.setSingle(t.Pusher, t.UUID, false)
-		g.record(bg, batch, store.TaskSkipped, err.Error())
+		sp.setSingle(t.Pusher, t.UUID, false)
+		sp.record(bg, batch, store.TaskSkipped, err.Error())
 	case errors.Is(err, sdk.ErrPermanent):
 		count("dead")
 		log.Warn("permanent failure; dead-lettered", "error", err)
-		g.setSingle(t.Pusher, t.UUID, false)
-		g.record(bg, batch, store.TaskDead, err.Error())
+		sp.setSingle(t.Pusher, t.UUID, false)
+		sp.record(bg, batch, store.TaskDead, err.Error())
 	case errors.Is(err, sdk.ErrPluginExited), ctx.Err() != nil:
 		// Not the rows' fault: the next process takes the task again.
-		g.retry(bg, t, 0, err.Error(), false)
+		sp.retry(bg, t, 0, err.Error(), false)
 		return outcome{exited: errors.Is(err, sdk.ErrPluginExited)}
 	case errors.Is(err, context.DeadlineExceeded):
 		count("timeout")
-		log.Warn("push timed out; the plugin will be restarted", "timeout", g.cfg.PushTimeout)
-		g.retry(bg, t, g.retryDelay(t.Attempts), err.Error(), true)
+		log.Warn("push timed out; the plugin will be restarted", "timeout", sp.cfg.PushTimeout)
+		sp.retry(bg, t, sp.retryDelay(t.Attempts), err.Error(), true)
 		return outcome{hung: true}
-	case t.Attempts+1 >= g.cfg.MaxAttempts:
+	case t.Attempts+1 >= sp.cfg.MaxAttempts:
 		count("dead")
 		log.Warn("attempts exhausted; dead-lettered", "error", err)
-		g.setSingle(t.Pusher, t.UUID, false)
-		g.record(bg, batch, store.TaskDead, fmt.Sprintf("%d attempts failed; last: %v", t.Attempts+1, err))
+		sp.setSingle(t.Pusher, t.UUID, false)
+		sp.record(bg, batch, store.TaskDead, fmt.Sprintf("%d attempts failed; last: %v", t.Attempts+1, err))
 	default:
 		count("retried")
-		delay := g.retryDelay(t.Attempts)
+		delay := sp.retryDelay(t.Attempts)
 		log.Info("push failed; retrying", "error", err, "in", delay)
-		g.retry(bg, t, delay, err.Error(), true)
+		sp.retry(bg, t, delay, err.Error(), true)
 	}
 	return outcome{}
 }
@@ -240,14 +240,14 @@ func (g *Gateway) push(ctx context.Context, pc sdk.PusherClient, batch []store.C
 // pushParts pushes the chunks of rows in order, one Push each, and stops
 // at the first that fails, returning its error; the notes of the
 // delivered pushes are joined.
-func (g *Gateway) pushParts(ctx context.Context, pc sdk.PusherClient, pusher string, req sdk.PushRequest, chunks []sdk.EncodedRows) (string, error) {
+func (sp *Spool) pushParts(ctx context.Context, pc sdk.PusherClient, pusher string, req sdk.PushRequest, chunks []sdk.EncodedRows) (string, error) {
 	var notes []string
 	for _, rows := range chunks {
-		pctx, cancel := context.WithTimeout(ctx, g.cfg.PushTimeout)
+		pctx, cancel := context.WithTimeout(ctx, sp.cfg.PushTimeout)
 		started := time.Now()
 		err := pc.PushEncoded(pctx, req, rows)
 		cancel()
-		g.cfg.Metrics.PushDuration.WithLabelValues(pusher).Observe(time.Since(started).Seconds())
+		sp.cfg.Metrics.PushDuration.WithLabelValues(pusher).Observe(time.Since(started).Seconds())
 		if errors.Is(err, sdk.ErrDelivered) {
 			notes, err = append(notes, err.Error()), nil
 		}
@@ -293,8 +293,8 @@ func rowSizes(rows sdk.EncodedRows) []int {
 
 // batchBytes bounds the stored rows of the tasks one push takes together:
 // the message limit less a sixteenth kept for the trigger and framing.
-func (g *Gateway) batchBytes() int {
-	return g.cfg.MaxPushBytes - g.cfg.MaxPushBytes/16
+func (sp *Spool) batchBytes() int {
+	return sp.cfg.MaxPushBytes - sp.cfg.MaxPushBytes/16
 }
 
 // storedRows returns a delivery's rows as stored: in the plugin protocol's
@@ -316,47 +316,47 @@ func storedRows(b []byte) (sdk.EncodedRows, error) {
 
 // releaseAll gives back the claims of a batch's tasks, but the one with id
 // except, uncounted and due now.
-func (g *Gateway) releaseAll(ctx context.Context, batch []store.ClaimedTask, except int64) {
+func (sp *Spool) releaseAll(ctx context.Context, batch []store.ClaimedTask, except int64) {
 	var ids []int64
 	for _, t := range batch {
 		if t.ID != except {
 			ids = append(ids, t.ID)
 		}
 	}
-	if err := g.store.ReleaseTasks(ctx, ids, g.owner); err != nil {
-		g.log.Warn("cannot release tasks", "tasks", ids, "error", err)
+	if err := sp.store.ReleaseTasks(ctx, ids, sp.owner); err != nil {
+		sp.log.Warn("cannot release tasks", "tasks", ids, "error", err)
 	}
 }
 
-func (g *Gateway) record(ctx context.Context, batch []store.ClaimedTask, state store.TaskState, msg string) {
+func (sp *Spool) record(ctx context.Context, batch []store.ClaimedTask, state store.TaskState, msg string) {
 	ids := make([]int64, len(batch))
 	for i, t := range batch {
 		ids[i] = t.ID
 	}
-	freed, err := g.store.FinishTasks(ctx, ids, g.owner, state, msg)
+	freed, err := sp.store.FinishTasks(ctx, ids, sp.owner, state, msg)
 	if err != nil {
 		// The lease ran out or the store failed: the tasks stay pending and
 		// are pushed again (at least once).
-		g.log.Warn("cannot record task outcome", "tasks", ids, "state", state, "error", err)
+		sp.log.Warn("cannot record task outcome", "tasks", ids, "state", state, "error", err)
 	} else {
-		g.ledger.settled(batch[0].Pusher, len(ids), freed)
+		sp.ledger.settled(batch[0].Pusher, len(ids), freed)
 	}
-	g.kick(batch[0].Pusher) // the uuid's next task may be due
+	sp.kick(batch[0].Pusher) // the uuid's next task may be due
 }
 
-func (g *Gateway) retry(ctx context.Context, t store.ClaimedTask, delay time.Duration, msg string, counted bool) {
-	if err := g.store.RetryTask(ctx, t.ID, g.owner, delay, msg, counted); err != nil {
-		g.log.Warn("cannot release task", "task", t.ID, "error", err)
+func (sp *Spool) retry(ctx context.Context, t store.ClaimedTask, delay time.Duration, msg string, counted bool) {
+	if err := sp.store.RetryTask(ctx, t.ID, sp.owner, delay, msg, counted); err != nil {
+		sp.log.Warn("cannot release task", "task", t.ID, "error", err)
 	}
 }
 
 // retryDelay is exponential from RetryMin, capped at RetryMax, with up to
 // 25% jitter.
-func (g *Gateway) retryDelay(attempts int) time.Duration {
-	d := g.cfg.RetryMin
-	for i := 0; i < attempts && d < g.cfg.RetryMax; i++ {
+func (sp *Spool) retryDelay(attempts int) time.Duration {
+	d := sp.cfg.RetryMin
+	for i := 0; i < attempts && d < sp.cfg.RetryMax; i++ {
 		d *= 2
 	}
-	d = min(d, g.cfg.RetryMax)
+	d = min(d, sp.cfg.RetryMax)
 	return d + time.Duration(rand.Int64N(int64(d)/4+1))
 }
