@@ -143,6 +143,7 @@ func toPBInfo(info Info, kind Kind) *pluginpb.InfoResponse {
 		Version:     info.Version,
 		SdkVersion:  Version,
 		Description: info.Description,
+		Language:    Language,
 	}
 	for _, k := range ConfigKeys(info.Config) {
 		out.Config = append(out.Config, &pluginpb.ConfigKey{
@@ -159,6 +160,7 @@ func fromPBInfo(p *pluginpb.InfoResponse) PluginInfo {
 		Version:     p.GetVersion(),
 		SDKVersion:  p.GetSdkVersion(),
 		Description: p.GetDescription(),
+		Language:    p.GetLanguage(),
 	}
 	for _, k := range p.GetConfig() {
 		info.Config = append(info.Config, ConfigKey{

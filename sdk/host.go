@@ -68,6 +68,9 @@ type PluginInfo struct {
 	Description string `json:"description,omitempty"`
 	// Config lists the configuration keys the plugin reads.
 	Config []ConfigKey `json:"config"`
+	// Language is the language the plugin is written in, as its SDK
+	// reports it: "go", "python"; empty for plugins that predate it.
+	Language string `json:"language,omitempty"`
 }
 
 // PluginClient is the host's handle on a plugin of any kind.

@@ -9,6 +9,9 @@ import (
 // Version is the version of this SDK, reported to the host in Info.
 const Version = "0.1.0"
 
+// Language is the language this SDK reports for its plugins in Info.
+const Language = "go"
+
 // Kind is the kind of a plugin; the host checks it against the file name
 // prefix (watcher-*, pusher-*).
 type Kind string

@@ -62,7 +62,7 @@ func TestInfoCrossesTheWire(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := sdk.PluginInfo{
-		Name: "script", Kind: sdk.KindWatcher, Version: "1.2.3", SDKVersion: sdk.Version, Description: "test watcher",
+		Name: "script", Kind: sdk.KindWatcher, Version: "1.2.3", SDKVersion: sdk.Version, Description: "test watcher", Language: "go",
 		Config: []sdk.ConfigKey{
 			{Name: "TOKEN", Required: true, Secret: true, Help: "access token"},
 			{Name: "EVERY", Default: "5s", Help: "poll interval"},

@@ -240,13 +240,16 @@ func (*InfoRequest) Descriptor() ([]byte, []int) {
 }
 
 type InfoResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
-	Kind          string                 `protobuf:"bytes,2,opt,name=kind,proto3" json:"kind,omitempty"` // "watcher" or "pusher"
-	Version       string                 `protobuf:"bytes,3,opt,name=version,proto3" json:"version,omitempty"`
-	SdkVersion    string                 `protobuf:"bytes,4,opt,name=sdk_version,json=sdkVersion,proto3" json:"sdk_version,omitempty"`
-	Description   string                 `protobuf:"bytes,5,opt,name=description,proto3" json:"description,omitempty"`
-	Config        []*ConfigKey           `protobuf:"bytes,6,rep,name=config,proto3" json:"config,omitempty"`
+	state       protoimpl.MessageState `protogen:"open.v1"`
+	Name        string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	Kind        string                 `protobuf:"bytes,2,opt,name=kind,proto3" json:"kind,omitempty"` // "watcher" or "pusher"
+	Version     string                 `protobuf:"bytes,3,opt,name=version,proto3" json:"version,omitempty"`
+	SdkVersion  string                 `protobuf:"bytes,4,opt,name=sdk_version,json=sdkVersion,proto3" json:"sdk_version,omitempty"`
+	Description string                 `protobuf:"bytes,5,opt,name=description,proto3" json:"description,omitempty"`
+	Config      []*ConfigKey           `protobuf:"bytes,6,rep,name=config,proto3" json:"config,omitempty"`
+	// The language the plugin is written in, as its SDK reports it: "go",
+	// "python". Empty from plugins built before this field.
+	Language      string `protobuf:"bytes,7,opt,name=language,proto3" json:"language,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -321,6 +324,13 @@ func (x *InfoResponse) GetConfig() []*ConfigKey {
 		return x.Config
 	}
 	return nil
+}
+
+func (x *InfoResponse) GetLanguage() string {
+	if x != nil {
+		return x.Language
+	}
+	return ""
 }
 
 type ConfigKey struct {
@@ -1830,7 +1840,7 @@ const file_plugin_proto_rawDesc = "" +
 	"FieldError\x12\x14\n" +
 	"\x05field\x18\x01 \x01(\tR\x05field\x12\x16\n" +
 	"\x06reason\x18\x02 \x01(\tR\x06reason\"\r\n" +
-	"\vInfoRequest\"\xc9\x01\n" +
+	"\vInfoRequest\"\xe5\x01\n" +
 	"\fInfoResponse\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x12\n" +
 	"\x04kind\x18\x02 \x01(\tR\x04kind\x12\x18\n" +
@@ -1838,7 +1848,8 @@ const file_plugin_proto_rawDesc = "" +
 	"\vsdk_version\x18\x04 \x01(\tR\n" +
 	"sdkVersion\x12 \n" +
 	"\vdescription\x18\x05 \x01(\tR\vdescription\x124\n" +
-	"\x06config\x18\x06 \x03(\v2\x1c.routing.plugin.v1.ConfigKeyR\x06config\"\x81\x01\n" +
+	"\x06config\x18\x06 \x03(\v2\x1c.routing.plugin.v1.ConfigKeyR\x06config\x12\x1a\n" +
+	"\blanguage\x18\a \x01(\tR\blanguage\"\x81\x01\n" +
 	"\tConfigKey\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x1a\n" +
 	"\brequired\x18\x02 \x01(\bR\brequired\x12\x16\n" +
