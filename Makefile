@@ -57,7 +57,7 @@ bench: ## measure throughput, latency, restart time and memory; writes scripts/b
 	$(GO) run ./scripts/bench $(BENCHFLAGS)
 
 .PHONY: check
-check: proto-check $(TOOLS)/staticcheck ## gofmt, go vet, staticcheck, stale protos, sdk independence
+check: proto-check check-files $(TOOLS)/staticcheck ## gofmt, go vet, staticcheck, stale protos, sdk independence, tracked files
 	@out=$$(gofmt -l host sdk examples $$(ls -d plugins 2>/dev/null) | grep -v '\.pb\.go$$' || true); \
 	  if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
 	$(GO) vet $(PKGS)
@@ -65,6 +65,20 @@ check: proto-check $(TOOLS)/staticcheck ## gofmt, go vet, staticcheck, stale pro
 	@if $(GO) list -deps ./sdk/... | grep -q '^github.com/routinglayer/routing/host'; then \
 	  echo "sdk depends on host: the SDK must stand alone"; exit 1; fi
 	@echo "check: ok"
+
+# check-files fails on a tracked file over 1 MB (a build output or data set
+# belongs outside git) or an executable one outside scripts/ and .ci/ (a
+# built binary, or a source file with a stray mode bit). It reads the index,
+# as a commit would hold it.
+.PHONY: check-files
+check-files:
+	@big=$$(git ls-files -s | awk '$$1 != "160000"' | sed -E 's/^[0-9]+ ([0-9a-f]+) [0-9]+\t/\1 /' | \
+	  git cat-file --batch-check='%(objectsize) %(rest)' | awk '$$1 > 1048576 { printf "  %s (%.1f MB)\n", substr($$0, index($$0, " ") + 1), $$1 / 1048576 }'); \
+	  if [ -n "$$big" ]; then echo "tracked files over 1 MB:"; echo "$$big"; \
+	    echo "remove each from git, keeping the file: git rm --cached <file>, then ignore it in .gitignore (or publish it elsewhere)"; exit 1; fi
+	@exe=$$(git ls-files -s | awk '$$1 == "100755"' | cut -f2- | grep -vE '^(scripts|\.ci)/' || true); \
+	  if [ -n "$$exe" ]; then echo "executable files outside scripts/ and .ci/:"; echo "$$exe" | sed 's/^/  /'; \
+	    echo "clear the mode bit: git update-index --chmod=-x <file> (and chmod -x <file>), or move a script to scripts/; a built binary does not belong in git: git rm --cached <file>"; exit 1; fi
 
 .PHONY: proto
 proto: $(TOOLS)/buf ## regenerate the plugin protocol's Go code
