@@ -29,7 +29,7 @@ func (sp *Spool) Routes(r *mux.Router, maxBodyBytes int64) {
 
 // TaskStatus is one pusher's progress on a delivery, or a dead letter.
 // LastError is the last failure, or a skip's reason; Note is the pusher's
-// note on a delivered task (e.sp. keys it ignored).
+// note on a delivered task (e.g. keys it ignored).
 type TaskStatus struct {
 	ID            int64      `json:"id"`
 	DeliveryID    int64      `json:"deliveryId"`
