@@ -54,13 +54,15 @@ type Common struct {
 	// TLSCertFile and TLSKeyFile make the service serve HTTPS.
 	TLSCertFile string `env:"TLS_CERT_FILE"`
 	TLSKeyFile  string `env:"TLS_KEY_FILE"`
-	// Plugin supervision.
-	PluginsStartTimeout   time.Duration `env:"PLUGINS_START_TIMEOUT" envDefault:"10s"`
-	PluginsHealthInterval time.Duration `env:"PLUGINS_HEALTH_INTERVAL" envDefault:"10s"`
-	PluginsHealthTimeout  time.Duration `env:"PLUGINS_HEALTH_TIMEOUT" envDefault:"5s"`
-	PluginsMinBackoff     time.Duration `env:"PLUGINS_MIN_BACKOFF" envDefault:"500ms"`
-	PluginsMaxBackoff     time.Duration `env:"PLUGINS_MAX_BACKOFF" envDefault:"30s"`
-	PluginsMaxFastCrashes int           `env:"PLUGINS_MAX_FAST_CRASHES" envDefault:"5"`
+	// Plugin supervision. Their defaults are the plugin manager's
+	// (pluginmgr.DefaultConfig), which Load fills in before it reads the
+	// environment.
+	PluginsStartTimeout   time.Duration `env:"PLUGINS_START_TIMEOUT"`
+	PluginsHealthInterval time.Duration `env:"PLUGINS_HEALTH_INTERVAL"`
+	PluginsHealthTimeout  time.Duration `env:"PLUGINS_HEALTH_TIMEOUT"`
+	PluginsMinBackoff     time.Duration `env:"PLUGINS_MIN_BACKOFF"`
+	PluginsMaxBackoff     time.Duration `env:"PLUGINS_MAX_BACKOFF"`
+	PluginsMaxFastCrashes int           `env:"PLUGINS_MAX_FAST_CRASHES"`
 	// DebugAddr, when set, serves Go's profiler (net/http/pprof) there.
 	DebugAddr string `env:"DEBUG_ADDR"`
 	// MaxBodyBytes bounds a request body, after decompression. 16 MiB
@@ -199,11 +201,23 @@ func isLoopback(host string) bool {
 	return ip != nil && ip.IsLoopback()
 }
 
+// defaults gives the settings whose defaults belong to another package
+// their value there: the plugin manager's.
+func (c *Common) defaults() {
+	d := pluginmgr.DefaultConfig()
+	c.PluginsStartTimeout, c.PluginsHealthInterval, c.PluginsHealthTimeout = d.StartTimeout, d.HealthInterval, d.HealthTimeout
+	c.PluginsMinBackoff, c.PluginsMaxBackoff, c.PluginsMaxFastCrashes = d.MinBackoff, d.MaxBackoff, d.MaxFastCrashes
+}
+
 // Load fills cfg, a pointer to a struct with env tags, from environ
 // ("KEY=value" strings, as os.Environ returns them), then calls its
-// Validate method if it has one. The error is one line naming the
-// variable.
+// Validate method if it has one. A variable unset or empty gives its
+// field the envDefault of its tag, or, for Common's plugin settings,
+// pluginmgr.DefaultConfig's. The error is one line naming the variable.
 func Load(cfg any, environ []string) error {
+	if c, ok := cfg.(interface{ defaults() }); ok {
+		c.defaults()
+	}
 	m := make(map[string]string, len(environ))
 	for _, kv := range environ {
 		if k, v, ok := strings.Cut(kv, "="); ok {

@@ -4,8 +4,10 @@ import (
 	"os"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/routinglayer/routing/host/config"
+	"github.com/routinglayer/routing/host/pluginmgr"
 )
 
 type testConfig struct {
@@ -43,6 +45,31 @@ func TestLoadDefaults(t *testing.T) {
 	}
 	if cfg.Port != 8000 || cfg.ServerHost != "127.0.0.1" || cfg.DataDir != "/var/lib/routing" || cfg.Addr(cfg.Port) != "127.0.0.1:8000" {
 		t.Fatalf("defaults: %+v", cfg)
+	}
+}
+
+func TestPluginSettingsDefaultToThePluginManagers(t *testing.T) {
+	d := pluginmgr.DefaultConfig()
+	for _, env := range [][]string{nil, {"PLUGINS_MIN_BACKOFF=", "PLUGINS_MAX_FAST_CRASHES="}} {
+		var cfg testConfig
+		if err := config.Load(&cfg, env); err != nil {
+			t.Fatal(err)
+		}
+		got := cfg.PluginManager("pusher", nil)
+		if got.StartTimeout != d.StartTimeout || got.HealthInterval != d.HealthInterval || got.HealthTimeout != d.HealthTimeout ||
+			got.MinBackoff != d.MinBackoff || got.MaxBackoff != d.MaxBackoff || got.MaxFastCrashes != d.MaxFastCrashes {
+			t.Errorf("%v: plugin settings %+v, want pluginmgr.DefaultConfig's %+v", env, got, d)
+		}
+	}
+	var cfg testConfig
+	if err := config.Load(&cfg, []string{"PLUGINS_MIN_BACKOFF=2s", "PLUGINS_MAX_BACKOFF=1m"}); err != nil {
+		t.Fatal(err)
+	}
+	if cfg.PluginsMinBackoff != 2*time.Second || cfg.PluginsMaxBackoff != time.Minute {
+		t.Errorf("backoff %s-%s, want 2s-1m from the environment", cfg.PluginsMinBackoff, cfg.PluginsMaxBackoff)
+	}
+	if err := config.Load(&cfg, []string{"PLUGINS_MIN_BACKOFF=0"}); err == nil || !strings.Contains(err.Error(), "PLUGINS_MIN_BACKOFF") {
+		t.Errorf("PLUGINS_MIN_BACKOFF=0: got %v, want it refused", err)
 	}
 }
 

@@ -21,6 +21,7 @@ import (
 	"github.com/fsnotify/fsnotify"
 	"github.com/hashicorp/go-hclog"
 
+	"github.com/routinglayer/routing/host/internal/retry"
 	"github.com/routinglayer/routing/sdk"
 )
 
@@ -40,6 +41,7 @@ type Config struct {
 	// crash kills plugin processes that outlived it.
 	RunDir string
 	// StartTimeout bounds a plugin's start and its Info call; default 10s.
+	// (The defaults of this and the fields below are DefaultConfig's.)
 	StartTimeout time.Duration
 	// MinBackoff and MaxBackoff bound the delay before a restart after a
 	// crash; defaults 500ms and 30s.
@@ -80,43 +82,70 @@ type Config struct {
 	LeaseTTL time.Duration
 }
 
+// DefaultConfig holds the Manager's defaults: New gives each zero field of
+// a Config its value here (MaxBackoff when it is below MinBackoff), and
+// the services' configuration starts from it.
+func DefaultConfig() Config {
+	return Config{
+		StartTimeout:   10 * time.Second,
+		MinBackoff:     500 * time.Millisecond,
+		MaxBackoff:     30 * time.Second,
+		HealthyAfter:   30 * time.Second,
+		MaxFastCrashes: 5,
+		HealthInterval: 10 * time.Second,
+		HealthTimeout:  5 * time.Second,
+		StderrLines:    50,
+		RescanInterval: 10 * time.Second,
+		Settle:         time.Second,
+		LeaseTTL:       DefaultLeaseTTL,
+	}
+}
+
 func (c *Config) setDefaults() {
+	d := DefaultConfig()
 	if c.Environ == nil {
 		c.Environ = os.Environ()
 	}
 	if c.StartTimeout <= 0 {
-		c.StartTimeout = 10 * time.Second
+		c.StartTimeout = d.StartTimeout
 	}
 	if c.MinBackoff <= 0 {
-		c.MinBackoff = 500 * time.Millisecond
+		c.MinBackoff = d.MinBackoff
 	}
 	if c.MaxBackoff < c.MinBackoff {
-		c.MaxBackoff = max(30*time.Second, c.MinBackoff)
+		c.MaxBackoff = max(d.MaxBackoff, c.MinBackoff)
 	}
 	if c.HealthyAfter <= 0 {
-		c.HealthyAfter = 30 * time.Second
+		c.HealthyAfter = d.HealthyAfter
 	}
 	if c.MaxFastCrashes <= 0 {
-		c.MaxFastCrashes = 5
+		c.MaxFastCrashes = d.MaxFastCrashes
 	}
 	if c.HealthInterval <= 0 {
-		c.HealthInterval = 10 * time.Second
+		c.HealthInterval = d.HealthInterval
 	}
 	if c.HealthTimeout <= 0 {
-		c.HealthTimeout = 5 * time.Second
+		c.HealthTimeout = d.HealthTimeout
 	}
 	if c.StderrLines <= 0 {
-		c.StderrLines = 50
+		c.StderrLines = d.StderrLines
 	}
 	if c.RescanInterval <= 0 {
-		c.RescanInterval = 10 * time.Second
+		c.RescanInterval = d.RescanInterval
 	}
 	if c.Settle <= 0 {
-		c.Settle = time.Second
+		c.Settle = d.Settle
 	}
 	if c.LeaseTTL <= 0 {
-		c.LeaseTTL = DefaultLeaseTTL
+		c.LeaseTTL = d.LeaseTTL
 	}
+}
+
+// restartBackoff is the delay before a restart after a crash: exponential
+// from MinBackoff, capped at MaxBackoff, with up to 20% jitter so many
+// plugins do not restart in step.
+func (c *Config) restartBackoff() retry.Policy {
+	return retry.Policy{Min: c.MinBackoff, Max: c.MaxBackoff, Jitter: 0.2}
 }
 
 // Manager supervises the plugins of one kind.

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math/rand/v2"
 	"path/filepath"
 	"sync"
 	"syscall"
@@ -378,13 +377,7 @@ func realPath(p string) string {
 }
 
 // backoff returns the delay before restart number n (1-based) of a run of
-// crashes: exponential from MinBackoff, capped at MaxBackoff, with up to
-// 20% jitter so many plugins do not restart in step.
+// crashes (Config.restartBackoff).
 func (m *Manager) backoff(n int) time.Duration {
-	d := m.cfg.MinBackoff
-	for i := 1; i < n && d < m.cfg.MaxBackoff; i++ {
-		d *= 2
-	}
-	d = min(d, m.cfg.MaxBackoff)
-	return d + time.Duration(rand.Int64N(int64(d)/5+1))
+	return m.cfg.restartBackoff().Delay(n - 1)
 }

@@ -18,7 +18,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math/rand/v2"
 	"net"
 	"net/url"
 	"strings"
@@ -28,6 +27,8 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 	amqp "github.com/rabbitmq/amqp091-go"
+
+	"github.com/routinglayer/routing/host/internal/retry"
 )
 
 // ErrNotConnected is returned by Publish while there is no connection.
@@ -64,6 +65,21 @@ type Config struct {
 	// default 5s. A blocked connection is closed at once: the broker
 	// reads nothing from it, so it cannot answer.
 	CloseTimeout time.Duration
+}
+
+// DefaultConfig holds the publisher's defaults: New gives each zero field
+// of a Config its value here (MaxBackoff when it is below MinBackoff).
+func DefaultConfig() Config {
+	return Config{
+		Exchange:       "triggers",
+		ConnectionName: "control-tower",
+		MaxInFlight:    256,
+		ConfirmTimeout: 30 * time.Second,
+		MinBackoff:     200 * time.Millisecond,
+		MaxBackoff:     15 * time.Second,
+		DialTimeout:    10 * time.Second,
+		CloseTimeout:   5 * time.Second,
+	}
 }
 
 // Message is one trigger to publish.
@@ -128,29 +144,30 @@ func New(cfg Config, log hclog.Logger) *Publisher {
 	if len(cfg.URLs) == 0 {
 		cfg.URLs = []string{cfg.URL}
 	}
+	d := DefaultConfig()
 	if cfg.Exchange == "" {
-		cfg.Exchange = "triggers"
+		cfg.Exchange = d.Exchange
 	}
 	if cfg.ConnectionName == "" {
-		cfg.ConnectionName = "control-tower"
+		cfg.ConnectionName = d.ConnectionName
 	}
 	if cfg.MaxInFlight <= 0 {
-		cfg.MaxInFlight = 256
+		cfg.MaxInFlight = d.MaxInFlight
 	}
 	if cfg.ConfirmTimeout <= 0 {
-		cfg.ConfirmTimeout = 30 * time.Second
+		cfg.ConfirmTimeout = d.ConfirmTimeout
 	}
 	if cfg.MinBackoff <= 0 {
-		cfg.MinBackoff = 200 * time.Millisecond
+		cfg.MinBackoff = d.MinBackoff
 	}
 	if cfg.MaxBackoff < cfg.MinBackoff {
-		cfg.MaxBackoff = max(15*time.Second, cfg.MinBackoff)
+		cfg.MaxBackoff = max(d.MaxBackoff, cfg.MinBackoff)
 	}
 	if cfg.DialTimeout <= 0 {
-		cfg.DialTimeout = 10 * time.Second
+		cfg.DialTimeout = d.DialTimeout
 	}
 	if cfg.CloseTimeout <= 0 {
-		cfg.CloseTimeout = 5 * time.Second
+		cfg.CloseTimeout = d.CloseTimeout
 	}
 	return &Publisher{cfg: cfg, log: log.Named("publisher"), returned: make(map[string]int)}
 }
@@ -199,7 +216,10 @@ func (p *Publisher) setBlocked(b amqp.Blocking) {
 // It dials the nodes in turn, starting with the first: after a failed
 // dial or a lost connection it waits the backoff, then dials the next.
 func (p *Publisher) Run(ctx context.Context) error {
-	delay := p.cfg.MinBackoff
+	// The reconnect delay doubles from MinBackoff to MaxBackoff, with up
+	// to 25% jitter, and starts again from MinBackoff after a connection
+	// that got as far as serving.
+	reconnect := retry.Policy{Min: p.cfg.MinBackoff, Max: p.cfg.MaxBackoff, Jitter: 0.25}.Backoff()
 	for node := 0; ctx.Err() == nil; node = (node + 1) % len(p.cfg.URLs) {
 		p.node.Store(int64(node))
 		up, err := p.session(ctx, p.cfg.URLs[node])
@@ -207,16 +227,15 @@ func (p *Publisher) Run(ctx context.Context) error {
 			break
 		}
 		if up {
-			delay = p.cfg.MinBackoff
+			reconnect.Reset()
 		}
-		wait := delay + time.Duration(rand.Int64N(int64(delay)/4+1))
+		wait := reconnect.NextBackOff()
 		next := p.cfg.URLs[(node+1)%len(p.cfg.URLs)]
 		p.log.Warn("broker connection down; reconnecting", "error", err, "in", wait, "next", redact(next))
 		select {
 		case <-ctx.Done():
 		case <-time.After(wait):
 		}
-		delay = min(delay*2, p.cfg.MaxBackoff)
 	}
 	p.log.Info("publisher stopped")
 	return nil

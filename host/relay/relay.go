@@ -25,6 +25,7 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 
+	"github.com/routinglayer/routing/host/internal/retry"
 	"github.com/routinglayer/routing/host/metrics"
 	"github.com/routinglayer/routing/host/publisher"
 	"github.com/routinglayer/routing/host/store"
@@ -58,6 +59,13 @@ type Config struct {
 	RetryMin, RetryMax time.Duration
 }
 
+// DefaultConfig holds the relay's defaults: New gives each zero field of
+// a Config its value here (PublishTimeout: half the Lease; RetryMax when
+// it is below RetryMin).
+func DefaultConfig() Config {
+	return Config{Owner: "relay", Lease: time.Minute, Batch: 500, Poll: time.Second, RetryMin: time.Second, RetryMax: time.Minute}
+}
+
 // Relay publishes the outbox.
 type Relay struct {
 	cfg     Config
@@ -70,26 +78,27 @@ type Relay struct {
 
 // New returns a Relay that records its outcomes in m.
 func New(cfg Config, st *store.Store, pub *publisher.Publisher, m *metrics.Tower, log hclog.Logger) *Relay {
+	d := DefaultConfig()
 	if cfg.Owner == "" {
-		cfg.Owner = "relay"
+		cfg.Owner = d.Owner
 	}
 	if cfg.Lease <= 0 {
-		cfg.Lease = time.Minute
+		cfg.Lease = d.Lease
 	}
 	if cfg.PublishTimeout <= 0 || cfg.PublishTimeout > cfg.Lease/2 {
 		cfg.PublishTimeout = cfg.Lease / 2
 	}
 	if cfg.Batch <= 0 {
-		cfg.Batch = 500
+		cfg.Batch = d.Batch
 	}
 	if cfg.Poll <= 0 {
-		cfg.Poll = time.Second
+		cfg.Poll = d.Poll
 	}
 	if cfg.RetryMin <= 0 {
-		cfg.RetryMin = time.Second
+		cfg.RetryMin = d.RetryMin
 	}
 	if cfg.RetryMax < cfg.RetryMin {
-		cfg.RetryMax = max(time.Minute, cfg.RetryMin)
+		cfg.RetryMax = max(d.RetryMax, cfg.RetryMin)
 	}
 	return &Relay{cfg: cfg, store: st, pub: pub, metrics: m, log: log.Named("relay"), kick: make(chan struct{}, 1)}
 }
@@ -249,10 +258,8 @@ func (r *Relay) countReclaimed(entries []store.OutboxEntry) {
 	r.log.Warn("took over outbox entries whose claim expired: they may have been published already", "entries", n, "from", from)
 }
 
+// retryDelay is the delay before a failed entry's next attempt, after
+// attempts failed ones: exponential from RetryMin, capped at RetryMax.
 func (r *Relay) retryDelay(attempts int) time.Duration {
-	d := r.cfg.RetryMin
-	for i := 0; i < attempts && d < r.cfg.RetryMax; i++ {
-		d *= 2
-	}
-	return min(d, r.cfg.RetryMax)
+	return retry.Policy{Min: r.cfg.RetryMin, Max: r.cfg.RetryMax}.Delay(attempts)
 }

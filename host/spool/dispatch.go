@@ -4,10 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math/rand/v2"
 	"strings"
 	"time"
 
+	"github.com/routinglayer/routing/host/internal/retry"
 	"github.com/routinglayer/routing/host/pluginmgr"
 	"github.com/routinglayer/routing/host/store"
 	"github.com/routinglayer/routing/sdk"
@@ -350,13 +350,9 @@ func (sp *Spool) retry(ctx context.Context, t store.ClaimedTask, delay time.Dura
 	}
 }
 
-// retryDelay is exponential from RetryMin, capped at RetryMax, with up to
-// 25% jitter.
+// retryDelay is the delay before a failed task's next attempt, after
+// attempts failed ones: exponential from RetryMin, capped at RetryMax, with
+// up to 25% jitter.
 func (sp *Spool) retryDelay(attempts int) time.Duration {
-	d := sp.cfg.RetryMin
-	for i := 0; i < attempts && d < sp.cfg.RetryMax; i++ {
-		d *= 2
-	}
-	d = min(d, sp.cfg.RetryMax)
-	return d + time.Duration(rand.Int64N(int64(d)/4+1))
+	return retry.Policy{Min: sp.cfg.RetryMin, Max: sp.cfg.RetryMax, Jitter: 0.25}.Delay(attempts)
 }
