@@ -10,8 +10,8 @@ import (
 	"strings"
 )
 
-// ReadJSON reads the JSON body of r, decompressed, and answers the
-// request itself when it cannot, returning ok false:
+// ReadJSON reads the JSON body of r, decompressed. Its error is an
+// *Error with the status to answer (see WriteError):
 //   - 415 unless Content-Type is a JSON media type (application/json or
 //     application/*+json, any parameters, any case): a browser can send
 //     text/plain or a form across origins without asking, JSON it cannot;
@@ -22,29 +22,25 @@ import (
 //
 // What the body holds (UTF-8, a byte order mark, repeated names) is
 // sdk.DecodeStrict's to judge.
-func ReadJSON(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, bool) {
+func ReadJSON(r *http.Request, limit int64) ([]byte, error) {
 	if detail, ok := jsonMediaType(r.Header.Get("Content-Type")); !ok {
-		WriteProblem(w, r, http.StatusUnsupportedMediaType, detail)
-		return nil, false
+		return nil, &Error{Status: http.StatusUnsupportedMediaType, Err: errors.New(detail)}
 	}
 	body, status, err := decodedBody(r)
 	if err != nil {
-		WriteProblem(w, r, status, err.Error())
-		return nil, false
+		return nil, &Error{Status: status, Err: err}
 	}
 	defer body.Close()
 	data, err := io.ReadAll(io.LimitReader(body, limit+1))
 	var maxBytes *http.MaxBytesError
 	switch {
 	case errors.As(err, &maxBytes), err == nil && int64(len(data)) > limit:
-		WriteProblem(w, r, http.StatusRequestEntityTooLarge, fmt.Sprintf(
-			"the body is larger than MAX_BODY_BYTES (%d bytes, counted after decompression): send fewer rows per request, or raise MAX_BODY_BYTES", limit))
-		return nil, false
+		return nil, Errorf(http.StatusRequestEntityTooLarge,
+			"the body is larger than MAX_BODY_BYTES (%d bytes, counted after decompression): send fewer rows per request, or raise MAX_BODY_BYTES", limit)
 	case err != nil:
-		WriteProblem(w, r, http.StatusBadRequest, "cannot read the body: "+err.Error())
-		return nil, false
+		return nil, Errorf(http.StatusBadRequest, "cannot read the body: %w", err)
 	}
-	return data, true
+	return data, nil
 }
 
 // jsonMediaType reports whether a Content-Type value names JSON, and if

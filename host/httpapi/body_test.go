@@ -63,7 +63,11 @@ func TestReadJSON(t *testing.T) {
 				req.Header.Set("Content-Encoding", tt.encoding)
 			}
 			rec := httptest.NewRecorder()
-			got, ok := httpapi.ReadJSON(rec, req, 1024)
+			got, err := httpapi.ReadJSON(req, 1024)
+			ok := err == nil
+			if !ok {
+				httpapi.WriteError(rec, req, err)
+			}
 			if tt.want == 200 {
 				if !ok || string(got) != body {
 					t.Fatalf("got %q, %v (%d %s), want the body", got, ok, rec.Code, rec.Body)

@@ -1,12 +1,13 @@
 // Package httpapi holds what the services' HTTP APIs share: JSON
-// responses, RFC 9457 problem details that name the offending field,
-// reading JSON request bodies (media type, encoding, size limit), and the
-// middleware that admits requests (tokens, origins, hosts).
+// responses, RFC 9457 problem details that name the offending field, the
+// one mapping from the host's errors to HTTP statuses (handlers return an
+// error; WriteError answers it), reading JSON request bodies (media type,
+// encoding, size limit), and the middleware that admits requests (tokens,
+// origins, hosts).
 package httpapi
 
 import (
 	"encoding/json"
-	"errors"
 	"net/http"
 
 	"github.com/routinglayer/routing/sdk"
@@ -41,23 +42,6 @@ func WriteProblem(w http.ResponseWriter, r *http.Request, status int, detail str
 		Detail:   detail,
 		Instance: r.URL.Path,
 	})
-}
-
-// WriteInvalid answers a validation failure: 422 (400 for a body that is
-// not JSON of the right shape) with every offending field named.
-func WriteInvalid(w http.ResponseWriter, r *http.Request, status int, err error) {
-	p := Problem{
-		Type:     "about:blank",
-		Title:    http.StatusText(status),
-		Status:   status,
-		Detail:   err.Error(),
-		Instance: r.URL.Path,
-	}
-	var ve *sdk.ValidationError
-	if errors.As(err, &ve) {
-		p.Errors = ve.Fields
-	}
-	writeProblem(w, p)
 }
 
 func writeProblem(w http.ResponseWriter, p Problem) {

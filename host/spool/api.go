@@ -1,7 +1,6 @@
 package spool
 
 import (
-	"errors"
 	"net/http"
 	"strconv"
 	"time"
@@ -20,11 +19,11 @@ import (
 //	GET  /deadletters                 dead-lettered tasks (?pusher=, ?uuid=)
 //	POST /deadletters/{id}/retry      deliver a dead letter again
 func (sp *Spool) Routes(r *mux.Router, maxBodyBytes int64) {
-	r.HandleFunc("/data", sp.handleData(false, maxBodyBytes)).Methods(http.MethodPost)
-	r.HandleFunc("/data/batch", sp.handleData(true, maxBodyBytes)).Methods(http.MethodPost)
-	r.HandleFunc("/data/{id:[0-9]+}", sp.handleDelivery).Methods(http.MethodGet)
-	r.HandleFunc("/deadletters", sp.handleDeadLetters).Methods(http.MethodGet)
-	r.HandleFunc("/deadletters/{id:[0-9]+}/retry", sp.handleRetry).Methods(http.MethodPost)
+	r.HandleFunc("/data", httpapi.Handle(sp.handleData(false, maxBodyBytes))).Methods(http.MethodPost)
+	r.HandleFunc("/data/batch", httpapi.Handle(sp.handleData(true, maxBodyBytes))).Methods(http.MethodPost)
+	r.HandleFunc("/data/{id:[0-9]+}", httpapi.Handle(sp.handleDelivery)).Methods(http.MethodGet)
+	r.HandleFunc("/deadletters", httpapi.Handle(sp.handleDeadLetters)).Methods(http.MethodGet)
+	r.HandleFunc("/deadletters/{id:[0-9]+}/retry", httpapi.Handle(sp.handleRetry)).Methods(http.MethodPost)
 }
 
 // TaskStatus is one pusher's progress on a delivery, or a dead letter.
@@ -73,29 +72,24 @@ func pathID(r *http.Request) int64 {
 	return id
 }
 
-func (sp *Spool) handleDelivery(w http.ResponseWriter, r *http.Request) {
+func (sp *Spool) handleDelivery(w http.ResponseWriter, r *http.Request) error {
 	d, tasks, err := sp.store.GetDelivery(r.Context(), pathID(r))
-	switch {
-	case errors.Is(err, store.ErrNotFound):
-		httpapi.WriteProblem(w, r, http.StatusNotFound, err.Error())
-		return
-	case err != nil:
-		writeUnavailable(w, r, err)
-		return
+	if err != nil {
+		return err
 	}
 	out := DeliveryStatus{ID: d.ID, UUID: d.UUID, Rows: d.RowCount, CreatedAt: d.CreatedAt, Pushers: []TaskStatus{}}
 	for _, t := range tasks {
 		out.Pushers = append(out.Pushers, taskStatus(t))
 	}
 	httpapi.WriteJSON(w, http.StatusOK, out)
+	return nil
 }
 
-func (sp *Spool) handleDeadLetters(w http.ResponseWriter, r *http.Request) {
+func (sp *Spool) handleDeadLetters(w http.ResponseWriter, r *http.Request) error {
 	q := r.URL.Query()
 	tasks, err := sp.store.ListDeadLetters(r.Context(), store.DeadLetterFilter{Pusher: q.Get("pusher"), UUID: q.Get("uuid")})
 	if err != nil {
-		writeUnavailable(w, r, err)
-		return
+		return err
 	}
 	out := struct {
 		DeadLetters []TaskStatus `json:"deadletters"`
@@ -104,18 +98,16 @@ func (sp *Spool) handleDeadLetters(w http.ResponseWriter, r *http.Request) {
 		out.DeadLetters = append(out.DeadLetters, taskStatus(t))
 	}
 	httpapi.WriteJSON(w, http.StatusOK, out)
+	return nil
 }
 
-func (sp *Spool) handleRetry(w http.ResponseWriter, r *http.Request) {
+func (sp *Spool) handleRetry(w http.ResponseWriter, r *http.Request) error {
 	t, added, err := sp.store.RetryDeadLetter(r.Context(), pathID(r))
-	switch {
-	case errors.Is(err, store.ErrNotFound):
-		httpapi.WriteProblem(w, r, http.StatusNotFound, "no dead letter with this id")
-	case err != nil:
-		writeUnavailable(w, r, err)
-	default:
-		sp.ledger.reopened(t.Pusher, 1, added)
-		sp.kick(t.Pusher)
-		httpapi.WriteJSON(w, http.StatusAccepted, taskStatus(t))
+	if err != nil {
+		return httpapi.Explain(err, store.ErrNotFound, "no dead letter with this id")
 	}
+	sp.ledger.reopened(t.Pusher, 1, added)
+	sp.kick(t.Pusher)
+	httpapi.WriteJSON(w, http.StatusAccepted, taskStatus(t))
+	return nil
 }

@@ -29,23 +29,21 @@ type Accepted struct {
 	Pushers []string `json:"pushers"`
 }
 
-func (sp *Spool) handleData(batch bool, maxBody int64) http.HandlerFunc {
-	return func(w http.ResponseWriter, r *http.Request) {
-		raw, ok := httpapi.ReadJSON(w, r, maxBody)
-		if !ok {
-			return
+func (sp *Spool) handleData(batch bool, maxBody int64) httpapi.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) error {
+		raw, err := httpapi.ReadJSON(r, maxBody)
+		if err != nil {
+			return err
 		}
 		var body dataBody
 		if err := sdk.DecodeStrict(raw, &body); err != nil {
-			httpapi.WriteInvalid(w, r, http.StatusBadRequest, err)
-			return
+			return &httpapi.Error{Status: http.StatusBadRequest, Err: err}
 		}
 		rows, err := sp.validate(r, &body, batch)
 		if err != nil {
-			httpapi.WriteInvalid(w, r, http.StatusUnprocessableEntity, err)
-			return
+			return err
 		}
-		sp.accept(w, r, body.UUID, rows)
+		return sp.accept(w, r, body.UUID, rows)
 	}
 }
 
@@ -141,36 +139,31 @@ func (sp *Spool) verify(r *http.Request, uuid string, rows []sdk.Row, path strin
 // why it cannot take them now: 503 without pushers, 413 for a row too
 // large for a push or rows larger than the whole spool, 507 when the spool
 // is full, 429 when a delivering pusher's backlog is full.
-func (sp *Spool) accept(w http.ResponseWriter, r *http.Request, uuid string, rows []sdk.Row) {
+func (sp *Spool) accept(w http.ResponseWriter, r *http.Request, uuid string, rows []sdk.Row) error {
 	pushers := sp.pushers()
 	if len(pushers) == 0 {
-		w.Header().Set("Retry-After", "30")
-		httpapi.WriteProblem(w, r, http.StatusServiceUnavailable, "no pusher is installed: accepted data would have nowhere to go")
-		return
+		return &httpapi.Error{Status: http.StatusServiceUnavailable, RetryAfter: 30,
+			Err: errors.New("no pusher is installed: accepted data would have nowhere to go")}
 	}
 	sort.Slice(pushers, func(i, j int) bool { return pushers[i].Name < pushers[j].Name })
 	// Rows are kept in the plugin protocol's encoding, so a push sends them
 	// as they are.
 	encoded, err := sdk.EncodeRows(rows)
 	if err != nil {
-		httpapi.WriteProblem(w, r, http.StatusBadRequest, "rows cannot be encoded: "+err.Error())
-		return
+		return httpapi.Errorf(http.StatusBadRequest, "rows cannot be encoded: %w", err)
 	}
 	if maxRow := sp.batchBytes(); len(encoded) > maxRow {
 		if errs := oversizeRows(encoded, maxRow, strings.HasSuffix(r.URL.Path, "/batch")); len(errs) > 0 {
-			httpapi.WriteInvalid(w, r, http.StatusRequestEntityTooLarge, &sdk.ValidationError{Fields: errs})
-			return
+			return &httpapi.Error{Status: http.StatusRequestEntityTooLarge, Err: &sdk.ValidationError{Fields: errs}}
 		}
 	}
 	if size := int64(len(encoded)); size > sp.cfg.MaxSpoolBytes {
-		httpapi.WriteProblem(w, r, http.StatusRequestEntityTooLarge, fmt.Sprintf(
-			"the rows take %d bytes as stored, more than the whole spool may hold (MAX_SPOOL_BYTES=%d): send them in smaller requests", size, sp.cfg.MaxSpoolBytes))
-		return
+		return httpapi.Errorf(http.StatusRequestEntityTooLarge,
+			"the rows take %d bytes as stored, more than the whole spool may hold (MAX_SPOOL_BYTES=%d): send them in smaller requests", size, sp.cfg.MaxSpoolBytes)
 	}
 	res, ref := sp.ledger.admit(pushers, int64(len(encoded)))
 	if ref != nil {
-		sp.refuse(w, r, ref, pushers, int64(len(encoded)))
-		return
+		return sp.refusal(ref, pushers, int64(len(encoded)))
 	}
 	names := make([]string, len(pushers))
 	for i, p := range pushers {
@@ -179,8 +172,7 @@ func (sp *Spool) accept(w http.ResponseWriter, r *http.Request, uuid string, row
 	d, err := sp.store.InsertDelivery(r.Context(), uuid, encoded, len(rows), names)
 	if err != nil {
 		sp.ledger.cancel(res)
-		writeUnavailable(w, r, err)
-		return
+		return err
 	}
 	sp.ledger.commit(res)
 	sp.cfg.Metrics.DeliveriesReceived.Inc()
@@ -190,6 +182,7 @@ func (sp *Spool) accept(w http.ResponseWriter, r *http.Request, uuid string, row
 	}
 	w.Header().Set("Location", fmt.Sprintf("/data/%d", d.ID))
 	httpapi.WriteJSON(w, http.StatusAccepted, Accepted{ID: d.ID, UUID: uuid, Rows: len(rows), Pushers: names})
+	return nil
 }
 
 // oversizeRows names the rows whose encoding alone is over max bytes: no
@@ -209,9 +202,9 @@ func oversizeRows(encoded sdk.EncodedRows, max int, batch bool) []sdk.FieldError
 	return errs
 }
 
-// refuse answers a request the spool cannot take now: 507 when it is
-// full, else 429 naming the pushers whose backlog is full.
-func (sp *Spool) refuse(w http.ResponseWriter, r *http.Request, ref *refusal, pushers []Pusher, size int64) {
+// refusal is the answer to a request the spool cannot take now: 507 when
+// it is full, else 429 naming the pushers whose backlog is full.
+func (sp *Spool) refusal(ref *refusal, pushers []Pusher, size int64) error {
 	if ref.spoolFull {
 		var paused, behind []string
 		for _, p := range pushers {
@@ -235,20 +228,12 @@ func (sp *Spool) refuse(w http.ResponseWriter, r *http.Request, ref *refusal, pu
 			}
 			detail += "."
 		}
-		w.Header().Set("Retry-After", "30")
-		httpapi.WriteProblem(w, r, http.StatusInsufficientStorage, detail)
-		return
+		return &httpapi.Error{Status: http.StatusInsufficientStorage, RetryAfter: 30, Err: errors.New(detail)}
 	}
 	full := make([]string, len(ref.full))
 	for i, p := range ref.full {
 		full[i] = fmt.Sprintf("%s (%d pending)", p, ref.pending[p])
 	}
-	w.Header().Set("Retry-After", "5")
-	httpapi.WriteProblem(w, r, http.StatusTooManyRequests, fmt.Sprintf("backlog limit MAX_BACKLOG=%d reached for %s; retry later",
-		sp.cfg.MaxBacklog, strings.Join(full, ", ")))
-}
-
-func writeUnavailable(w http.ResponseWriter, r *http.Request, err error) {
-	w.Header().Set("Retry-After", "1")
-	httpapi.WriteProblem(w, r, http.StatusServiceUnavailable, "storage unavailable: "+err.Error())
+	return &httpapi.Error{Status: http.StatusTooManyRequests, RetryAfter: 5, Err: fmt.Errorf(
+		"backlog limit MAX_BACKLOG=%d reached for %s; retry later", sp.cfg.MaxBacklog, strings.Join(full, ", "))}
 }

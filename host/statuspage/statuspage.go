@@ -42,16 +42,15 @@ func Routes(r *mux.Router, service string, summary Summary) {
 		h.Set("X-Content-Type-Options", "nosniff")
 		_, _ = w.Write(body)
 	}).Methods(http.MethodGet)
-	r.HandleFunc("/status", func(w http.ResponseWriter, req *http.Request) {
+	r.HandleFunc("/status", httpapi.Handle(func(w http.ResponseWriter, req *http.Request) error {
 		s, err := summary(req.Context())
 		if err != nil {
-			w.Header().Set("Retry-After", "1")
-			httpapi.WriteProblem(w, req, http.StatusServiceUnavailable, "storage unavailable: "+err.Error())
-			return
+			return err
 		}
 		httpapi.WriteJSON(w, http.StatusOK, struct {
 			Service string `json:"service"`
 			Summary any    `json:"summary"`
 		}{service, s})
-	}).Methods(http.MethodGet)
+		return nil
+	})).Methods(http.MethodGet)
 }

@@ -32,73 +32,68 @@ func NewAPI(intake *Intake, maxBodyBytes int64) *API {
 //	GET  /triggers/{uuid}            one trigger with its status
 //	POST /triggers/{uuid}/republish  publish a stored trigger again
 func (a *API) Routes(r *mux.Router) {
-	r.HandleFunc("/triggers", a.handlePost).Methods(http.MethodPost)
-	r.HandleFunc("/triggers", a.handleList).Methods(http.MethodGet)
-	r.HandleFunc("/triggers/{uuid}", a.handleGet).Methods(http.MethodGet)
-	r.HandleFunc("/triggers/{uuid}/republish", a.handleRepublish).Methods(http.MethodPost)
+	r.HandleFunc("/triggers", httpapi.Handle(a.handlePost)).Methods(http.MethodPost)
+	r.HandleFunc("/triggers", httpapi.Handle(a.handleList)).Methods(http.MethodGet)
+	r.HandleFunc("/triggers/{uuid}", httpapi.Handle(a.handleGet)).Methods(http.MethodGet)
+	r.HandleFunc("/triggers/{uuid}/republish", httpapi.Handle(a.handleRepublish)).Methods(http.MethodPost)
 }
 
 // defaultHTTPMetadata marks triggers posted without metadata.
 var defaultHTTPMetadata = sdk.Metadata{Source: "control-tower.api", Spec: json.RawMessage(`{"endpoint":"/triggers"}`)}
 
-func (a *API) handlePost(w http.ResponseWriter, r *http.Request) {
-	body, ok := httpapi.ReadJSON(w, r, a.maxBodyBytes)
-	if !ok {
-		return
+func (a *API) handlePost(w http.ResponseWriter, r *http.Request) error {
+	body, err := httpapi.ReadJSON(r, a.maxBodyBytes)
+	if err != nil {
+		return err
 	}
 	var t sdk.Trigger
 	if err := sdk.DecodeStrict(body, &t); err != nil {
-		httpapi.WriteInvalid(w, r, http.StatusBadRequest, err)
-		return
+		return &httpapi.Error{Status: http.StatusBadRequest, Err: err}
 	}
 	if t.Metadata == nil {
 		md := defaultHTTPMetadata
 		t.Metadata = &md
 	}
 	stored, created, err := a.intake.Accept(r.Context(), t, SourceHTTP, "")
-	switch {
-	case errors.Is(err, sdk.ErrInvalid):
-		httpapi.WriteInvalid(w, r, http.StatusUnprocessableEntity, err)
-	case errors.Is(err, ErrConflict):
-		httpapi.WriteProblem(w, r, http.StatusConflict, err.Error()+": post the same content to repeat it, or use another uuid")
-	case err != nil:
-		writeUnavailable(w, r, err)
-	case created:
-		w.Header().Set("Location", "/triggers/"+stored.UUID)
-		httpapi.WriteJSON(w, http.StatusCreated, stored)
-	default:
+	if err != nil {
+		return httpapi.Explain(err, ErrConflict, "%v: post the same content to repeat it, or use another uuid", err)
+	}
+	if !created {
 		httpapi.WriteJSON(w, http.StatusOK, stored)
+		return nil
 	}
+	w.Header().Set("Location", "/triggers/"+stored.UUID)
+	httpapi.WriteJSON(w, http.StatusCreated, stored)
+	return nil
 }
 
-func (a *API) handleGet(w http.ResponseWriter, r *http.Request) {
-	t, err := a.intake.Get(r.Context(), mux.Vars(r)["uuid"])
-	switch {
-	case errors.Is(err, store.ErrNotFound):
-		httpapi.WriteProblem(w, r, http.StatusNotFound, "no trigger with uuid "+strconv.Quote(mux.Vars(r)["uuid"]))
-	case err != nil:
-		writeUnavailable(w, r, err)
-	default:
-		httpapi.WriteJSON(w, http.StatusOK, t)
-	}
+// notFound names the trigger a not-found error is about.
+func notFound(err error, uuid string) error {
+	return httpapi.Explain(err, store.ErrNotFound, "no trigger with uuid %s", strconv.Quote(uuid))
 }
 
-func (a *API) handleRepublish(w http.ResponseWriter, r *http.Request) {
+func (a *API) handleGet(w http.ResponseWriter, r *http.Request) error {
 	uuid := mux.Vars(r)["uuid"]
-	_, err := a.intake.store.Requeue(r.Context(), uuid)
-	if err == nil {
-		a.intake.stored()
-		var t sdk.StoredTrigger
-		if t, err = a.intake.Get(r.Context(), uuid); err == nil {
-			httpapi.WriteJSON(w, http.StatusAccepted, t)
-			return
-		}
+	t, err := a.intake.Get(r.Context(), uuid)
+	if err != nil {
+		return notFound(err, uuid)
 	}
-	if errors.Is(err, store.ErrNotFound) {
-		httpapi.WriteProblem(w, r, http.StatusNotFound, "no trigger with uuid "+strconv.Quote(uuid))
-		return
+	httpapi.WriteJSON(w, http.StatusOK, t)
+	return nil
+}
+
+func (a *API) handleRepublish(w http.ResponseWriter, r *http.Request) error {
+	uuid := mux.Vars(r)["uuid"]
+	if _, err := a.intake.store.Requeue(r.Context(), uuid); err != nil {
+		return notFound(err, uuid)
 	}
-	writeUnavailable(w, r, err)
+	a.intake.stored()
+	t, err := a.intake.Get(r.Context(), uuid)
+	if err != nil {
+		return notFound(err, uuid)
+	}
+	httpapi.WriteJSON(w, http.StatusAccepted, t)
+	return nil
 }
 
 type listResponse struct {
@@ -107,31 +102,31 @@ type listResponse struct {
 	Next string `json:"next,omitempty"`
 }
 
-func (a *API) handleList(w http.ResponseWriter, r *http.Request) {
+// badCursor answers a cursor that is not from a previous page.
+var badCursor = &sdk.ValidationError{Fields: []sdk.FieldError{{Field: "cursor", Reason: "is not a cursor from a previous page"}}}
+
+func (a *API) handleList(w http.ResponseWriter, r *http.Request) error {
 	f, err := parseFilter(r)
 	if err != nil {
-		httpapi.WriteInvalid(w, r, http.StatusBadRequest, err)
-		return
+		return &httpapi.Error{Status: http.StatusBadRequest, Err: err}
 	}
 	rows, next, err := a.intake.store.ListTriggers(r.Context(), f)
 	if errors.Is(err, store.ErrBadCursor) {
-		httpapi.WriteInvalid(w, r, http.StatusBadRequest, &sdk.ValidationError{Fields: []sdk.FieldError{{Field: "cursor", Reason: "is not a cursor from a previous page"}}})
-		return
+		return &httpapi.Error{Status: http.StatusBadRequest, Err: badCursor}
 	}
 	if err != nil {
-		writeUnavailable(w, r, err)
-		return
+		return err
 	}
 	resp := listResponse{Triggers: make([]sdk.StoredTrigger, 0, len(rows)), Next: next}
 	for _, row := range rows {
 		t, err := decode(row)
 		if err != nil {
-			writeUnavailable(w, r, err)
-			return
+			return err
 		}
 		resp.Triggers = append(resp.Triggers, t)
 	}
 	httpapi.WriteJSON(w, http.StatusOK, resp)
+	return nil
 }
 
 // parseFilter reads the list query parameters, naming any bad one.
@@ -173,10 +168,4 @@ func parseFilter(r *http.Request) (store.TriggerFilter, error) {
 		return f, &sdk.ValidationError{Fields: errs}
 	}
 	return f, nil
-}
-
-// writeUnavailable answers a store failure: the client may retry.
-func writeUnavailable(w http.ResponseWriter, r *http.Request, err error) {
-	w.Header().Set("Retry-After", "1")
-	httpapi.WriteProblem(w, r, http.StatusServiceUnavailable, "storage unavailable: "+err.Error())
 }

@@ -30,7 +30,13 @@ const (
 )
 
 // ErrConflict is returned when a uuid is reused for a different trigger.
-var ErrConflict = errors.New("uuid already used by a different trigger")
+// It is of the store's kind: errors.Is(ErrConflict, store.ErrConflict).
+var ErrConflict error = conflict{}
+
+type conflict struct{}
+
+func (conflict) Error() string        { return "uuid already used by a different trigger" }
+func (conflict) Is(target error) bool { return target == store.ErrConflict }
 
 // Intake validates and stores triggers.
 type Intake struct {
