@@ -86,8 +86,13 @@ func TestPostedTriggerReachesABoundConsumer(t *testing.T) {
 		Triggers []stored
 		Next     string
 	}
-	call(t, http.MethodGet, base+"/triggers?apiVersion=OT-2/v1alpha1/Robot1&status=published", nil).json(t, &list)
-	if len(list.Triggers) != 1 || list.Triggers[0].UUID != created.UUID {
+	// The consumer can see the republished message before the relay has
+	// settled its confirm: the trigger is listed as published once it has.
+	waitFor(t, 10*time.Second, "the republished trigger to be listed as published", func() bool {
+		call(t, http.MethodGet, base+"/triggers?apiVersion=OT-2/v1alpha1/Robot1&status=published", nil).json(t, &list)
+		return len(list.Triggers) == 1
+	})
+	if list.Triggers[0].UUID != created.UUID {
 		t.Fatalf("list: %+v", list)
 	}
 
