@@ -12,6 +12,9 @@ TOOLS    := $(CURDIR)/$(BIN)/tools
 # Every module of the workspace; `./...` alone covers only the root one.
 PKGS     := ./... ./sdk/... ./examples/... ./plugins/riffyn/...
 TESTFLAGS ?= -race -count=1 -timeout 20m
+# The Python plugins run on the system Python with Debian's python3-grpcio
+# and python3-protobuf (scripts/services up installs them).
+PYTHON   ?= /usr/bin/python3
 # The broker's memory watermark outside the alarm test (RabbitMQ's default).
 RABBITMQ_MEMORY_WATERMARK ?= 0.4
 
@@ -29,11 +32,14 @@ run: build ## build, then run both services with the example plugins (embedded S
 	scripts/run
 
 .PHONY: build
-build: ## build the services into bin/, the example plugins into bin/plugins/, the Riffyn plugins into bin/riffyn/
+build: ## build the services into bin/, the example plugins into bin/plugins/, the Riffyn plugins into bin/riffyn/, the Python examples into bin/python/
 	@mkdir -p $(BIN) $(PLUGINS)
 	$(GO) build -o $(BIN)/ ./host/cmd/...
 	$(GO) build -o $(PLUGINS)/ ./examples/cmd/...
 	$(GO) build -o $(BIN)/riffyn/ ./plugins/riffyn/cmd/...
+	@# Zipapps need only a python3 to be built; they run on $(PYTHON).
+	@if command -v python3 >/dev/null; then python3 scripts/pyplugins -o $(BIN)/python; \
+	  else echo "build: no python3 on PATH: the Python example plugins (bin/python/) are not built"; fi
 
 .PHONY: cluster
 cluster: build ## run 3 control-towers and 2 data-gateways on the local PostgreSQL and RabbitMQ (scripts/cluster)
@@ -43,6 +49,7 @@ cluster: build ## run 3 control-towers and 2 data-gateways on the local PostgreS
 .PHONY: test
 test: ## start RabbitMQ and PostgreSQL if needed, then run every module's tests, the broker alarm test alone, and each benchmark once
 	scripts/services up
+	$(MAKE) --no-print-directory test-python
 	$(GO) test $(TESTFLAGS) $(PKGS)
 	@# A memory alarm blocks every publisher on the node: this test runs alone,
 	@# and the alarm is cleared even if it fails or is interrupted.
@@ -50,6 +57,11 @@ test: ## start RabbitMQ and PostgreSQL if needed, then run every module's tests,
 	  echo "could not clear the broker memory alarm: run rabbitmqctl set_vm_memory_high_watermark $(RABBITMQ_MEMORY_WATERMARK)" >&2' EXIT; \
 	  $(GO) test $(TESTFLAGS) -tags brokeralarm -run '^TestBlockedBroker$$' ./host/controltower/
 	$(GO) test -run '^$$' -bench . -benchtime 1x $(PKGS)
+
+.PHONY: test-python
+test-python: ## run the unit tests of the Python plugin kit (sdk/python) and of the Python examples
+	PYTHONPATH=sdk/python $(PYTHON) -m unittest discover -s sdk/python/tests -t sdk/python/tests
+	for d in examples/python/*/; do PYTHONPATH=sdk/python $(PYTHON) -m unittest discover -s "$$d" -t "$$d" || exit 1; done
 
 .PHONY: bench
 bench: ## measure throughput, latency, restart time and memory; writes scripts/bench/RESULTS.md
@@ -81,13 +93,15 @@ check-files:
 	    echo "clear the mode bit: git update-index --chmod=-x <file> (and chmod -x <file>), or move a script to scripts/; a built binary does not belong in git: git rm --cached <file>"; exit 1; fi
 
 .PHONY: proto
-proto: $(TOOLS)/buf ## regenerate the plugin protocol's Go code
+proto: $(TOOLS)/buf ## regenerate the plugin protocol's Go code and the Python kit's message code (protoc 3.21)
 	cd sdk && PATH="$(TOOLS):$$PATH" buf generate
+	scripts/pyproto
 
 .PHONY: proto-check
 proto-check: proto
-	@if ! git diff --quiet -- sdk/internal/pluginpb; then \
-	  echo "generated protobuf code was stale; commit the regenerated files"; git diff --stat -- sdk/internal/pluginpb; exit 1; fi
+	@if ! git diff --quiet -- sdk/internal/pluginpb sdk/python/routing_plugin/_pb; then \
+	  echo "generated protobuf code was stale; commit the regenerated files"; \
+	  git diff --stat -- sdk/internal/pluginpb sdk/python/routing_plugin/_pb; exit 1; fi
 
 $(TOOLS)/buf:
 	@mkdir -p $(TOOLS)
