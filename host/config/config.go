@@ -69,6 +69,9 @@ type Common struct {
 	// holds about 9,800 rows of a bioreactor's 48 columns (1.7 kB each):
 	// a relay that resends its whole backlog after an outage still fits.
 	MaxBodyBytes int64 `env:"MAX_BODY_BYTES" envDefault:"16777216"`
+	// Environ is the environment plugins' variables come from; set by
+	// the caller, not read from a variable.
+	Environ []string `env:"-"`
 }
 
 // Addr is the listen address for port.
@@ -155,13 +158,13 @@ func (c Common) Validate() error {
 }
 
 // PluginManager is the plugin manager's configuration for plugins of
-// kind, whose variables come from environ.
-func (c Common) PluginManager(kind sdk.Kind, environ []string) pluginmgr.Config {
+// kind, whose variables come from Environ.
+func (c Common) PluginManager(kind sdk.Kind) pluginmgr.Config {
 	return pluginmgr.Config{
 		Dir:            c.PluginsDir,
 		Checksums:      c.PluginsChecksums,
 		Kind:           kind,
-		Environ:        environ,
+		Environ:        c.Environ,
 		RunDir:         filepath.Join(c.DataDir, "run"),
 		StartTimeout:   c.PluginsStartTimeout,
 		HealthInterval: c.PluginsHealthInterval,
@@ -201,9 +204,13 @@ func isLoopback(host string) bool {
 	return ip != nil && ip.IsLoopback()
 }
 
-// defaults gives the settings whose defaults belong to another package
-// their value there: the plugin manager's.
-func (c *Common) defaults() {
+// Shared is the Common a service's Config embeds, for code given the
+// whole Config (Load, the services' Run).
+func (c *Common) Shared() *Common { return c }
+
+// pluginDefaults gives the settings whose defaults belong to the plugin
+// manager their value there.
+func (c *Common) pluginDefaults() {
 	d := pluginmgr.DefaultConfig()
 	c.PluginsStartTimeout, c.PluginsHealthInterval, c.PluginsHealthTimeout = d.StartTimeout, d.HealthInterval, d.HealthTimeout
 	c.PluginsMinBackoff, c.PluginsMaxBackoff, c.PluginsMaxFastCrashes = d.MinBackoff, d.MaxBackoff, d.MaxFastCrashes
@@ -213,10 +220,13 @@ func (c *Common) defaults() {
 // ("KEY=value" strings, as os.Environ returns them), then calls its
 // Validate method if it has one. A variable unset or empty gives its
 // field the envDefault of its tag, or, for Common's plugin settings,
-// pluginmgr.DefaultConfig's. The error is one line naming the variable.
+// pluginmgr.DefaultConfig's. When cfg embeds Common, its Environ is
+// environ: the plugins' variables come from the same place. The error is
+// one line naming the variable.
 func Load(cfg any, environ []string) error {
-	if c, ok := cfg.(interface{ defaults() }); ok {
-		c.defaults()
+	common, _ := cfg.(interface{ Shared() *Common })
+	if common != nil {
+		common.Shared().pluginDefaults()
 	}
 	m := make(map[string]string, len(environ))
 	for _, kv := range environ {
@@ -226,6 +236,9 @@ func Load(cfg any, environ []string) error {
 	}
 	if err := env.ParseWithOptions(cfg, env.Options{Environment: m}); err != nil {
 		return fmt.Errorf("configuration: %s", describe(cfg, m, err))
+	}
+	if common != nil {
+		common.Shared().Environ = environ
 	}
 	if v, ok := cfg.(interface{ Validate() error }); ok {
 		if err := v.Validate(); err != nil {

@@ -55,7 +55,7 @@ func TestPluginSettingsDefaultToThePluginManagers(t *testing.T) {
 		if err := config.Load(&cfg, env); err != nil {
 			t.Fatal(err)
 		}
-		got := cfg.PluginManager("pusher", nil)
+		got := cfg.PluginManager("pusher")
 		if got.StartTimeout != d.StartTimeout || got.HealthInterval != d.HealthInterval || got.HealthTimeout != d.HealthTimeout ||
 			got.MinBackoff != d.MinBackoff || got.MaxBackoff != d.MaxBackoff || got.MaxFastCrashes != d.MaxFastCrashes {
 			t.Errorf("%v: plugin settings %+v, want pluginmgr.DefaultConfig's %+v", env, got, d)

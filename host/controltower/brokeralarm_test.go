@@ -136,16 +136,16 @@ func TestBlockedBroker(t *testing.T) {
 		"AMQP_URL=amqp://guest:guest@" + brokerAddr() + "/", "AMQP_EXCHANGE=" + exchange}
 	cmd, base := runBinary(t, bin, env)
 	waitFor(t, 20*time.Second, "the control-tower to connect", func() bool {
-		return call(t, http.MethodGet, base+"/readyz", nil).status == http.StatusOK
+		return call(t, http.MethodGet, base+"/readyz", nil).Status == http.StatusOK
 	})
 	post := func(n int) string {
 		t.Helper()
 		r := call(t, http.MethodPost, base+"/triggers", fmt.Appendf(nil, `{"apiVersion":"OT-2/v1alpha1","protocol":"PlateTransfer","spec":{"n":%d}}`, n))
-		if r.status != http.StatusCreated {
-			t.Fatalf("POST /triggers: %d %s", r.status, r.body)
+		if r.Status != http.StatusCreated {
+			t.Fatalf("POST /triggers: %d %s", r.Status, r.Body)
 		}
 		var s stored
-		r.json(t, &s)
+		r.JSON(t, &s)
 		return s.UUID
 	}
 
@@ -157,12 +157,12 @@ func TestBlockedBroker(t *testing.T) {
 	var ready response
 	waitFor(t, 20*time.Second, "/readyz to report the broker blocked", func() bool {
 		ready = call(t, http.MethodGet, base+"/readyz", nil)
-		return ready.status == http.StatusServiceUnavailable
+		return ready.Status == http.StatusServiceUnavailable
 	})
 	var checks map[string]string
-	ready.json(t, &checks)
+	ready.JSON(t, &checks)
 	if checks["broker"] != "broker blocked: low on memory" || checks["store"] != "ok" {
-		t.Fatalf("readyz while blocked: %s", ready.body)
+		t.Fatalf("readyz while blocked: %s", ready.Body)
 	}
 
 	// Accepted and stored, not published.
@@ -175,7 +175,7 @@ func TestBlockedBroker(t *testing.T) {
 			BrokerBlockedReason string `json:"brokerBlockedReason"`
 		} `json:"summary"`
 	}
-	call(t, http.MethodGet, base+"/status", nil).json(t, &status)
+	call(t, http.MethodGet, base+"/status", nil).JSON(t, &status)
 	if s := status.Summary; !s.BrokerConnected || !s.BrokerBlocked || s.BrokerBlockedReason != "low on memory" || s.PendingTriggers < 1 {
 		t.Fatalf("/status while blocked: %+v", s)
 	}
@@ -184,7 +184,7 @@ func TestBlockedBroker(t *testing.T) {
 		t.Fatalf("metrics while blocked: broker_blocked %v, broker_connected %v; want 1, 1", blocked, connected)
 	}
 	var got stored
-	call(t, http.MethodGet, base+"/triggers/"+second, nil).json(t, &got)
+	call(t, http.MethodGet, base+"/triggers/"+second, nil).JSON(t, &got)
 	if got.Status != "pending" {
 		t.Fatalf("a trigger posted while blocked is %q, want pending", got.Status)
 	}
@@ -231,14 +231,14 @@ func TestBlockedBroker(t *testing.T) {
 	waitFor(t, 10*time.Second, "both triggers recorded as published", func() bool {
 		for _, id := range []string{first, second} {
 			var s stored
-			call(t, http.MethodGet, base+"/triggers/"+id, nil).json(t, &s)
+			call(t, http.MethodGet, base+"/triggers/"+id, nil).JSON(t, &s)
 			if s.Status != "published" {
 				return false
 			}
 		}
 		return true
 	})
-	if r := call(t, http.MethodGet, base+"/readyz", nil); r.status != http.StatusOK {
-		t.Fatalf("readyz after the alarm: %d %s", r.status, r.body)
+	if r := call(t, http.MethodGet, base+"/readyz", nil); r.Status != http.StatusOK {
+		t.Fatalf("readyz after the alarm: %d %s", r.Status, r.Body)
 	}
 }

@@ -62,12 +62,12 @@ func TestThreeControlTowersPublishOnceAndFailOver(t *testing.T) {
 			for i := w; i < n; i += 6 {
 				r := call(t, http.MethodPost, towers[i%3].base+"/triggers",
 					fmt.Appendf(nil, `{"apiVersion":"OT-2/v1alpha1","protocol":"Cluster","spec":{"n":%d}}`, i))
-				if r.status != http.StatusCreated {
-					t.Errorf("POST to %s: %d %s", towers[i%3].id, r.status, r.body)
+				if r.Status != http.StatusCreated {
+					t.Errorf("POST to %s: %d %s", towers[i%3].id, r.Status, r.Body)
 					return
 				}
 				var s stored
-				r.json(t, &s)
+				r.JSON(t, &s)
 				mu.Lock()
 				accepted[s.UUID] = true
 				mu.Unlock()
@@ -80,7 +80,7 @@ func TestThreeControlTowersPublishOnceAndFailOver(t *testing.T) {
 	}
 	waitFor(t, 60*time.Second, "every trigger published and settled", func() bool {
 		var list struct{ Triggers []stored }
-		call(t, http.MethodGet, towers[0].base+"/triggers?status=pending&limit=1", nil).json(t, &list)
+		call(t, http.MethodGet, towers[0].base+"/triggers?status=pending&limit=1", nil).JSON(t, &list)
 		return len(list.Triggers) == 0 && len(c.ids()) >= n
 	})
 	ids := c.ids()
@@ -100,7 +100,7 @@ func TestThreeControlTowersPublishOnceAndFailOver(t *testing.T) {
 	watcherOn := func(live []*instance) (holder *instance, standby int) {
 		for _, in := range live {
 			var st pluginmgr.Status
-			if call(t, http.MethodGet, in.base+"/plugins/filedrop", nil).json(t, &st); st.State == pluginmgr.StateRunning {
+			if call(t, http.MethodGet, in.base+"/plugins/filedrop", nil).JSON(t, &st); st.State == pluginmgr.StateRunning {
 				if holder != nil {
 					t.Fatalf("filedrop runs on %s and %s", holder.id, in.id)
 				}
@@ -122,7 +122,7 @@ func TestThreeControlTowersPublishOnceAndFailOver(t *testing.T) {
 			continue
 		}
 		var st pluginmgr.Status
-		call(t, http.MethodGet, in.base+"/plugins/filedrop", nil).json(t, &st)
+		call(t, http.MethodGet, in.base+"/plugins/filedrop", nil).JSON(t, &st)
 		if st.Holder != holder.id {
 			t.Fatalf("%s shows the holder as %q, want %q", in.id, st.Holder, holder.id)
 		}
@@ -169,7 +169,7 @@ func TestThreeControlTowersPublishOnceAndFailOver(t *testing.T) {
 	// key, says so).
 	waitFor(t, 10*time.Second, "the new holder to scan", func() bool {
 		var st pluginmgr.Status
-		call(t, http.MethodGet, next.base+"/plugins/filedrop", nil).json(t, &st)
+		call(t, http.MethodGet, next.base+"/plugins/filedrop", nil).JSON(t, &st)
 		return st.State == pluginmgr.StateRunning && st.StartedAt != nil && time.Since(*st.StartedAt) > time.Second
 	})
 	if got := fromWatcher(); got["before.json"] != 1 || got["after.json"] != 1 {

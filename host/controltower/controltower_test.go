@@ -1,12 +1,9 @@
 package controltower_test
 
 import (
-	"bufio"
 	"fmt"
-	"net"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -31,14 +28,14 @@ func TestPostedTriggerReachesABoundConsumer(t *testing.T) {
 
 	body := []byte(`{"apiVersion":"OT-2/v1alpha1/Robot1","protocol":"PlateTransfer","plate":{"rows":2,"columns":1},"spec":[{"volume":50},{"volume":100}]}`)
 	resp := call(t, http.MethodPost, base+"/triggers", body)
-	if resp.status != http.StatusCreated {
-		t.Fatalf("POST: %d %s", resp.status, resp.body)
+	if resp.Status != http.StatusCreated {
+		t.Fatalf("POST: %d %s", resp.Status, resp.Body)
 	}
 	var created stored
-	resp.json(t, &created)
+	resp.JSON(t, &created)
 	if len(created.UUID) != 16 || created.Status != sdk.StatusPending || created.Source != "http" ||
-		resp.header.Get("Location") != "/triggers/"+created.UUID || created.Metadata.Source != "control-tower.api" {
-		t.Fatalf("created: %+v (Location %q)", created, resp.header.Get("Location"))
+		resp.Header.Get("Location") != "/triggers/"+created.UUID || created.Metadata.Source != "control-tower.api" {
+		t.Fatalf("created: %+v (Location %q)", created, resp.Header.Get("Location"))
 	}
 
 	waitFor(t, 10*time.Second, "the consumer to receive the trigger", func() bool { return len(c.received()) == 1 })
@@ -57,7 +54,7 @@ func TestPostedTriggerReachesABoundConsumer(t *testing.T) {
 	waitFor(t, 10*time.Second, "the trigger to be marked published", func() bool {
 		var got stored
 		r := call(t, http.MethodGet, base+"/triggers/"+created.UUID, nil)
-		r.json(t, &got)
+		r.JSON(t, &got)
 		return got.Status == sdk.StatusPublished && got.PublishedAt != nil
 	})
 
@@ -65,22 +62,22 @@ func TestPostedTriggerReachesABoundConsumer(t *testing.T) {
 	// different body under it is a conflict.
 	withUUID := []byte(`{"uuid":"` + created.UUID + `","protocol":"PlateTransfer","apiVersion":"OT-2/v1alpha1/Robot1",
 		"plate":{"rows":2,"columns":1},"spec":[{"volume":50},{"volume":100}]}`)
-	if r := call(t, http.MethodPost, base+"/triggers", withUUID); r.status != http.StatusOK {
-		t.Fatalf("idempotent re-post: %d %s", r.status, r.body)
+	if r := call(t, http.MethodPost, base+"/triggers", withUUID); r.Status != http.StatusOK {
+		t.Fatalf("idempotent re-post: %d %s", r.Status, r.Body)
 	}
 	conflict := []byte(`{"uuid":"` + created.UUID + `","apiVersion":"OT-2/v1alpha1","protocol":"Other","spec":{"a":1}}`)
-	if r := call(t, http.MethodPost, base+"/triggers", conflict); r.status != http.StatusConflict {
-		t.Fatalf("conflicting re-post: %d %s", r.status, r.body)
+	if r := call(t, http.MethodPost, base+"/triggers", conflict); r.Status != http.StatusConflict {
+		t.Fatalf("conflicting re-post: %d %s", r.Status, r.Body)
 	}
 
 	// Republish sends it again.
-	if r := call(t, http.MethodPost, base+"/triggers/"+created.UUID+"/republish", nil); r.status != http.StatusAccepted {
-		t.Fatalf("republish: %d %s", r.status, r.body)
+	if r := call(t, http.MethodPost, base+"/triggers/"+created.UUID+"/republish", nil); r.Status != http.StatusAccepted {
+		t.Fatalf("republish: %d %s", r.Status, r.Body)
 	}
 	waitFor(t, 10*time.Second, "the republished trigger", func() bool { return c.ids()[created.UUID] == 2 })
 
-	if r := call(t, http.MethodGet, base+"/triggers/nope", nil); r.status != http.StatusNotFound || r.header.Get("Content-Type") != "application/problem+json" {
-		t.Fatalf("unknown uuid: %d %s", r.status, r.body)
+	if r := call(t, http.MethodGet, base+"/triggers/nope", nil); r.Status != http.StatusNotFound || r.Header.Get("Content-Type") != "application/problem+json" {
+		t.Fatalf("unknown uuid: %d %s", r.Status, r.Body)
 	}
 	var list struct {
 		Triggers []stored
@@ -89,7 +86,7 @@ func TestPostedTriggerReachesABoundConsumer(t *testing.T) {
 	// The consumer can see the republished message before the relay has
 	// settled its confirm: the trigger is listed as published once it has.
 	waitFor(t, 10*time.Second, "the republished trigger to be listed as published", func() bool {
-		call(t, http.MethodGet, base+"/triggers?apiVersion=OT-2/v1alpha1/Robot1&status=published", nil).json(t, &list)
+		call(t, http.MethodGet, base+"/triggers?apiVersion=OT-2/v1alpha1/Robot1&status=published", nil).JSON(t, &list)
 		return len(list.Triggers) == 1
 	})
 	if list.Triggers[0].UUID != created.UUID {
@@ -136,26 +133,26 @@ func TestBadInputIsA4xxNamingTheField(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			r := call(t, http.MethodPost, base+"/triggers", []byte(tt.body))
-			if r.status != tt.status || r.header.Get("Content-Type") != "application/problem+json" {
-				t.Fatalf("got %d (%s) %s, want %d problem", r.status, r.header.Get("Content-Type"), r.body, tt.status)
+			if r.Status != tt.status || r.Header.Get("Content-Type") != "application/problem+json" {
+				t.Fatalf("got %d (%s) %s, want %d problem", r.Status, r.Header.Get("Content-Type"), r.Body, tt.status)
 			}
 			var p struct {
 				Status int
 				Detail string
 				Errors []sdk.FieldError
 			}
-			r.json(t, &p)
+			r.JSON(t, &p)
 			if p.Status != tt.status || p.Detail == "" {
-				t.Fatalf("problem body: %s", r.body)
+				t.Fatalf("problem body: %s", r.Body)
 			}
 			if tt.field != "" && (len(p.Errors) == 0 || p.Errors[0].Field != tt.field) {
-				t.Fatalf("problem does not name %q: %s", tt.field, r.body)
+				t.Fatalf("problem does not name %q: %s", tt.field, r.Body)
 			}
 		})
 	}
 	for _, q := range []string{"status=done", "limit=0", "limit=x", "since=yesterday", "cursor=zzz"} {
-		if r := call(t, http.MethodGet, base+"/triggers?"+q, nil); r.status != http.StatusBadRequest {
-			t.Errorf("GET /triggers?%s: %d %s", q, r.status, r.body)
+		if r := call(t, http.MethodGet, base+"/triggers?"+q, nil); r.Status != http.StatusBadRequest {
+			t.Errorf("GET /triggers?%s: %d %s", q, r.Status, r.Body)
 		}
 	}
 }
@@ -170,22 +167,22 @@ func TestBrokerOutageLosesNothing(t *testing.T) {
 	const n = 30
 	post := func(i int) string {
 		r := call(t, http.MethodPost, base+"/triggers", fmt.Appendf(nil, `{"apiVersion":"ChiBio/v1alpha1","protocol":"Bioreactor","spec":{"n":%d}}`, i))
-		if r.status != http.StatusCreated {
-			t.Fatalf("POST while the broker is down: %d %s", r.status, r.body)
+		if r.Status != http.StatusCreated {
+			t.Fatalf("POST while the broker is down: %d %s", r.Status, r.Body)
 		}
 		var s stored
-		r.json(t, &s)
+		r.JSON(t, &s)
 		return s.UUID
 	}
 	accepted := map[string]bool{}
 	for i := range n {
 		accepted[post(i)] = true
 	}
-	if r := call(t, http.MethodGet, base+"/readyz", nil); r.status != http.StatusServiceUnavailable || !strings.Contains(string(r.body), `"broker"`) {
-		t.Fatalf("readyz with the broker down: %d %s", r.status, r.body)
+	if r := call(t, http.MethodGet, base+"/readyz", nil); r.Status != http.StatusServiceUnavailable || !strings.Contains(string(r.Body), `"broker"`) {
+		t.Fatalf("readyz with the broker down: %d %s", r.Status, r.Body)
 	}
 	var list struct{ Triggers []stored }
-	call(t, http.MethodGet, base+"/triggers?status=pending&limit=100", nil).json(t, &list)
+	call(t, http.MethodGet, base+"/triggers?status=pending&limit=100", nil).JSON(t, &list)
 	if len(list.Triggers) != n {
 		t.Fatalf("%d pending triggers, want %d", len(list.Triggers), n)
 	}
@@ -214,12 +211,12 @@ func TestBrokerOutageLosesNothing(t *testing.T) {
 			t.Fatalf("consumer got %s, which was never accepted", id)
 		}
 	}
-	if r := call(t, http.MethodGet, base+"/readyz", nil); r.status != http.StatusOK {
-		t.Fatalf("readyz after recovery: %d %s", r.status, r.body)
+	if r := call(t, http.MethodGet, base+"/readyz", nil); r.Status != http.StatusOK {
+		t.Fatalf("readyz after recovery: %d %s", r.Status, r.Body)
 	}
 	waitFor(t, 10*time.Second, "all triggers marked published", func() bool {
 		var l struct{ Triggers []stored }
-		call(t, http.MethodGet, base+"/triggers?status=published&limit=500", nil).json(t, &l)
+		call(t, http.MethodGet, base+"/triggers?status=published&limit=500", nil).JSON(t, &l)
 		return len(l.Triggers) == 2*n
 	})
 	m = metricstest.Scrape(t, base+"/metrics", "")
@@ -238,39 +235,6 @@ func TestBrokerOutageLosesNothing(t *testing.T) {
 	}
 }
 
-// runBinary starts the control-tower binary with env and returns its
-// process and base URL.
-func runBinary(t *testing.T, bin string, env []string) (*exec.Cmd, string) {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	must(t, err)
-	port := ln.Addr().(*net.TCPAddr).Port
-	ln.Close()
-	cmd := exec.Command(bin)
-	cmd.Env = append(env, fmt.Sprintf("SERVER_PORT=%d", port), "PATH="+os.Getenv("PATH"))
-	stderr, err := cmd.StderrPipe()
-	must(t, err)
-	must(t, cmd.Start())
-	go func() {
-		s := bufio.NewScanner(stderr)
-		for s.Scan() {
-			if testing.Verbose() {
-				fmt.Fprintln(os.Stderr, "control-tower:", s.Text())
-			}
-		}
-	}()
-	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
-	base := fmt.Sprintf("http://127.0.0.1:%d", port)
-	waitFor(t, 20*time.Second, "the control-tower to answer", func() bool {
-		resp, err := http.Get(base + "/healthz")
-		if err == nil {
-			resp.Body.Close()
-		}
-		return err == nil && resp.StatusCode == http.StatusOK
-	})
-	return cmd, base
-}
-
 func TestSIGKILLAfterAcceptingLosesNothing(t *testing.T) {
 	bin := buildBinary(t, "github.com/routinglayer/routing/host/cmd/control-tower", t.TempDir(), "control-tower")
 	p := newProxy(t)
@@ -284,11 +248,11 @@ func TestSIGKILLAfterAcceptingLosesNothing(t *testing.T) {
 	accepted := map[string]bool{}
 	for i := range n {
 		r := call(t, http.MethodPost, base+"/triggers", fmt.Appendf(nil, `{"apiVersion":"OT-2/v1","protocol":"P","spec":{"n":%d}}`, i))
-		if r.status != http.StatusCreated {
-			t.Fatalf("POST: %d %s", r.status, r.body)
+		if r.Status != http.StatusCreated {
+			t.Fatalf("POST: %d %s", r.Status, r.Body)
 		}
 		var s stored
-		r.json(t, &s)
+		r.JSON(t, &s)
 		accepted[s.UUID] = true
 	}
 	must(t, cmd.Process.Signal(syscall.SIGKILL))
@@ -343,7 +307,7 @@ func TestFiledropWatcherEmitsExactlyOncePerFile(t *testing.T) {
 		t.Fatalf("want exactly one message per file across the plugin's kill, got %v", ids)
 	}
 	var list struct{ Triggers []stored }
-	call(t, http.MethodGet, base+"/triggers?source=watcher:filedrop", nil).json(t, &list)
+	call(t, http.MethodGet, base+"/triggers?source=watcher:filedrop", nil).JSON(t, &list)
 	if len(list.Triggers) != 2 {
 		t.Fatalf("stored %d watcher triggers, want 2", len(list.Triggers))
 	}

@@ -85,7 +85,7 @@ func TestTriggerEdge(t *testing.T) {
 		})
 	}
 	var list struct{ Triggers []sdk.StoredTrigger }
-	call(t, http.MethodGet, base+"/triggers?limit=100", nil).json(t, &list)
+	call(t, http.MethodGet, base+"/triggers?limit=100", nil).JSON(t, &list)
 	if len(list.Triggers) != created || created != 4 {
 		t.Fatalf("%d triggers stored, %d answered 201 (want 4): a refused request stored something", len(list.Triggers), created)
 	}

@@ -1,18 +1,13 @@
 package controltower_test
 
 import (
-	"bytes"
-	"context"
-	"encoding/json"
 	"io"
 	"net"
-	"net/http"
 	"os"
 	"sync"
 	"testing"
 	"time"
 
-	"github.com/hashicorp/go-hclog"
 	amqp "github.com/rabbitmq/amqp091-go"
 
 	"github.com/routinglayer/routing/host/config"
@@ -24,7 +19,11 @@ var (
 	must       = testkit.Must
 	waitFor    = testkit.WaitFor
 	randomName = testkit.RandomName
+	call       = testkit.Call[[]byte]
+	runBinary  = testkit.RunBinary
 )
+
+type response = testkit.Reply
 
 func brokerAddr() string {
 	if a := os.Getenv("TEST_RABBITMQ_ADDR"); a != "" {
@@ -184,49 +183,7 @@ func testConfig(tb testing.TB, amqpURL string) controltower.Config {
 // start boots the service in this process until the test ends.
 func start(tb testing.TB, cfg controltower.Config) (*controltower.Service, string) {
 	tb.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	out := io.Discard
-	if testing.Verbose() {
-		out = os.Stderr
-	}
-	svc, err := controltower.Start(ctx, cfg, hclog.New(&hclog.LoggerOptions{Output: out, Level: hclog.Debug}))
-	if err != nil {
-		cancel()
-		tb.Fatal(err)
-	}
-	tb.Cleanup(func() {
-		cancel()
-		if err := svc.Wait(); err != nil {
-			tb.Errorf("shutdown: %v", err)
-		}
-	})
-	return svc, "http://" + svc.Addr()
-}
-
-type response struct {
-	status int
-	header http.Header
-	body   []byte
-}
-
-func (r response) json(tb testing.TB, v any) {
-	tb.Helper()
-	if err := json.Unmarshal(r.body, v); err != nil {
-		tb.Fatalf("decode %s: %v", r.body, err)
-	}
-}
-
-func call(tb testing.TB, method, url string, body []byte) response {
-	tb.Helper()
-	req, err := http.NewRequest(method, url, bytes.NewReader(body))
-	must(tb, err)
-	req.Header.Set("Content-Type", "application/json")
-	resp, err := http.DefaultClient.Do(req)
-	must(tb, err)
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	must(tb, err)
-	return response{status: resp.StatusCode, header: resp.Header, body: b}
+	return testkit.Start(tb, controltower.Start, cfg)
 }
 
 // buildBinary builds a main package into dir under name.

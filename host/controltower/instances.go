@@ -9,11 +9,14 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 
+	"github.com/routinglayer/routing/host/internal/poll"
+	"github.com/routinglayer/routing/host/publisher"
 	"github.com/routinglayer/routing/host/store"
 )
 
-// service is the control-tower's name in the instances table.
-const service = "control-tower"
+// serviceName is the control-tower's name in the instances table, its logs
+// and its status page.
+const serviceName = "control-tower"
 
 // Heartbeats: every heartbeatInterval an instance records that it is
 // alive; /status lists those seen within liveWindow (three heartbeats).
@@ -43,34 +46,10 @@ func (c Config) validateAMQPURLs() error {
 			return fmt.Errorf("AMQP_URL: node %d of %d is empty: want comma-separated amqp://user:password@host:port/vhost", i+1, len(nodes))
 		}
 		if u, err := url.Parse(n); err != nil || (u.Scheme != "amqp" && u.Scheme != "amqps") || u.Hostname() == "" {
-			return fmt.Errorf("AMQP_URL: node %d of %d, %q: want amqp://user:password@host:port/vhost", i+1, len(nodes), redactNode(n))
+			return fmt.Errorf("AMQP_URL: node %d of %d, %q: want amqp://user:password@host:port/vhost", i+1, len(nodes), publisher.Redact(n))
 		}
 	}
 	return nil
-}
-
-// redactNode hides the password of a broker URL for logs and errors; an
-// unparsable one loses all it has before its host.
-func redactNode(raw string) string {
-	if u, err := url.Parse(raw); err == nil {
-		return u.Redacted()
-	}
-	if at := strings.LastIndex(raw, "@"); at >= 0 {
-		if scheme, _, ok := strings.Cut(raw, "://"); ok && len(scheme) < at {
-			return scheme + "://xxxxx" + raw[at:]
-		}
-		return "xxxxx" + raw[at:]
-	}
-	return raw
-}
-
-// redactNodes is the broker nodes, passwords hidden, comma-separated.
-func redactNodes(nodes []string) string {
-	out := make([]string, len(nodes))
-	for i, n := range nodes {
-		out[i] = redactNode(n)
-	}
-	return strings.Join(out, ",")
 }
 
 // heartbeat keeps this instance's row in the instances table.
@@ -83,31 +62,25 @@ type heartbeat struct {
 
 // start records the instance and forgets instances long gone.
 func (h *heartbeat) start(ctx context.Context) error {
-	if err := h.store.PruneInstances(ctx, service, pruneAge); err != nil {
+	if err := h.store.PruneInstances(ctx, serviceName, pruneAge); err != nil {
 		h.log.Warn("could not prune the instances table", "error", err)
 	}
-	return h.store.Heartbeat(ctx, service, h.id, h.started)
+	return h.store.Heartbeat(ctx, serviceName, h.id, h.started)
 }
 
 // run beats every heartbeatInterval until ctx ends, then removes the
 // instance's row.
 func (h *heartbeat) run(ctx context.Context) {
-	t := time.NewTicker(heartbeatInterval)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
-			defer cancel()
-			if err := h.store.RemoveInstance(rctx, service, h.id); err != nil {
-				h.log.Warn("could not remove this instance from the instances table", "error", err)
-			}
-			return
-		case <-t.C:
-			if err := h.store.Heartbeat(ctx, service, h.id, h.started); err != nil && ctx.Err() == nil {
-				h.log.Warn("heartbeat failed", "error", err)
-			}
+	poll.Every(ctx, heartbeatInterval, func() bool {
+		if err := h.store.Heartbeat(ctx, serviceName, h.id, h.started); err != nil && ctx.Err() == nil {
+			h.log.Warn("heartbeat failed", "error", err)
 		}
+		return true
+	})
+	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancel()
+	if err := h.store.RemoveInstance(rctx, serviceName, h.id); err != nil {
+		h.log.Warn("could not remove this instance from the instances table", "error", err)
 	}
 }
 
@@ -127,7 +100,7 @@ type instanceStatus struct {
 // liveInstances lists the instances seen within liveWindow and what each
 // holds.
 func liveInstances(ctx context.Context, st *store.Store) ([]instanceStatus, error) {
-	list, err := st.Instances(ctx, service, liveWindow)
+	list, err := st.Instances(ctx, serviceName, liveWindow)
 	if err != nil {
 		return nil, err
 	}

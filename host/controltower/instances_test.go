@@ -47,10 +47,10 @@ func status(tb testing.TB, base string) statusBody {
 	tb.Helper()
 	var s statusBody
 	r := call(tb, http.MethodGet, base+"/status", nil)
-	if r.status != http.StatusOK {
-		tb.Fatalf("GET /status: %d %s", r.status, r.body)
+	if r.Status != http.StatusOK {
+		tb.Fatalf("GET /status: %d %s", r.Status, r.Body)
 	}
-	r.json(tb, &s)
+	r.JSON(tb, &s)
 	return s
 }
 
@@ -79,12 +79,12 @@ func TestControlTowersSharingADatabasePublishEachTriggerOnce(t *testing.T) {
 			for i := w; i < n; i += 6 {
 				r := call(t, http.MethodPost, bases[i%len(bases)]+"/triggers",
 					fmt.Appendf(nil, `{"apiVersion":"OT-2/v1alpha1","protocol":"Instances","spec":{"n":%d}}`, i))
-				if r.status != http.StatusCreated {
-					t.Errorf("POST to %s: %d %s", ids[i%len(ids)], r.status, r.body)
+				if r.Status != http.StatusCreated {
+					t.Errorf("POST to %s: %d %s", ids[i%len(ids)], r.Status, r.Body)
 					return
 				}
 				var s stored
-				r.json(t, &s)
+				r.JSON(t, &s)
 				mu.Lock()
 				accepted[s.UUID] = true
 				mu.Unlock()
@@ -191,7 +191,7 @@ func TestClaimsOfADeadInstanceAreTakenOver(t *testing.T) {
 	waitFor(t, 10*time.Second, "both triggers marked published", func() bool {
 		for _, uuid := range []string{"dead0000", "restarted0000"} {
 			var got stored
-			if call(t, http.MethodGet, base+"/triggers/"+uuid, nil).json(t, &got); got.Status != sdk.StatusPublished {
+			if call(t, http.MethodGet, base+"/triggers/"+uuid, nil).JSON(t, &got); got.Status != sdk.StatusPublished {
 				return false
 			}
 		}
@@ -209,11 +209,11 @@ func TestUnreachableFirstBrokerNode(t *testing.T) {
 	c := consume(t, cfg.AMQPExchange, "#")
 	_, base := start(t, cfg)
 	r := call(t, http.MethodPost, base+"/triggers", []byte(`{"apiVersion":"OT-2/v1alpha1","protocol":"Failover","spec":{"a":1}}`))
-	if r.status != http.StatusCreated {
-		t.Fatalf("POST: %d %s", r.status, r.body)
+	if r.Status != http.StatusCreated {
+		t.Fatalf("POST: %d %s", r.Status, r.Body)
 	}
 	var created stored
-	r.json(t, &created)
+	r.JSON(t, &created)
 	waitFor(t, 20*time.Second, "the trigger to arrive through the second node", func() bool { return c.ids()[created.UUID] == 1 })
 	if s := status(t, base); s.Summary.Broker != "amqp://guest:xxxxx@"+brokerAddr()+"/" {
 		t.Fatalf("/status broker %q, want the second node, password redacted", s.Summary.Broker)

@@ -38,7 +38,7 @@ func TestTwoGatewaysOneKilledLoseNothing(t *testing.T) {
 		cmds[i] = func() (int, error) { return cmd.Process.Pid, cmd.Process.Signal(syscall.SIGKILL) }
 		waitFor(t, 60*time.Second, "the pusher to run on gateway "+base, func() bool {
 			r := call(t, http.MethodGet, base+"/plugins/probe", "")
-			return strings.Contains(string(r.body), `"running"`)
+			return strings.Contains(string(r.Body), `"running"`)
 		})
 	}
 

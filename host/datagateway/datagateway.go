@@ -10,18 +10,17 @@ import (
 	"net/url"
 	"path/filepath"
 	"strings"
-	"sync"
 	"time"
 
+	"github.com/gorilla/mux"
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/routinglayer/routing/host/config"
+	"github.com/routinglayer/routing/host/internal/poll"
 	"github.com/routinglayer/routing/host/metrics"
 	"github.com/routinglayer/routing/host/pluginmgr"
-	"github.com/routinglayer/routing/host/server"
+	"github.com/routinglayer/routing/host/service"
 	"github.com/routinglayer/routing/host/spool"
-	"github.com/routinglayer/routing/host/statuspage"
-	"github.com/routinglayer/routing/host/store"
 	"github.com/routinglayer/routing/sdk"
 )
 
@@ -41,9 +40,6 @@ type Config struct {
 	MaxAttempts       int           `env:"MAX_ATTEMPTS" envDefault:"10"`
 	RetryMin          time.Duration `env:"RETRY_MIN" envDefault:"1s"`
 	RetryMax          time.Duration `env:"RETRY_MAX" envDefault:"5m"`
-	// Environ is the environment plugins' variables come from; set by
-	// the caller, not read from a variable.
-	Environ []string `env:"-"`
 	// MaxPushBytes bounds one Push message to a pusher; 0, the default,
 	// is the plugin protocol's limit (sdk.MaxMessageBytes). Not read from
 	// a variable: tests lower it.
@@ -84,25 +80,21 @@ func (c Config) Validate() error {
 }
 
 // Service is a running data-gateway.
-type Service struct {
-	server  *server.Server
-	plugins *pluginmgr.Manager
-	done    chan struct{}
-	err     error
-}
+type Service = service.Service
 
 // Start opens the store, starts the pusher plugins and their delivery,
 // and begins serving HTTP. The service runs until ctx is done; Wait
-// returns once it has shut down.
+// returns once it has shut down: pushes in flight then are released, to
+// be pushed again.
 func Start(ctx context.Context, cfg Config, log hclog.Logger) (*Service, error) {
-	st, err := store.Open(ctx, store.Config{DataDir: cfg.DataDir, DatabaseURL: cfg.DatabaseURL}, log)
+	b, err := service.Open(ctx, "data-gateway", cfg.Common, log)
 	if err != nil {
 		return nil, err
 	}
-	reg := metrics.NewRegistry()
+	st := b.Store
 	var plugins *pluginmgr.Manager
-	gw := spool.New(spool.Config{
-		Metrics:           metrics.NewGateway(reg),
+	sp := spool.New(spool.Config{
+		Metrics:           metrics.NewGateway(b.Registry),
 		MaxRows:           cfg.MaxRows,
 		MaxBacklog:        cfg.MaxBacklog,
 		MaxSpoolBytes:     cfg.MaxSpoolBytes,
@@ -118,65 +110,42 @@ func Start(ctx context.Context, cfg Config, log hclog.Logger) (*Service, error) 
 		VerifyTriggers:    cfg.VerifyTriggers,
 		Instance:          cfg.Instance(),
 	}, st, func() []spool.Pusher { return installed(plugins) }, log)
-	if err := errors.Join(gw.ReleaseStaleClaims(ctx), gw.LoadSpool(ctx)); err != nil {
-		st.Close()
-		return nil, err
+	if err := errors.Join(sp.ReleaseStaleClaims(ctx), sp.LoadSpool(ctx)); err != nil {
+		return nil, b.Abort(err)
 	}
-	plugins = pluginmgr.New(cfg.PluginManager(sdk.KindPusher, cfg.Environ), gw.Attach, log)
+	plugins = pluginmgr.New(cfg.PluginManager(sdk.KindPusher), sp.Attach, log)
 
-	reg.MustRegister(metrics.NewSampled(log, append(plugins.MetricSources(),
-		perPusher("backlog_tasks", "Tasks waiting for delivery, by pusher.", withPushers(st.Backlog, plugins)),
-		perPusher("dead_letters", "Dead-lettered tasks, by pusher.", withPushers(st.DeadLetterCounts, plugins)),
-		metrics.GaugeSource{
-			Name: "spool_bytes", Help: "Bytes of stored rows waiting for delivery, as counted against MAX_SPOOL_BYTES.",
-			Read: func(context.Context) ([]metrics.Gauge, error) {
-				return []metrics.Gauge{{Value: float64(gw.SpoolBytes())}}, nil
+	return b.Serve(ctx, service.Parts{
+		Port:    cfg.ServerPort,
+		Plugins: plugins,
+		Routes:  func(r *mux.Router) { sp.Routes(r, cfg.MaxBodyBytes) },
+		Gauges: []metrics.GaugeSource{
+			perPusher("backlog_tasks", "Tasks waiting for delivery, by pusher.", withPushers(st.Backlog, plugins)),
+			perPusher("dead_letters", "Dead-lettered tasks, by pusher.", withPushers(st.DeadLetterCounts, plugins)),
+			{
+				Name: "spool_bytes", Help: "Bytes of stored rows waiting for delivery, as counted against MAX_SPOOL_BYTES.",
+				Read: func(context.Context) ([]metrics.Gauge, error) {
+					return []metrics.Gauge{{Value: float64(sp.SpoolBytes())}}, nil
+				},
 			},
-		})...))
-
-	router := server.NewRouter(cfg.Access(), reg, log)
-	gw.Routes(router, cfg.MaxBodyBytes)
-	plugins.Routes(router)
-	statuspage.Routes(router, "data-gateway", func(ctx context.Context) (any, error) {
-		backlog, err := withPushers(st.Backlog, plugins)(ctx)
-		if err != nil {
-			return nil, err
-		}
-		dead, err := withPushers(st.DeadLetterCounts, plugins)(ctx)
-		return struct {
-			Backlog     map[string]int `json:"backlog"`
-			DeadLetters map[string]int `json:"deadLetters"`
-		}{backlog, dead}, err
+		},
+		Status: func(ctx context.Context) (any, error) {
+			backlog, err := withPushers(st.Backlog, plugins)(ctx)
+			if err != nil {
+				return nil, err
+			}
+			dead, err := withPushers(st.DeadLetterCounts, plugins)(ctx)
+			return struct {
+				Backlog     map[string]int `json:"backlog"`
+				DeadLetters map[string]int `json:"deadLetters"`
+			}{backlog, dead}, err
+		},
+		Workers: []func(context.Context){
+			sp.Run,
+			func(ctx context.Context) { watchRemovals(ctx, plugins, sp, log) },
+		},
+		LogFields: []any{"control-tower", cfg.ControlTowerURL},
 	})
-	srv, err := server.Listen(cfg.Addr(cfg.ServerPort), router, server.Options{
-		Checks:      []server.Check{{Name: "store", Check: st.Ping}},
-		Metrics:     reg,
-		TLSCertFile: cfg.TLSCertFile,
-		TLSKeyFile:  cfg.TLSKeyFile,
-	}, log)
-	if err != nil {
-		st.Close()
-		return nil, err
-	}
-	s := &Service{server: srv, plugins: plugins, done: make(chan struct{})}
-	// Shutdown order: stop taking requests, then the plugins (pushes in
-	// flight are released to be pushed again), then close the store.
-	pluginsCtx, stopPlugins := context.WithCancel(context.WithoutCancel(ctx))
-	var pluginsWG sync.WaitGroup
-	pluginsWG.Go(func() { _ = plugins.Run(pluginsCtx) })
-	pluginsWG.Go(func() { gw.Run(pluginsCtx) })
-	pluginsWG.Go(func() { watchRemovals(pluginsCtx, plugins, gw, log) })
-	go func() {
-		defer close(s.done)
-		s.err = srv.Serve(ctx, 10*time.Second)
-		stopPlugins()
-		pluginsWG.Wait()
-		s.err = errors.Join(s.err, st.Close())
-		log.Info("data-gateway stopped")
-	}()
-	log.Info("data-gateway listening", "url", srv.URL(), "plugins", cfg.PluginsDir, "database", st.Dialect(),
-		"control-tower", cfg.ControlTowerURL)
-	return s, nil
 }
 
 // installed lists the installed pushers for intake: every one gets a task
@@ -203,21 +172,14 @@ func installed(m *pluginmgr.Manager) []spool.Pusher {
 const removalPoll = 250 * time.Millisecond
 
 // watchRemovals dead-letters the pending tasks of each pusher whose
-// plugin file is removed (see gateway.PusherRemoved). A pusher that leaves
+// plugin file is removed (see spool.Spool.PusherRemoved). A pusher that leaves
 // the list while its file is still there, refused by a scan (a checksum or
 // permission problem, say), keeps its tasks: it is expected back. Tasks of
 // pushers missing when the service starts are kept as well, so a wrong
 // PLUGINS_DIR does not dead-letter the spool.
-func watchRemovals(ctx context.Context, plugins *pluginmgr.Manager, gw *spool.Spool, log hclog.Logger) {
+func watchRemovals(ctx context.Context, plugins *pluginmgr.Manager, sp *spool.Spool, log hclog.Logger) {
 	known := map[string]bool{}
-	t := time.NewTicker(removalPoll)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
+	poll.Every(ctx, removalPoll, func() bool {
 		now := map[string]bool{}
 		for _, st := range plugins.List() {
 			now[st.Name] = true
@@ -237,7 +199,7 @@ func watchRemovals(ctx context.Context, plugins *pluginmgr.Manager, gw *spool.Sp
 				log.Warn("pusher file refused; its pending tasks are kept until it is accepted again", "pusher", name)
 				continue
 			}
-			if _, err := gw.PusherRemoved(ctx, name); err != nil {
+			if _, err := sp.PusherRemoved(ctx, name); err != nil {
 				if ctx.Err() == nil {
 					log.Error("cannot dead-letter the tasks of a removed pusher; they stay pending", "pusher", name, "error", err)
 				}
@@ -245,14 +207,9 @@ func watchRemovals(ctx context.Context, plugins *pluginmgr.Manager, gw *spool.Sp
 			}
 		}
 		known = now
-	}
+		return true
+	})
 }
-
-// Addr is the address the HTTP server listens on.
-func (s *Service) Addr() string { return s.server.Addr() }
-
-// URL is the service's base URL (http or https).
-func (s *Service) URL() string { return s.server.URL() }
 
 // withPushers completes counts per pusher with a zero for every installed
 // pusher that has none.
@@ -284,13 +241,4 @@ func perPusher(name, help string, read func(context.Context) (map[string]int, er
 			return out, err
 		},
 	}
-}
-
-// Plugins is the service's plugin manager.
-func (s *Service) Plugins() *pluginmgr.Manager { return s.plugins }
-
-// Wait blocks until the service has shut down and returns why it stopped.
-func (s *Service) Wait() error {
-	<-s.done
-	return s.err
 }

@@ -29,19 +29,19 @@ func TestRowsReachTheJSONLPusherInOrderByteExact(t *testing.T) {
 	})
 
 	r := call(t, http.MethodPost, base+"/data", `{"uuid": "run1", "row": {"index": 0, "data": {"zeta": 1.50, "alpha": "x", "flag": true, "none": null}}}`)
-	if r.status != http.StatusAccepted {
-		t.Fatalf("POST /data: %d %s", r.status, r.body)
+	if r.Status != http.StatusAccepted {
+		t.Fatalf("POST /data: %d %s", r.Status, r.Body)
 	}
 	var acc spool.Accepted
-	r.decode(t, &acc)
+	r.JSON(t, &acc)
 	if acc.UUID != "run1" || acc.Rows != 1 || len(acc.Pushers) != 1 || acc.Pushers[0] != "jsonl" || acc.ID == 0 {
 		t.Fatalf("accepted: %+v", acc)
 	}
 	r = call(t, http.MethodPost, base+"/data/batch", `{"uuid":"run1","rows":[
 		{"index":1,"data":{"odMeasured":0.42,"mediaTemp":37.1}},
 		{"index":2,"data":{"note":"with \"quotes\" and µ","big":12345678901234567890}}]}`)
-	if r.status != http.StatusAccepted {
-		t.Fatalf("POST /data/batch: %d %s", r.status, r.body)
+	if r.Status != http.StatusAccepted {
+		t.Fatalf("POST /data/batch: %d %s", r.Status, r.Body)
 	}
 	want := `{"uuid":"run1","index":0,"data":{"zeta":1.50,"alpha":"x","flag":true,"none":null}}` + "\n" +
 		`{"uuid":"run1","index":1,"data":{"odMeasured":0.42,"mediaTemp":37.1}}` + "\n" +
@@ -57,14 +57,14 @@ func TestRowsReachTheJSONLPusherInOrderByteExact(t *testing.T) {
 
 	var status spool.DeliveryStatus
 	waitFor(t, 5*time.Second, "the delivery to show delivered", func() bool {
-		call(t, http.MethodGet, fmt.Sprintf("%s/data/%d", base, acc.ID), "").decode(t, &status)
+		call(t, http.MethodGet, fmt.Sprintf("%s/data/%d", base, acc.ID), "").JSON(t, &status)
 		return len(status.Pushers) == 1 && status.Pushers[0].State == "delivered"
 	})
 	if status.Rows != 1 || status.Pushers[0].Attempts != 1 || status.Pushers[0].FinishedAt == nil {
 		t.Fatalf("status: %+v", status)
 	}
-	if r := call(t, http.MethodGet, base+"/data/999999", ""); r.status != http.StatusNotFound {
-		t.Fatalf("unknown delivery: %d", r.status)
+	if r := call(t, http.MethodGet, base+"/data/999999", ""); r.Status != http.StatusNotFound {
+		t.Fatalf("unknown delivery: %d", r.Status)
 	}
 
 	m := metricstest.Scrape(t, base+"/metrics", "")
@@ -120,23 +120,23 @@ func TestBadDataIsA4xxNamingTheField(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			r := call(t, http.MethodPost, base+tt.path, tt.body)
-			if r.status != tt.status || r.header.Get("Content-Type") != "application/problem+json" {
-				t.Fatalf("got %d %s, want %d problem", r.status, r.body, tt.status)
+			if r.Status != tt.status || r.Header.Get("Content-Type") != "application/problem+json" {
+				t.Fatalf("got %d %s, want %d problem", r.Status, r.Body, tt.status)
 			}
 			var p struct {
 				Status int
 				Errors []struct{ Field, Reason string }
 			}
-			r.decode(t, &p)
+			r.JSON(t, &p)
 			if tt.field != "" && !hasField(p.Errors, tt.field) {
-				t.Fatalf("problem does not name %q: %s", tt.field, r.body)
+				t.Fatalf("problem does not name %q: %s", tt.field, r.Body)
 			}
 		})
 	}
 	// Valid data with no pusher installed would go nowhere: 503.
 	r := call(t, http.MethodPost, base+"/data", `{"uuid":"u","row":{"data":{"a":1}}}`)
-	if r.status != http.StatusServiceUnavailable || r.header.Get("Retry-After") == "" {
-		t.Fatalf("no pusher: %d %s", r.status, r.body)
+	if r.Status != http.StatusServiceUnavailable || r.Header.Get("Retry-After") == "" {
+		t.Fatalf("no pusher: %d %s", r.Status, r.Body)
 	}
 }
 
@@ -165,11 +165,11 @@ func TestRetryableFailuresThenDelivered(t *testing.T) {
 	svc, base := start(t, e.config(t))
 	waitRunning(t, svc, "probe")
 	var acc spool.Accepted
-	call(t, http.MethodPost, base+"/data", `{"uuid":"flaky","row":{"index":0,"data":{"a":1}}}`).decode(t, &acc)
+	call(t, http.MethodPost, base+"/data", `{"uuid":"flaky","row":{"index":0,"data":{"a":1}}}`).JSON(t, &acc)
 
 	var status spool.DeliveryStatus
 	waitFor(t, 60*time.Second, "delivery after retries", func() bool {
-		call(t, http.MethodGet, fmt.Sprintf("%s/data/%d", base, acc.ID), "").decode(t, &status)
+		call(t, http.MethodGet, fmt.Sprintf("%s/data/%d", base, acc.ID), "").JSON(t, &status)
 		return len(status.Pushers) == 1 && status.Pushers[0].State == "delivered"
 	})
 	if status.Pushers[0].Attempts != 4 {
@@ -190,11 +190,11 @@ func TestPermanentFailureIsDeadLetteredAndRetryWorks(t *testing.T) {
 	svc, base := start(t, e.config(t))
 	waitRunning(t, svc, "probe")
 	var acc spool.Accepted
-	call(t, http.MethodPost, base+"/data", `{"uuid":"doomed","row":{"index":0,"data":{"a":1}}}`).decode(t, &acc)
+	call(t, http.MethodPost, base+"/data", `{"uuid":"doomed","row":{"index":0,"data":{"a":1}}}`).JSON(t, &acc)
 
 	var dead struct{ DeadLetters []spool.TaskStatus }
 	waitFor(t, 60*time.Second, "the dead letter", func() bool {
-		call(t, http.MethodGet, base+"/deadletters?pusher=probe&uuid=doomed", "").decode(t, &dead)
+		call(t, http.MethodGet, base+"/deadletters?pusher=probe&uuid=doomed", "").JSON(t, &dead)
 		return len(dead.DeadLetters) == 1
 	})
 	d := dead.DeadLetters[0]
@@ -207,11 +207,11 @@ func TestPermanentFailureIsDeadLetteredAndRetryWorks(t *testing.T) {
 	}
 
 	must(t, os.Remove(flag))
-	if r := call(t, http.MethodPost, fmt.Sprintf("%s/deadletters/%d/retry", base, d.ID), ""); r.status != http.StatusAccepted {
-		t.Fatalf("retry: %d %s", r.status, r.body)
+	if r := call(t, http.MethodPost, fmt.Sprintf("%s/deadletters/%d/retry", base, d.ID), ""); r.Status != http.StatusAccepted {
+		t.Fatalf("retry: %d %s", r.Status, r.Body)
 	}
 	waitFor(t, 60*time.Second, "the retried dead letter to be delivered", func() bool { return len(lines(t, e.out, "probe")) == 1 })
-	call(t, http.MethodGet, base+"/deadletters", "").decode(t, &dead)
+	call(t, http.MethodGet, base+"/deadletters", "").JSON(t, &dead)
 	if len(dead.DeadLetters) != 0 {
 		t.Fatalf("dead letters after retry: %+v", dead.DeadLetters)
 	}
@@ -219,8 +219,8 @@ func TestPermanentFailureIsDeadLetteredAndRetryWorks(t *testing.T) {
 	if dl, ok := m.Must(t, "routing_dead_letters", "pusher", "probe"), m.Must(t, "routing_tasks_total", "pusher", "probe", "outcome", "delivered"); dl != 0 || ok != 1 {
 		t.Fatalf("metrics after retry: dead_letters %v, tasks_total{outcome=delivered} %v; want 0, 1", dl, ok)
 	}
-	if r := call(t, http.MethodPost, fmt.Sprintf("%s/deadletters/%d/retry", base, d.ID), ""); r.status != http.StatusNotFound {
-		t.Fatalf("retrying a delivered task: %d", r.status)
+	if r := call(t, http.MethodPost, fmt.Sprintf("%s/deadletters/%d/retry", base, d.ID), ""); r.Status != http.StatusNotFound {
+		t.Fatalf("retrying a delivered task: %d", r.Status)
 	}
 }
 
@@ -242,8 +242,8 @@ func post(t *testing.T, base string, uuids, perUUID, batch, clients int) int {
 						rows = append(rows, fmt.Sprintf(`{"index":%d,"data":{"value":%d}}`, j, j))
 					}
 					r := call(t, http.MethodPost, base+"/data/batch", fmt.Sprintf(`{"uuid":"u%d","rows":[%s]}`, u, strings.Join(rows, ",")))
-					if r.status != http.StatusAccepted {
-						t.Errorf("POST: %d %s", r.status, r.body)
+					if r.Status != http.StatusAccepted {
+						t.Errorf("POST: %d %s", r.Status, r.Body)
 						return
 					}
 					mu.Lock()
@@ -306,7 +306,7 @@ func TestKilledGatewayLosesNothingAccepted(t *testing.T) {
 	cmd, base := runBinary(t, e.vars)
 	waitFor(t, 60*time.Second, "the pusher to run", func() bool {
 		r := call(t, http.MethodGet, base+"/plugins/probe", "")
-		return strings.Contains(string(r.body), `"running"`)
+		return strings.Contains(string(r.Body), `"running"`)
 	})
 
 	var (
@@ -383,8 +383,8 @@ func TestHangingPusherDelaysOnlyItself(t *testing.T) {
 	for i := range 15 {
 		begin := time.Now()
 		r := call(t, http.MethodPost, base+"/data", fmt.Sprintf(`{"uuid":"u%d","row":{"index":0,"data":{"v":%d}}}`, i, i))
-		if r.status != http.StatusAccepted {
-			t.Fatalf("intake with a hung pusher: %d %s", r.status, r.body)
+		if r.Status != http.StatusAccepted {
+			t.Fatalf("intake with a hung pusher: %d %s", r.Status, r.Body)
 		}
 		if d := time.Since(begin); d > 5*time.Second {
 			t.Fatalf("intake took %s with a hung pusher", d)
@@ -399,10 +399,10 @@ func TestHangingPusherDelaysOnlyItself(t *testing.T) {
 	var last response
 	waitFor(t, 60*time.Second, "a 429 once the hung pusher's backlog passes 20", func() bool {
 		last = call(t, http.MethodPost, base+"/data", `{"uuid":"more","row":{"data":{"v":1}}}`)
-		return last.status == http.StatusTooManyRequests
+		return last.Status == http.StatusTooManyRequests
 	})
-	if last.header.Get("Retry-After") == "" || !strings.Contains(string(last.body), "stuck") {
-		t.Fatalf("429 without Retry-After or without naming the pusher: %s", last.body)
+	if last.Header.Get("Retry-After") == "" || !strings.Contains(string(last.Body), "stuck") {
+		t.Fatalf("429 without Retry-After or without naming the pusher: %s", last.Body)
 	}
 }
 
@@ -428,8 +428,8 @@ func TestTwoGatewaysShareOnePostgresSpool(t *testing.T) {
 			for u := i; u < uuids; u += 2 {
 				for j := 0; j < perUUID; j++ {
 					r := call(t, http.MethodPost, base+"/data", fmt.Sprintf(`{"uuid":"u%d","row":{"index":%d,"data":{"v":%d}}}`, u, j, j))
-					if r.status != http.StatusAccepted {
-						t.Errorf("POST: %d %s", r.status, r.body)
+					if r.Status != http.StatusAccepted {
+						t.Errorf("POST: %d %s", r.Status, r.Body)
 						return
 					}
 				}
@@ -459,8 +459,8 @@ func TestHungPusherIsRestartedAndItsTaskDelivered(t *testing.T) {
 	svc, base := start(t, e.config(t))
 	waitRunning(t, svc, "probe")
 	before, _ := svc.Plugins().Get("probe")
-	if r := call(t, http.MethodPost, base+"/data", `{"uuid":"stuck","row":{"index":0,"data":{"v":1}}}`); r.status != http.StatusAccepted {
-		t.Fatalf("POST: %d %s", r.status, r.body)
+	if r := call(t, http.MethodPost, base+"/data", `{"uuid":"stuck","row":{"index":0,"data":{"v":1}}}`); r.Status != http.StatusAccepted {
+		t.Fatalf("POST: %d %s", r.Status, r.Body)
 	}
 	waitFor(t, 60*time.Second, "the hung pusher to be restarted", func() bool {
 		st, _ := svc.Plugins().Get("probe")
@@ -538,10 +538,10 @@ func TestBacklogIsPushedInBatchesAndABadRowFailsAlone(t *testing.T) {
 		}
 		var acc spool.Accepted
 		r := call(t, http.MethodPost, base+"/data", fmt.Sprintf(`{"uuid":"line","row":{"index":%d,"data":%s}}`, i, data))
-		if r.status != http.StatusAccepted {
-			t.Fatalf("POST %d: %d %s", i, r.status, r.body)
+		if r.Status != http.StatusAccepted {
+			t.Fatalf("POST %d: %d %s", i, r.Status, r.Body)
 		}
-		r.decode(t, &acc)
+		r.JSON(t, &acc)
 		if i == 12 {
 			badID = acc.ID
 		}
@@ -549,7 +549,7 @@ func TestBacklogIsPushedInBatchesAndABadRowFailsAlone(t *testing.T) {
 	waitFor(t, 60*time.Second, "19 rows delivered", func() bool { return len(lines(t, e.out, "probe")) >= 19 })
 	var dead struct{ DeadLetters []spool.TaskStatus }
 	waitFor(t, 30*time.Second, "the bad row dead-lettered", func() bool {
-		call(t, http.MethodGet, base+"/deadletters?uuid=line", "").decode(t, &dead)
+		call(t, http.MethodGet, base+"/deadletters?uuid=line", "").JSON(t, &dead)
 		return len(dead.DeadLetters) == 1
 	})
 	if d := dead.DeadLetters[0]; d.DeliveryID != badID || d.Attempts != 1 {

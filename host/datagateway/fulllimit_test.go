@@ -43,8 +43,8 @@ func TestRequestOverTheProtocolLimitArrivesInParts(t *testing.T) {
 	if body.Len() <= sdk.MaxMessageBytes {
 		t.Fatalf("body of %d bytes: want more than the limit", body.Len())
 	}
-	if r := call(t, http.MethodPost, base+"/data/batch", body.String()); r.status != http.StatusAccepted {
-		t.Fatalf("POST of %d bytes: %d %.300s", body.Len(), r.status, r.body)
+	if r := call(t, http.MethodPost, base+"/data/batch", body.String()); r.Status != http.StatusAccepted {
+		t.Fatalf("POST of %d bytes: %d %.300s", body.Len(), r.Status, r.Body)
 	}
 	body.Reset()
 	var ls []line

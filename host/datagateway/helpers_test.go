@@ -2,26 +2,12 @@ package datagateway_test
 
 import (
 	"bufio"
-	"bytes"
-	"context"
-	"crypto/rand"
-	"database/sql"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
-	"io"
-	"net"
-	"net/http"
-	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strings"
 	"testing"
-	"time"
-
-	"github.com/hashicorp/go-hclog"
-	_ "github.com/jackc/pgx/v5/stdlib"
 
 	"github.com/routinglayer/routing/host/config"
 	"github.com/routinglayer/routing/host/datagateway"
@@ -29,9 +15,13 @@ import (
 )
 
 var (
-	must    = testkit.Must
-	waitFor = testkit.WaitFor
+	must        = testkit.Must
+	waitFor     = testkit.WaitFor
+	call        = testkit.Call[string]
+	postgresURL = testkit.PostgresURL
 )
+
+type response = testkit.Reply
 
 // bins holds the plugin and service binaries, built once by TestMain.
 var bins = map[string]string{}
@@ -81,56 +71,13 @@ func (e *env) config(tb testing.TB) datagateway.Config {
 	tb.Helper()
 	var cfg datagateway.Config
 	must(tb, config.Load(&cfg, e.vars))
-	cfg.Environ = e.vars
 	return cfg
 }
 
 // start boots the service in this process until the test ends.
 func start(tb testing.TB, cfg datagateway.Config) (*datagateway.Service, string) {
 	tb.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	out := io.Discard
-	if testing.Verbose() {
-		out = os.Stderr
-	}
-	svc, err := datagateway.Start(ctx, cfg, hclog.New(&hclog.LoggerOptions{Output: out, Level: hclog.Debug}))
-	if err != nil {
-		cancel()
-		tb.Fatal(err)
-	}
-	tb.Cleanup(func() {
-		cancel()
-		if err := svc.Wait(); err != nil {
-			tb.Errorf("shutdown: %v", err)
-		}
-	})
-	return svc, "http://" + svc.Addr()
-}
-
-type response struct {
-	status int
-	header http.Header
-	body   []byte
-}
-
-func (r response) decode(tb testing.TB, v any) {
-	tb.Helper()
-	if err := json.Unmarshal(r.body, v); err != nil {
-		tb.Fatalf("decode %s: %v", r.body, err)
-	}
-}
-
-func call(tb testing.TB, method, url, body string) response {
-	tb.Helper()
-	req, err := http.NewRequest(method, url, strings.NewReader(body))
-	must(tb, err)
-	req.Header.Set("Content-Type", "application/json")
-	resp, err := http.DefaultClient.Do(req)
-	must(tb, err)
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	must(tb, err)
-	return response{status: resp.StatusCode, header: resp.Header, body: b}
+	return testkit.Start(tb, datagateway.Start, cfg)
 }
 
 // line is what the probe pusher records per delivered row.
@@ -190,59 +137,8 @@ func checkOrder(tb testing.TB, ls []line) (distinct, dups int) {
 	return len(seen), dups
 }
 
-// postgresURL returns a URL to a fresh schema of the test database.
-func postgresURL(tb testing.TB) string {
-	tb.Helper()
-	base := os.Getenv("TEST_DATABASE_URL")
-	if base == "" {
-		base = "postgres://postgres@127.0.0.1:5432/test?sslmode=disable"
-	}
-	db, err := sql.Open("pgx", base)
-	must(tb, err)
-	defer db.Close()
-	var b [6]byte
-	_, _ = rand.Read(b[:])
-	schema := "t_" + hex.EncodeToString(b[:])
-	if _, err := db.Exec("CREATE SCHEMA " + schema); err != nil {
-		tb.Fatalf("PostgreSQL is not reachable at %s (run scripts/services up): %v", base, err)
-	}
-	tb.Cleanup(func() {
-		if db, err := sql.Open("pgx", base); err == nil {
-			_, _ = db.Exec("DROP SCHEMA " + schema + " CASCADE")
-			db.Close()
-		}
-	})
-	u, _ := url.Parse(base)
-	q := u.Query()
-	q.Set("search_path", schema)
-	u.RawQuery = q.Encode()
-	return u.String()
-}
-
 // runBinary starts the data-gateway binary and returns it and its URL.
 func runBinary(tb testing.TB, vars []string) (*exec.Cmd, string) {
 	tb.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	must(tb, err)
-	port := ln.Addr().(*net.TCPAddr).Port
-	ln.Close()
-	cmd := exec.Command(bins["data-gateway"])
-	cmd.Env = append(append([]string{}, vars...), fmt.Sprintf("SERVER_PORT=%d", port))
-	var stderr bytes.Buffer
-	if testing.Verbose() {
-		cmd.Stderr = os.Stderr
-	} else {
-		cmd.Stderr = &stderr
-	}
-	must(tb, cmd.Start())
-	tb.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
-	base := fmt.Sprintf("http://127.0.0.1:%d", port)
-	waitFor(tb, 20*time.Second, "the data-gateway to answer", func() bool {
-		resp, err := http.Get(base + "/healthz")
-		if err == nil {
-			resp.Body.Close()
-		}
-		return err == nil && resp.StatusCode == http.StatusOK
-	})
-	return cmd, base
+	return testkit.RunBinary(tb, bins["data-gateway"], vars)
 }

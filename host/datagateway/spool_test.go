@@ -79,10 +79,10 @@ func TestFailedPusherDoesNotStopIntake(t *testing.T) {
 	var last spool.Accepted
 	for i := range n {
 		r := postRow(t, base, "run", i, valueRow(i))
-		if r.status != http.StatusAccepted {
-			t.Fatalf("POST %d with a failed pusher: %d %s", i, r.status, r.body)
+		if r.Status != http.StatusAccepted {
+			t.Fatalf("POST %d with a failed pusher: %d %s", i, r.Status, r.Body)
 		}
-		r.decode(t, &last)
+		r.JSON(t, &last)
 		if strings.Join(last.Pushers, ",") != "noisy,probe" {
 			t.Fatalf("pushers %v: the failed pusher must get its tasks too", last.Pushers)
 		}
@@ -90,7 +90,7 @@ func TestFailedPusherDoesNotStopIntake(t *testing.T) {
 	waitFor(t, 60*time.Second, "the healthy pusher to deliver every row", func() bool { return len(lines(t, e.out, "probe")) >= n })
 	checkDelivered(t, e.out, "probe", "run", n, valueRow)
 	var status spool.DeliveryStatus
-	call(t, http.MethodGet, fmt.Sprintf("%s/data/%d", base, last.ID), "").decode(t, &status)
+	call(t, http.MethodGet, fmt.Sprintf("%s/data/%d", base, last.ID), "").JSON(t, &status)
 	if len(status.Pushers) != 2 || status.Pushers[0].Pusher != "noisy" || status.Pushers[0].State != "pending" {
 		t.Fatalf("status of the last delivery: %+v, want noisy pending", status.Pushers)
 	}
@@ -107,7 +107,7 @@ func TestFailedPusherDoesNotStopIntake(t *testing.T) {
 	waitFor(t, 60*time.Second, "the fixed pusher to catch up", func() bool { return len(lines(t, e.out, "noisy")) >= n })
 	checkDelivered(t, e.out, "noisy", "run", n, valueRow)
 	waitFor(t, 10*time.Second, "the last delivery to show delivered twice", func() bool {
-		call(t, http.MethodGet, fmt.Sprintf("%s/data/%d", base, last.ID), "").decode(t, &status)
+		call(t, http.MethodGet, fmt.Sprintf("%s/data/%d", base, last.ID), "").JSON(t, &status)
 		return status.Pushers[0].State == "delivered" && status.Pushers[1].State == "delivered"
 	})
 }
@@ -122,24 +122,24 @@ func TestStoppedPusherCatchesUpAfterStart(t *testing.T) {
 	svc, base := start(t, e.config(t))
 	waitRunning(t, svc, "probe")
 	for i := range 3 {
-		if r := postRow(t, base, "paused", i, valueRow(i)); r.status != http.StatusAccepted {
-			t.Fatalf("POST %d: %d %s", i, r.status, r.body)
+		if r := postRow(t, base, "paused", i, valueRow(i)); r.Status != http.StatusAccepted {
+			t.Fatalf("POST %d: %d %s", i, r.Status, r.Body)
 		}
 	}
 	waitFor(t, 30*time.Second, "the first rows delivered", func() bool { return len(lines(t, e.out, "probe")) == 3 })
 
-	if r := call(t, http.MethodPost, base+"/plugins/probe/stop", ""); r.status >= 300 {
-		t.Fatalf("stop: %d %s", r.status, r.body)
+	if r := call(t, http.MethodPost, base+"/plugins/probe/stop", ""); r.Status >= 300 {
+		t.Fatalf("stop: %d %s", r.Status, r.Body)
 	}
 	waitState(t, svc, "probe", pluginmgr.StateStopped)
 	const n = 15
 	for i := 3; i < n; i++ {
 		r := postRow(t, base, "paused", i, valueRow(i))
-		if r.status != http.StatusAccepted {
-			t.Fatalf("POST %d while the pusher is stopped: %d %s", i, r.status, r.body)
+		if r.Status != http.StatusAccepted {
+			t.Fatalf("POST %d while the pusher is stopped: %d %s", i, r.Status, r.Body)
 		}
 		var acc spool.Accepted
-		r.decode(t, &acc)
+		r.JSON(t, &acc)
 		if len(acc.Pushers) != 1 || acc.Pushers[0] != "probe" {
 			t.Fatalf("pushers %v: a stopped pusher must get its tasks", acc.Pushers)
 		}
@@ -152,8 +152,8 @@ func TestStoppedPusherCatchesUpAfterStart(t *testing.T) {
 		t.Fatalf("a stopped pusher delivered: %d rows", got)
 	}
 
-	if r := call(t, http.MethodPost, base+"/plugins/probe/start", ""); r.status >= 300 {
-		t.Fatalf("start: %d %s", r.status, r.body)
+	if r := call(t, http.MethodPost, base+"/plugins/probe/start", ""); r.Status >= 300 {
+		t.Fatalf("start: %d %s", r.Status, r.Body)
 	}
 	waitFor(t, 60*time.Second, "the started pusher to catch up", func() bool { return len(lines(t, e.out, "probe")) >= n })
 	checkDelivered(t, e.out, "probe", "paused", n, valueRow)
@@ -194,23 +194,23 @@ func TestFullSpoolAnswers507(t *testing.T) {
 	var refused response
 	for i := 0; i < 20; i++ {
 		r := postRow(t, base, "full", i, row(i))
-		if r.status != http.StatusAccepted {
+		if r.Status != http.StatusAccepted {
 			refused = r
 			break
 		}
 		accepted++
 	}
-	if accepted != want || refused.status != http.StatusInsufficientStorage {
-		t.Fatalf("%d requests taken, then %d %s; want %d taken (%d bytes of %d), then 507", accepted, refused.status, refused.body, want, used, budget)
+	if accepted != want || refused.Status != http.StatusInsufficientStorage {
+		t.Fatalf("%d requests taken, then %d %s; want %d taken (%d bytes of %d), then 507", accepted, refused.Status, refused.Body, want, used, budget)
 	}
 	var p struct {
 		Status int
 		Detail string
 	}
-	refused.decode(t, &p)
-	if refused.header.Get("Content-Type") != "application/problem+json" || p.Status != 507 || refused.header.Get("Retry-After") == "" ||
+	refused.JSON(t, &p)
+	if refused.Header.Get("Content-Type") != "application/problem+json" || p.Status != 507 || refused.Header.Get("Retry-After") == "" ||
 		!strings.Contains(p.Detail, fmt.Sprintf("MAX_SPOOL_BYTES=%d", budget)) || !strings.Contains(p.Detail, "later (stopped, ") || !strings.Contains(p.Detail, "start") {
-		t.Fatalf("507 problem: %v %s (want MAX_SPOOL_BYTES, its value, the stopped pusher and what to do)", refused.header, refused.body)
+		t.Fatalf("507 problem: %v %s (want MAX_SPOOL_BYTES, its value, the stopped pusher and what to do)", refused.Header, refused.Body)
 	}
 	t.Logf("507 detail: %s", p.Detail)
 	waitFor(t, 30*time.Second, "the running pusher to deliver what was taken", func() bool { return len(lines(t, e.out, "fast")) >= accepted })
@@ -225,8 +225,8 @@ func TestFullSpoolAnswers507(t *testing.T) {
 	waitFor(t, 10*time.Second, "the spool to be empty", func() bool {
 		return metricstest.Scrape(t, base+"/metrics", "").Must(t, "routing_spool_bytes") == 0
 	})
-	if r := postRow(t, base, "full", accepted, row(accepted)); r.status != http.StatusAccepted {
-		t.Fatalf("POST once the spool was freed: %d %s", r.status, r.body)
+	if r := postRow(t, base, "full", accepted, row(accepted)); r.Status != http.StatusAccepted {
+		t.Fatalf("POST once the spool was freed: %d %s", r.Status, r.Body)
 	}
 }
 
@@ -265,13 +265,13 @@ func TestBacklogLimitHoldsUnderConcurrentRequests(t *testing.T) {
 						r := postRow(t, base, fmt.Sprintf("c%d-%d", round, i), 0, `{"v":1}`)
 						mu.Lock()
 						defer mu.Unlock()
-						switch r.status {
+						switch r.Status {
 						case http.StatusAccepted:
 							accepted++
 						case http.StatusTooManyRequests:
 							tooMany++
 						default:
-							unexpected = append(unexpected, fmt.Sprintf("%d %s", r.status, r.body))
+							unexpected = append(unexpected, fmt.Sprintf("%d %s", r.Status, r.Body))
 						}
 					})
 				}
@@ -289,14 +289,14 @@ func TestBacklogLimitHoldsUnderConcurrentRequests(t *testing.T) {
 			// Sequential requests fill the backlog up to the limit exactly.
 			for i := 0; ; i++ {
 				r := postRow(t, base, "seq", i, `{"v":1}`)
-				if r.status == http.StatusTooManyRequests {
-					if !strings.Contains(string(r.body), "stuck (5 pending)") || r.header.Get("Retry-After") == "" {
-						t.Fatalf("429: %v %s", r.header, r.body)
+				if r.Status == http.StatusTooManyRequests {
+					if !strings.Contains(string(r.Body), "stuck (5 pending)") || r.Header.Get("Retry-After") == "" {
+						t.Fatalf("429: %v %s", r.Header, r.Body)
 					}
 					break
 				}
-				if r.status != http.StatusAccepted || i > 5 {
-					t.Fatalf("sequential POST %d: %d %s", i, r.status, r.body)
+				if r.Status != http.StatusAccepted || i > 5 {
+					t.Fatalf("sequential POST %d: %d %s", i, r.Status, r.Body)
 				}
 			}
 			if b := backlog(); b != 5 {
@@ -320,8 +320,8 @@ func TestRemovedPusherTasksAreDeadLettered(t *testing.T) {
 	waitState(t, svc, "gone", pluginmgr.StateStopped)
 	const n = 4
 	for i := range n {
-		if r := postRow(t, base, "orphan", i, valueRow(i)); r.status != http.StatusAccepted {
-			t.Fatalf("POST %d: %d %s", i, r.status, r.body)
+		if r := postRow(t, base, "orphan", i, valueRow(i)); r.Status != http.StatusAccepted {
+			t.Fatalf("POST %d: %d %s", i, r.Status, r.Body)
 		}
 	}
 	waitFor(t, 30*time.Second, "the other pusher to deliver", func() bool { return len(lines(t, e.out, "keep")) >= n })
@@ -329,7 +329,7 @@ func TestRemovedPusherTasksAreDeadLettered(t *testing.T) {
 	must(t, os.Remove(filepath.Join(e.plugins, "pusher-gone")))
 	var dead struct{ DeadLetters []spool.TaskStatus }
 	waitFor(t, 30*time.Second, "the removed pusher's tasks dead-lettered", func() bool {
-		call(t, http.MethodGet, base+"/deadletters?pusher=gone", "").decode(t, &dead)
+		call(t, http.MethodGet, base+"/deadletters?pusher=gone", "").JSON(t, &dead)
 		return len(dead.DeadLetters) == n
 	})
 	for _, d := range dead.DeadLetters {
@@ -345,8 +345,8 @@ func TestRemovedPusherTasksAreDeadLettered(t *testing.T) {
 	install(t, "pusher-probe", e.plugins, "pusher-gone")
 	waitRunning(t, svc, "gone")
 	for i := len(dead.DeadLetters) - 1; i >= 0; i-- { // oldest first
-		if r := call(t, http.MethodPost, fmt.Sprintf("%s/deadletters/%d/retry", base, dead.DeadLetters[i].ID), ""); r.status != http.StatusAccepted {
-			t.Fatalf("retry: %d %s", r.status, r.body)
+		if r := call(t, http.MethodPost, fmt.Sprintf("%s/deadletters/%d/retry", base, dead.DeadLetters[i].ID), ""); r.Status != http.StatusAccepted {
+			t.Fatalf("retry: %d %s", r.Status, r.Body)
 		}
 	}
 	waitFor(t, 30*time.Second, "the retried tasks delivered", func() bool { return len(lines(t, e.out, "gone")) >= n })
@@ -380,8 +380,8 @@ func TestLargeRequestsArePushedWithinTheMessageLimit(t *testing.T) {
 			rows, want = append(rows, fmt.Sprintf(`{"index":%d,"data":%s}`, i, data)), append(want, data)
 			reqOf[i] = r
 		}
-		if res := call(t, http.MethodPost, base+"/data/batch", `{"uuid":"large","rows":[`+strings.Join(rows, ",")+`]}`); res.status != http.StatusAccepted {
-			t.Fatalf("POST %d: %d %s", r, res.status, res.body)
+		if res := call(t, http.MethodPost, base+"/data/batch", `{"uuid":"large","rows":[`+strings.Join(rows, ",")+`]}`); res.Status != http.StatusAccepted {
+			t.Fatalf("POST %d: %d %s", r, res.Status, res.Body)
 		}
 	}
 	waitFor(t, 60*time.Second, "every row delivered", func() bool { return len(lines(t, e.out, "probe")) >= len(want) })
@@ -450,7 +450,7 @@ func TestRowsLargerThanTheSpoolAre413(t *testing.T) {
 		fields = append(fields, fmt.Sprintf(`"k%d":1`, i))
 	}
 	r := call(t, http.MethodPost, base+"/data", `{"uuid":"wide","row":{"data":{`+strings.Join(fields, ",")+`}}}`)
-	if r.status != http.StatusRequestEntityTooLarge || !strings.Contains(string(r.body), "MAX_SPOOL_BYTES=2048") {
-		t.Fatalf("rows larger than the spool: %d %s", r.status, r.body)
+	if r.Status != http.StatusRequestEntityTooLarge || !strings.Contains(string(r.Body), "MAX_SPOOL_BYTES=2048") {
+		t.Fatalf("rows larger than the spool: %d %s", r.Status, r.Body)
 	}
 }

@@ -65,6 +65,19 @@ type hclogAdapter struct{ log hclog.Logger }
 
 func (a hclogAdapter) Println(v ...any) { a.log.Warn("metrics", "error", v) }
 
+// counter, counterVec and histogramVec make a series named routing_<name>.
+func counter(name, help string) prometheus.Counter {
+	return prometheus.NewCounter(prometheus.CounterOpts{Namespace: namespace, Name: name, Help: help})
+}
+
+func counterVec(name, help string, labels ...string) *prometheus.CounterVec {
+	return prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: namespace, Name: name, Help: help}, labels)
+}
+
+func histogramVec(name, help string, buckets []float64, labels ...string) *prometheus.HistogramVec {
+	return prometheus.NewHistogramVec(prometheus.HistogramOpts{Namespace: namespace, Name: name, Help: help, Buckets: buckets}, labels)
+}
+
 // Tower holds the control-tower's event series.
 type Tower struct {
 	// TriggersReceived counts triggers by source (http, watcher) and
@@ -84,23 +97,17 @@ type Tower struct {
 // NewTower creates the control-tower's series and registers them with reg.
 func NewTower(reg prometheus.Registerer) *Tower {
 	t := &Tower{
-		TriggersReceived: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Namespace: namespace, Name: "triggers_received_total",
-			Help: "Triggers received, by source (http, watcher) and result (created, duplicate, rejected).",
-		}, []string{"source", "result"}),
-		TriggersPublished: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Namespace: namespace, Name: "triggers_published_total",
-			Help: "Publish attempts of stored triggers, by outcome (published, unroutable, failed).",
-		}, []string{"outcome"}),
+		TriggersReceived: counterVec("triggers_received_total",
+			"Triggers received, by source (http, watcher) and result (created, duplicate, rejected).", "source", "result"),
+		TriggersPublished: counterVec("triggers_published_total",
+			"Publish attempts of stored triggers, by outcome (published, unroutable, failed).", "outcome"),
 		PublishLatency: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Namespace: namespace, Name: "trigger_publish_latency_seconds",
 			Help:    "Time from storing a trigger to the broker's confirm.",
 			Buckets: prometheus.ExponentialBuckets(0.001, 4, 10), // 1 ms .. 4.4 min
 		}),
-		OutboxReclaimed: prometheus.NewCounter(prometheus.CounterOpts{
-			Namespace: namespace, Name: "outbox_reclaimed_total",
-			Help: "Outbox entries claimed after another instance's claim of them expired: they may have been published already.",
-		}),
+		OutboxReclaimed: counter("outbox_reclaimed_total",
+			"Outbox entries claimed after another instance's claim of them expired: they may have been published already."),
 	}
 	reg.MustRegister(t.TriggersReceived, t.TriggersPublished, t.PublishLatency, t.OutboxReclaimed)
 	return t
@@ -122,23 +129,12 @@ type Gateway struct {
 // reg.
 func NewGateway(reg prometheus.Registerer) *Gateway {
 	g := &Gateway{
-		RowsReceived: prometheus.NewCounter(prometheus.CounterOpts{
-			Namespace: namespace, Name: "rows_received_total",
-			Help: "Data rows accepted (stored durably).",
-		}),
-		DeliveriesReceived: prometheus.NewCounter(prometheus.CounterOpts{
-			Namespace: namespace, Name: "deliveries_received_total",
-			Help: "Data requests accepted (stored durably).",
-		}),
-		Tasks: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Namespace: namespace, Name: "tasks_total",
-			Help: "Push attempts by pusher and outcome (delivered, skipped, retried, timeout, dead).",
-		}, []string{"pusher", "outcome"}),
-		PushDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
-			Namespace: namespace, Name: "push_duration_seconds",
-			Help:    "Duration of one Push call to a pusher plugin.",
-			Buckets: prometheus.ExponentialBuckets(0.0005, 4, 10), // 0.5 ms .. 2.2 min
-		}, []string{"pusher"}),
+		RowsReceived:       counter("rows_received_total", "Data rows accepted (stored durably)."),
+		DeliveriesReceived: counter("deliveries_received_total", "Data requests accepted (stored durably)."),
+		Tasks: counterVec("tasks_total",
+			"Push attempts by pusher and outcome (delivered, skipped, retried, timeout, dead).", "pusher", "outcome"),
+		PushDuration: histogramVec("push_duration_seconds", "Duration of one Push call to a pusher plugin.",
+			prometheus.ExponentialBuckets(0.0005, 4, 10), "pusher"), // 0.5 ms .. 2.2 min
 	}
 	reg.MustRegister(g.RowsReceived, g.DeliveriesReceived, g.Tasks, g.PushDuration)
 	return g
@@ -223,15 +219,9 @@ type HTTP struct {
 // NewHTTP creates the HTTP series and registers them with reg.
 func NewHTTP(reg prometheus.Registerer) *HTTP {
 	h := &HTTP{
-		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Namespace: namespace, Name: "http_requests_total",
-			Help: "HTTP requests by route template, method and status code.",
-		}, []string{"route", "method", "code"}),
-		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
-			Namespace: namespace, Name: "http_request_duration_seconds",
-			Help:    "HTTP request duration by route template.",
-			Buckets: prometheus.ExponentialBuckets(0.0005, 4, 9), // 0.5 ms .. 33 s
-		}, []string{"route"}),
+		requests: counterVec("http_requests_total", "HTTP requests by route template, method and status code.", "route", "method", "code"),
+		duration: histogramVec("http_request_duration_seconds", "HTTP request duration by route template.",
+			prometheus.ExponentialBuckets(0.0005, 4, 9), "route"), // 0.5 ms .. 33 s
 	}
 	reg.MustRegister(h.requests, h.duration)
 	return h

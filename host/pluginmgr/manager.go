@@ -21,6 +21,7 @@ import (
 	"github.com/fsnotify/fsnotify"
 	"github.com/hashicorp/go-hclog"
 
+	"github.com/routinglayer/routing/host/internal/defaults"
 	"github.com/routinglayer/routing/host/internal/retry"
 	"github.com/routinglayer/routing/sdk"
 )
@@ -82,9 +83,10 @@ type Config struct {
 	LeaseTTL time.Duration
 }
 
-// DefaultConfig holds the Manager's defaults: New gives each zero field of
-// a Config its value here (MaxBackoff when it is below MinBackoff), and
-// the services' configuration starts from it.
+// DefaultConfig holds the Manager's defaults: New gives each unset field
+// of a Config its value here (see defaults.Fill), MaxBackoff at least
+// MinBackoff, and Environ os.Environ(); the services' configuration takes
+// its plugin defaults from it.
 func DefaultConfig() Config {
 	return Config{
 		StartTimeout:   10 * time.Second,
@@ -103,41 +105,12 @@ func DefaultConfig() Config {
 
 func (c *Config) setDefaults() {
 	d := DefaultConfig()
+	defaults.Fill(c, d)
 	if c.Environ == nil {
 		c.Environ = os.Environ()
 	}
-	if c.StartTimeout <= 0 {
-		c.StartTimeout = d.StartTimeout
-	}
-	if c.MinBackoff <= 0 {
-		c.MinBackoff = d.MinBackoff
-	}
 	if c.MaxBackoff < c.MinBackoff {
 		c.MaxBackoff = max(d.MaxBackoff, c.MinBackoff)
-	}
-	if c.HealthyAfter <= 0 {
-		c.HealthyAfter = d.HealthyAfter
-	}
-	if c.MaxFastCrashes <= 0 {
-		c.MaxFastCrashes = d.MaxFastCrashes
-	}
-	if c.HealthInterval <= 0 {
-		c.HealthInterval = d.HealthInterval
-	}
-	if c.HealthTimeout <= 0 {
-		c.HealthTimeout = d.HealthTimeout
-	}
-	if c.StderrLines <= 0 {
-		c.StderrLines = d.StderrLines
-	}
-	if c.RescanInterval <= 0 {
-		c.RescanInterval = d.RescanInterval
-	}
-	if c.Settle <= 0 {
-		c.Settle = d.Settle
-	}
-	if c.LeaseTTL <= 0 {
-		c.LeaseTTL = d.LeaseTTL
 	}
 }
 

@@ -11,6 +11,7 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 
+	"github.com/routinglayer/routing/host/internal/poll"
 	"github.com/routinglayer/routing/sdk"
 )
 
@@ -345,19 +346,13 @@ wait:
 // deadlocked, swapped out for good) is killed and restarted rather than
 // left "running".
 func (s *supervisor) watchHealth(ctx context.Context, proc *process, unhealthy chan<- error) {
-	t := time.NewTicker(s.m.cfg.HealthInterval)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
+	poll.Every(ctx, s.m.cfg.HealthInterval, func() bool {
 		if err := proc.checkHealth(ctx, s.m.cfg.HealthTimeout); err != nil && ctx.Err() == nil {
 			unhealthy <- err
-			return
+			return false
 		}
-	}
+		return true
+	})
 }
 
 func isClosed(ch <-chan struct{}) bool {

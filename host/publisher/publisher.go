@@ -28,6 +28,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 	amqp "github.com/rabbitmq/amqp091-go"
 
+	"github.com/routinglayer/routing/host/internal/defaults"
 	"github.com/routinglayer/routing/host/internal/retry"
 )
 
@@ -67,8 +68,9 @@ type Config struct {
 	CloseTimeout time.Duration
 }
 
-// DefaultConfig holds the publisher's defaults: New gives each zero field
-// of a Config its value here (MaxBackoff when it is below MinBackoff).
+// DefaultConfig holds the publisher's defaults: New gives each unset
+// field of a Config its value here (see defaults.Fill), and MaxBackoff
+// at least MinBackoff.
 func DefaultConfig() Config {
 	return Config{
 		Exchange:       "triggers",
@@ -145,29 +147,9 @@ func New(cfg Config, log hclog.Logger) *Publisher {
 		cfg.URLs = []string{cfg.URL}
 	}
 	d := DefaultConfig()
-	if cfg.Exchange == "" {
-		cfg.Exchange = d.Exchange
-	}
-	if cfg.ConnectionName == "" {
-		cfg.ConnectionName = d.ConnectionName
-	}
-	if cfg.MaxInFlight <= 0 {
-		cfg.MaxInFlight = d.MaxInFlight
-	}
-	if cfg.ConfirmTimeout <= 0 {
-		cfg.ConfirmTimeout = d.ConfirmTimeout
-	}
-	if cfg.MinBackoff <= 0 {
-		cfg.MinBackoff = d.MinBackoff
-	}
+	defaults.Fill(&cfg, d)
 	if cfg.MaxBackoff < cfg.MinBackoff {
 		cfg.MaxBackoff = max(d.MaxBackoff, cfg.MinBackoff)
-	}
-	if cfg.DialTimeout <= 0 {
-		cfg.DialTimeout = d.DialTimeout
-	}
-	if cfg.CloseTimeout <= 0 {
-		cfg.CloseTimeout = d.CloseTimeout
 	}
 	return &Publisher{cfg: cfg, log: log.Named("publisher"), returned: make(map[string]int)}
 }
@@ -185,7 +167,7 @@ func (p *Publisher) Node() string {
 	if !p.Connected() {
 		return ""
 	}
-	return redact(p.cfg.URLs[p.node.Load()])
+	return Redact(p.cfg.URLs[p.node.Load()])
 }
 
 // Blocked reports whether the broker blocks the connection and the reason
@@ -231,7 +213,7 @@ func (p *Publisher) Run(ctx context.Context) error {
 		}
 		wait := reconnect.NextBackOff()
 		next := p.cfg.URLs[(node+1)%len(p.cfg.URLs)]
-		p.log.Warn("broker connection down; reconnecting", "error", err, "in", wait, "next", redact(next))
+		p.log.Warn("broker connection down; reconnecting", "error", err, "in", wait, "next", Redact(next))
 		select {
 		case <-ctx.Done():
 		case <-time.After(wait):
@@ -247,7 +229,7 @@ func (p *Publisher) Run(ctx context.Context) error {
 func (p *Publisher) session(ctx context.Context, uri string) (bool, error) {
 	conn, err := p.dial(ctx, uri)
 	if err != nil {
-		return false, fmt.Errorf("dial %s: %w", redact(uri), err)
+		return false, fmt.Errorf("dial %s: %w", Redact(uri), err)
 	}
 	notices := conn.NotifyBlocked(make(chan amqp.Blocking, 4))
 	// Once ctx ends the connection is closed at once, from here, which
@@ -283,7 +265,7 @@ func (p *Publisher) session(ctx context.Context, uri string) (bool, error) {
 	p.ch, p.returns = ch, returns
 	p.mu.Unlock()
 	p.connected.Store(true)
-	p.log.Info("connected to the broker", "url", redact(uri), "exchange", p.cfg.Exchange)
+	p.log.Info("connected to the broker", "url", Redact(uri), "exchange", p.cfg.Exchange)
 	defer func() {
 		p.connected.Store(false)
 		p.mu.Lock()
@@ -475,11 +457,26 @@ func (p *Publisher) settle(ctx context.Context, m Message, dc *amqp.DeferredConf
 	return Result{ID: m.ID, Outcome: Published}
 }
 
-// redact hides a URL's password.
-func redact(raw string) string {
-	u, err := url.Parse(raw)
-	if err != nil {
-		return "(invalid URL)"
+// Redact hides the password of a broker URL for logs and errors; an
+// unparsable one loses all it has before its host.
+func Redact(raw string) string {
+	if u, err := url.Parse(raw); err == nil {
+		return u.Redacted()
 	}
-	return u.Redacted()
+	if at := strings.LastIndex(raw, "@"); at >= 0 {
+		if scheme, _, ok := strings.Cut(raw, "://"); ok && len(scheme) < at {
+			return scheme + "://xxxxx" + raw[at:]
+		}
+		return "xxxxx" + raw[at:]
+	}
+	return raw
+}
+
+// RedactNodes is the broker nodes, passwords hidden, comma-separated.
+func RedactNodes(nodes []string) string {
+	out := make([]string, len(nodes))
+	for i, n := range nodes {
+		out[i] = Redact(n)
+	}
+	return strings.Join(out, ",")
 }

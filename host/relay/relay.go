@@ -25,6 +25,7 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 
+	"github.com/routinglayer/routing/host/internal/defaults"
 	"github.com/routinglayer/routing/host/internal/retry"
 	"github.com/routinglayer/routing/host/metrics"
 	"github.com/routinglayer/routing/host/publisher"
@@ -59,9 +60,9 @@ type Config struct {
 	RetryMin, RetryMax time.Duration
 }
 
-// DefaultConfig holds the relay's defaults: New gives each zero field of
-// a Config its value here (PublishTimeout: half the Lease; RetryMax when
-// it is below RetryMin).
+// DefaultConfig holds the relay's defaults: New gives each unset field of
+// a Config its value here (see defaults.Fill), PublishTimeout at most half
+// the Lease (half when unset), and RetryMax at least RetryMin.
 func DefaultConfig() Config {
 	return Config{Owner: "relay", Lease: time.Minute, Batch: 500, Poll: time.Second, RetryMin: time.Second, RetryMax: time.Minute}
 }
@@ -79,23 +80,9 @@ type Relay struct {
 // New returns a Relay that records its outcomes in m.
 func New(cfg Config, st *store.Store, pub *publisher.Publisher, m *metrics.Tower, log hclog.Logger) *Relay {
 	d := DefaultConfig()
-	if cfg.Owner == "" {
-		cfg.Owner = d.Owner
-	}
-	if cfg.Lease <= 0 {
-		cfg.Lease = d.Lease
-	}
+	defaults.Fill(&cfg, d)
 	if cfg.PublishTimeout <= 0 || cfg.PublishTimeout > cfg.Lease/2 {
 		cfg.PublishTimeout = cfg.Lease / 2
-	}
-	if cfg.Batch <= 0 {
-		cfg.Batch = d.Batch
-	}
-	if cfg.Poll <= 0 {
-		cfg.Poll = d.Poll
-	}
-	if cfg.RetryMin <= 0 {
-		cfg.RetryMin = d.RetryMin
 	}
 	if cfg.RetryMax < cfg.RetryMin {
 		cfg.RetryMax = max(d.RetryMax, cfg.RetryMin)

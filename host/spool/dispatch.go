@@ -13,9 +13,9 @@ import (
 	"github.com/routinglayer/routing/sdk"
 )
 
-// poll is how often a pusher's pool looks for due tasks without a wake-up
+// duePoll is how often a pusher's pool looks for due tasks without a wake-up
 // (retries come due, other instances' leases run out).
-const poll = 250 * time.Millisecond
+const duePoll = 250 * time.Millisecond
 
 // Attach starts a pusher process and delivers its tasks until ctx is done
 // or the process dies. It is the plugin manager's AttachFunc for pushers.
@@ -81,7 +81,7 @@ func (sp *Spool) deliver(ctx context.Context, pusher string, pc sdk.PusherClient
 				return fmt.Errorf("push did not answer within %s; restarting the plugin", sp.cfg.PushTimeout)
 			}
 		case <-kick:
-		case <-time.After(poll):
+		case <-time.After(duePoll):
 		}
 	}
 }

@@ -16,6 +16,7 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 
+	"github.com/routinglayer/routing/host/internal/poll"
 	"github.com/routinglayer/routing/host/metrics"
 	"github.com/routinglayer/routing/host/store"
 	"github.com/routinglayer/routing/sdk"
@@ -140,15 +141,8 @@ func (sp *Spool) Run(ctx context.Context) {
 	if sp.store.Dialect() != "postgres" {
 		return
 	}
-	t := time.NewTicker(syncEvery)
-	defer t.Stop()
 	failing := false
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
+	poll.Every(ctx, syncEvery, func() bool {
 		err := sp.ledger.sync(ctx, sp.store.Usage)
 		switch {
 		case err != nil && ctx.Err() == nil && !failing:
@@ -157,7 +151,8 @@ func (sp *Spool) Run(ctx context.Context) {
 			sp.log.Info("spool usage readable again")
 		}
 		failing = err != nil
-	}
+		return true
+	})
 }
 
 // SpoolBytes is the bytes of stored rows waiting for delivery, as intake

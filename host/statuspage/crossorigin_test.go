@@ -56,7 +56,6 @@ func TestAWebPageCannotStartARobot(t *testing.T) {
 	if err := config.Load(&cfg, vars); err != nil {
 		t.Fatal(err)
 	}
-	cfg.Environ = vars
 	ctx, cancel := context.WithCancel(context.Background())
 	svc, err := controltower.Start(ctx, cfg, hclog.NewNullLogger())
 	if err != nil {

@@ -46,7 +46,6 @@ func TestControlTowerPageShowsStandbyAndTheHolder(t *testing.T) {
 		}
 		var cfg controltower.Config
 		testkit.Must(t, config.Load(&cfg, vars))
-		cfg.Environ = vars
 		ctx, cancel := context.WithCancel(context.Background())
 		svc, err := controltower.Start(ctx, cfg, hclog.NewNullLogger())
 		if err != nil {

@@ -84,7 +84,6 @@ func TestStatusPageShowsACrashedPluginAndRestartsIt(t *testing.T) {
 	if err := config.Load(&cfg, vars); err != nil {
 		t.Fatal(err)
 	}
-	cfg.Environ = vars
 	ctx, cancel := context.WithCancel(context.Background())
 	var logOut io.Writer = io.Discard
 	if testing.Verbose() {
@@ -221,7 +220,6 @@ func TestControlTowerPageShowsRecentTriggersAndTheBroker(t *testing.T) {
 	if err := config.Load(&cfg, vars); err != nil {
 		t.Fatal(err)
 	}
-	cfg.Environ = vars
 	ctx, cancel := context.WithCancel(context.Background())
 	svc, err := controltower.Start(ctx, cfg, hclog.NewNullLogger())
 	if err != nil {

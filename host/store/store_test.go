@@ -2,14 +2,9 @@ package store_test
 
 import (
 	"context"
-	"crypto/rand"
-	"database/sql"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
-	"net/url"
-	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -26,50 +21,6 @@ var must = testkit.Must
 
 var quiet = hclog.New(&hclog.LoggerOptions{Output: io.Discard})
 
-// testDatabaseURL is the PostgreSQL server the tests use.
-func testDatabaseURL() string {
-	if u := os.Getenv("TEST_DATABASE_URL"); u != "" {
-		return u
-	}
-	return "postgres://postgres@127.0.0.1:5432/test?sslmode=disable"
-}
-
-// PostgresURL returns a URL to a fresh schema of the test database that is
-// dropped when the test ends. PostgreSQL must be reachable: a missing
-// server fails the test (run scripts/services up).
-func postgresURL(tb testing.TB) string {
-	tb.Helper()
-	base := testDatabaseURL()
-	admin, err := sql.Open("pgx", base)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	defer admin.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if err := admin.PingContext(ctx); err != nil {
-		tb.Fatalf("PostgreSQL is not reachable at %s (run scripts/services up): %v", base, err)
-	}
-	var b [6]byte
-	_, _ = rand.Read(b[:])
-	schema := "t_" + hex.EncodeToString(b[:])
-	if _, err := admin.ExecContext(ctx, "CREATE SCHEMA "+schema); err != nil {
-		tb.Fatal(err)
-	}
-	tb.Cleanup(func() {
-		db, err := sql.Open("pgx", base)
-		if err == nil {
-			_, _ = db.Exec("DROP SCHEMA " + schema + " CASCADE")
-			db.Close()
-		}
-	})
-	u, _ := url.Parse(base)
-	q := u.Query()
-	q.Set("search_path", schema)
-	u.RawQuery = q.Encode()
-	return u.String()
-}
-
 // forEachBackend runs f against SQLite and PostgreSQL.
 func forEachBackend(t *testing.T, f func(t *testing.T, cfg store.Config, s *store.Store)) {
 	t.Helper()
@@ -77,7 +28,7 @@ func forEachBackend(t *testing.T, f func(t *testing.T, cfg store.Config, s *stor
 		t.Run(backend, func(t *testing.T) {
 			cfg := store.Config{DataDir: t.TempDir()}
 			if backend == "postgres" {
-				cfg.DatabaseURL = postgresURL(t)
+				cfg.DatabaseURL = testkit.PostgresURL(t)
 			}
 			s := open(t, cfg)
 			if s.Dialect() != backend {

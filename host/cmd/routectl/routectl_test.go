@@ -140,7 +140,6 @@ func startGateway(t *testing.T, extra ...string) cli {
 	}, extra...)
 	var cfg datagateway.Config
 	must(t, config.Load(&cfg, vars))
-	cfg.Environ = vars
 	ctx, cancel := context.WithCancel(context.Background())
 	svc, err := datagateway.Start(ctx, cfg, hclog.NewNullLogger())
 	if err != nil {

@@ -1,26 +1,31 @@
 // Package testkit holds the small helpers the host's tests share: failing
 // on errors, waiting for a condition, building binaries and naming
-// throwaway broker objects.
+// throwaway broker objects, booting a service in the test's process or
+// as its binary, calling its HTTP API, and a fresh PostgreSQL schema.
 package testkit
 
 import (
 	"bytes"
 	"compress/gzip"
+	"context"
 	"crypto/rand"
 	"database/sql"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/hashicorp/go-hclog"
 	_ "github.com/jackc/pgx/v5/stdlib" // the "pgx" database/sql driver
 )
 
@@ -106,6 +111,24 @@ type Reply struct {
 	Body   []byte
 }
 
+// JSON decodes the answer's body into v, failing the test if it cannot.
+func (r Reply) JSON(tb testing.TB, v any) {
+	tb.Helper()
+	if err := json.Unmarshal(r.Body, v); err != nil {
+		tb.Fatalf("decode %s: %v", r.Body, err)
+	}
+}
+
+// Call sends method url with body as application/json and reads the
+// answer.
+func Call[B string | []byte](tb testing.TB, method, url string, body B) Reply {
+	tb.Helper()
+	req, err := http.NewRequest(method, url, strings.NewReader(string(body)))
+	Must(tb, err)
+	req.Header.Set("Content-Type", "application/json")
+	return Send(tb, req)
+}
+
 // Send sends req as it is (headers, Host and body untouched) and reads
 // the answer.
 func Send(tb testing.TB, req *http.Request) Reply {
@@ -177,4 +200,60 @@ func PostgresURL(tb testing.TB) string {
 	q.Set("search_path", schema)
 	u.RawQuery = q.Encode()
 	return u.String()
+}
+
+// Start boots a service in the test's process with start (controltower.Start,
+// datagateway.Start) on cfg until the test ends, and returns it and its
+// base URL. It logs at debug level to stderr under -v; a failed start or
+// an error from its shutdown fails the test.
+func Start[C any, S interface {
+	Addr() string
+	Wait() error
+}](tb testing.TB, start func(context.Context, C, hclog.Logger) (S, error), cfg C) (S, string) {
+	tb.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	out := io.Discard
+	if testing.Verbose() {
+		out = os.Stderr
+	}
+	svc, err := start(ctx, cfg, hclog.New(&hclog.LoggerOptions{Output: out, Level: hclog.Debug}))
+	if err != nil {
+		cancel()
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() {
+		cancel()
+		if err := svc.Wait(); err != nil {
+			tb.Errorf("shutdown: %v", err)
+		}
+	})
+	return svc, "http://" + svc.Addr()
+}
+
+// RunBinary starts a service's binary with env (and this PATH) on a free
+// port, waits until it answers /healthz, and returns its process and base
+// URL; the process is killed when the test ends. Its stderr goes to the
+// test's under -v.
+func RunBinary(tb testing.TB, bin string, env []string) (*exec.Cmd, string) {
+	tb.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	Must(tb, err)
+	port := ln.Addr().(*net.TCPAddr).Port
+	ln.Close()
+	cmd := exec.Command(bin)
+	cmd.Env = append(slices.Clone(env), fmt.Sprintf("SERVER_PORT=%d", port), "PATH="+os.Getenv("PATH"))
+	if testing.Verbose() {
+		cmd.Stderr = os.Stderr
+	}
+	Must(tb, cmd.Start())
+	tb.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+	base := fmt.Sprintf("http://127.0.0.1:%d", port)
+	WaitFor(tb, 20*time.Second, filepath.Base(bin)+" to answer", func() bool {
+		resp, err := http.Get(base + "/healthz")
+		if err == nil {
+			resp.Body.Close()
+		}
+		return err == nil && resp.StatusCode == http.StatusOK
+	})
+	return cmd, base
 }
