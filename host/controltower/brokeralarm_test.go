@@ -24,6 +24,7 @@ import (
 
 	amqp "github.com/rabbitmq/amqp091-go"
 
+	"github.com/routinglayer/routing/host/internal/testkit"
 	"github.com/routinglayer/routing/host/metrics/metricstest"
 )
 
@@ -154,7 +155,7 @@ func TestBlockedBroker(t *testing.T) {
 	// The first publish under the alarm makes the broker block the
 	// connection; it may or may not be confirmed.
 	first := post(1)
-	var ready response
+	var ready testkit.Reply
 	waitFor(t, 20*time.Second, "/readyz to report the broker blocked", func() bool {
 		ready = call(t, http.MethodGet, base+"/readyz", nil)
 		return ready.Status == http.StatusServiceUnavailable

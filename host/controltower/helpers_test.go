@@ -23,8 +23,6 @@ var (
 	runBinary  = testkit.RunBinary
 )
 
-type response = testkit.Reply
-
 func brokerAddr() string {
 	if a := os.Getenv("TEST_RABBITMQ_ADDR"); a != "" {
 		return a
