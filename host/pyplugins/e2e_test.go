@@ -417,6 +417,17 @@ func TestPythonWatcherEmitsEachFileOnceAcrossAKill(t *testing.T) {
 		t.Fatalf("triggers after one drop: %+v", got)
 	}
 
+	// The watcher logs the emission once State holds it: kill it after that.
+	emittedA := func() int {
+		n := 0
+		for _, line := range ct.plugin(t, "pyfiledrop").Stderr {
+			if strings.Contains(line, `"trigger emitted"`) && strings.Contains(line, `"a.json"`) {
+				n++
+			}
+		}
+		return n
+	}
+	testkit.WaitFor(t, 10*time.Second, "a.json recorded", func() bool { return emittedA() == 1 })
 	testkit.Must(t, syscall.Kill(first.PID, syscall.SIGKILL))
 	second := ct.waitRunning(t, "pyfiledrop", first.PID)
 	if second.Restarts < 1 {
@@ -434,14 +445,8 @@ func TestPythonWatcherEmitsEachFileOnceAcrossAKill(t *testing.T) {
 		t.Errorf("triggers after the restart: %+v", got)
 	}
 	// Not even a duplicate emission: State told the new process a.json was done.
-	emitted := 0
-	for _, line := range ct.plugin(t, "pyfiledrop").Stderr {
-		if strings.Contains(line, `"trigger emitted"`) && strings.Contains(line, `"a.json"`) {
-			emitted++
-		}
-	}
-	if emitted != 1 {
-		t.Errorf("a.json emitted %d times, want once:\n%s", emitted, strings.Join(ct.plugin(t, "pyfiledrop").Stderr, "\n"))
+	if n := emittedA(); n != 1 {
+		t.Errorf("a.json emitted %d times, want once:\n%s", n, strings.Join(ct.plugin(t, "pyfiledrop").Stderr, "\n"))
 	}
 }
 
