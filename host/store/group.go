@@ -23,6 +23,13 @@ const maxGroup = 256
 // and commits them with one fsync. A caller returns only after the commit
 // that holds its write, so durability is what it was with one transaction
 // per write.
+//
+// A write runs with its caller's context values but not its cancellation:
+// the SQLite driver interrupts a statement whose context ends, and an
+// interrupted write inside a transaction rolls back the whole
+// transaction, the other callers' writes and the savepoints with it. A
+// caller whose context ends before its write starts gets the context's
+// error; once started, its write runs to its end.
 type committer struct {
 	db   *sql.DB
 	ops  chan *groupOp
@@ -38,7 +45,7 @@ type committer struct {
 
 type groupOp struct {
 	ctx  context.Context
-	f    func(tx *sql.Tx) error
+	f    func(ctx context.Context, tx *sql.Tx) error
 	err  error
 	done chan struct{}
 }
@@ -51,7 +58,7 @@ func (op *groupOp) call(tx *sql.Tx) (err error) {
 			err = fmt.Errorf("write panicked: %v", r)
 		}
 	}()
-	return op.f(tx)
+	return op.f(context.WithoutCancel(op.ctx), tx)
 }
 
 func newCommitter(db *sql.DB) *committer {
@@ -63,7 +70,7 @@ func newCommitter(db *sql.DB) *committer {
 // do runs f in a write transaction, possibly shared with other writes, and
 // returns once that transaction committed or f's savepoint was rolled
 // back.
-func (c *committer) do(ctx context.Context, f func(tx *sql.Tx) error) error {
+func (c *committer) do(ctx context.Context, f func(ctx context.Context, tx *sql.Tx) error) error {
 	op := &groupOp{ctx: ctx, f: f, done: make(chan struct{})}
 	c.mu.RLock()
 	if c.closed {

@@ -5,8 +5,10 @@ import (
 	"database/sql"
 	"fmt"
 	"strings"
+	"runtime"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/hashicorp/go-hclog"
 )
@@ -27,7 +29,7 @@ func TestGroupCommitIsolatesFailingWrites(t *testing.T) {
 	)
 	for i := range 60 {
 		wg.Go(func() {
-			err := s.inTx(ctx, func(tx *sql.Tx) error {
+			err := s.inTx(ctx, func(ctx context.Context, tx *sql.Tx) error {
 				if _, err := tx.ExecContext(ctx, "INSERT INTO plugin_state (plugin, key, value, updated_at) VALUES ('p', ?, x'00', 0)", fmt.Sprint(i)); err != nil {
 					return err
 				}
@@ -81,5 +83,81 @@ func TestGroupCommitIsolatesFailingWrites(t *testing.T) {
 	// The committer still works.
 	if err := s.StatePut(ctx, "p", "after", []byte("x")); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// A caller whose context ends while its write runs inside a shared
+// transaction does not take the others' writes down: SQLite's driver
+// interrupts a statement whose context ends, and an interrupted INSERT
+// rolls back the whole transaction ("no such savepoint" for the rest).
+func TestGroupCommitSurvivesACancelledWrite(t *testing.T) {
+	s, err := Open(context.Background(), Config{DataDir: t.TempDir()}, hclog.NewNullLogger())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	bg := context.Background()
+
+	// Hold the committer in one write while the next batch queues up.
+	release := make(chan struct{})
+	held := make(chan error, 1)
+	go func() {
+		held <- s.inTx(bg, func(context.Context, *sql.Tx) error { <-release; return nil })
+	}()
+	waitQueued := func(n int) {
+		t.Helper()
+		for deadline := time.Now().Add(10 * time.Second); len(s.group.ops) < n; {
+			if time.Now().After(deadline) {
+				t.Fatalf("%d writes queued, want %d", len(s.group.ops), n)
+			}
+			runtime.Gosched()
+		}
+	}
+	insert := func(ctx context.Context, key string) error {
+		return s.inTx(ctx, func(ctx context.Context, tx *sql.Tx) error {
+			_, err := tx.ExecContext(ctx, "INSERT INTO plugin_state (plugin, key, value, updated_at) VALUES ('p', ?, x'00', 0)", key)
+			return err
+		})
+	}
+	for deadline := time.Now().Add(10 * time.Second); s.group.writes.Load() == 0; {
+		if time.Now().After(deadline) {
+			t.Fatal("the holding write did not start")
+		}
+		runtime.Gosched()
+	}
+	errs := make(chan error, 3)
+	go func() { errs <- insert(bg, "before") }()
+	waitQueued(1)
+	slowCtx, cancel := context.WithCancel(bg)
+	started := make(chan struct{})
+	go func() {
+		errs <- s.inTx(slowCtx, func(ctx context.Context, tx *sql.Tx) error {
+			close(started)
+			_, err := tx.ExecContext(ctx, `WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 100000)
+				INSERT INTO plugin_state (plugin, key, value, updated_at) SELECT 'p', 'slow', x'00', x FROM c WHERE x = 100000`)
+			return err
+		})
+	}()
+	waitQueued(2)
+	go func() { errs <- insert(bg, "after") }()
+	waitQueued(3)
+	close(release)
+	if err := <-held; err != nil {
+		t.Fatal(err)
+	}
+	<-started
+	time.Sleep(20 * time.Millisecond) // the slow statement is running
+	cancel()
+	for range 3 {
+		if err := <-errs; err != nil {
+			t.Errorf("a write of the shared transaction failed: %v", err)
+		}
+	}
+	kvs, err := s.StateList(bg, "p", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(kvs) != 3 {
+		t.Fatalf("%d writes committed, want 3 (before, slow, after)", len(kvs))
 	}
 }

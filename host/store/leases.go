@@ -69,7 +69,7 @@ func (s *Store) LeaseAcquire(ctx context.Context, name, holder string, ttl time.
 		WHERE NOT watcher_leases.stopped AND (watcher_leases.holder = excluded.holder OR watcher_leases.expires_at < excluded.updated_at)
 		RETURNING ` + leaseColumns
 	var scanErr error
-	err = s.inTx(ctx, func(tx *sql.Tx) error {
+	err = s.inTx(ctx, func(ctx context.Context, tx *sql.Tx) error {
 		l, scanErr = scanLease(s.txQueryRow(ctx, tx, query, name, holder, ttl.Microseconds()))
 		if errors.Is(scanErr, sql.ErrNoRows) {
 			return nil // the row is another's, or stopped: nothing changed

@@ -42,7 +42,7 @@ func (s *Store) ClaimOutbox(ctx context.Context, owner string, limit int, lease 
 		from     sql.NullString
 	}
 	var claims []claim
-	err := s.inTx(ctx, func(tx *sql.Tx) error {
+	err := s.inTx(ctx, func(ctx context.Context, tx *sql.Tx) error {
 		claims = claims[:0]
 		var rows *sql.Rows
 		var err error
@@ -130,7 +130,7 @@ func (s *Store) Settle(ctx context.Context, owner string, published, unroutable 
 	if len(published)+len(unroutable) == 0 {
 		return nil
 	}
-	return s.inTx(ctx, func(tx *sql.Tx) error {
+	return s.inTx(ctx, func(ctx context.Context, tx *sql.Tx) error {
 		for _, batch := range []struct {
 			ids    []int64
 			status Status
@@ -202,7 +202,7 @@ func (s *Store) ReleaseOutbox(ctx context.Context, owner string, entries []Outbo
 	}
 	now := time.Now()
 	var untried []any
-	err := s.inTx(ctx, func(tx *sql.Tx) error {
+	err := s.inTx(ctx, func(ctx context.Context, tx *sql.Tx) error {
 		untried = untried[:0]
 		for _, e := range entries {
 			if !e.Failed {
@@ -260,7 +260,7 @@ func (s *Store) OutboxClaims(ctx context.Context) (map[string]int, error) {
 // now and free of any claim, and marks it pending; ErrNotFound when
 // unknown.
 func (s *Store) Requeue(ctx context.Context, uuid string) (Trigger, error) {
-	err := s.inTx(ctx, func(tx *sql.Tx) error {
+	err := s.inTx(ctx, func(ctx context.Context, tx *sql.Tx) error {
 		res, err := tx.ExecContext(ctx, s.q("UPDATE triggers SET status = ?, published_at = NULL WHERE uuid = ?"), string(StatusPending), uuid)
 		if err != nil {
 			return fmt.Errorf("requeue: %w", err)

@@ -75,7 +75,7 @@ func scanTask(row scanner, extra ...any) (Task, error) {
 func (s *Store) InsertDelivery(ctx context.Context, uuid string, rows []byte, rowCount int, pushers []string) (Delivery, error) {
 	now := time.Now()
 	d := Delivery{UUID: uuid, Rows: rows, RowCount: rowCount, CreatedAt: fromMicros(micros(now))}
-	err := s.inTx(ctx, func(tx *sql.Tx) error {
+	err := s.inTx(ctx, func(ctx context.Context, tx *sql.Tx) error {
 		err := s.txQueryRow(ctx, tx, qInsertDelivery,
 			uuid, rows, rowCount, micros(now)).Scan(&d.ID)
 		if err != nil {
@@ -112,7 +112,7 @@ func (s *Store) ClaimBatches(ctx context.Context, pusher, owner string, limit in
 		lock = " FOR UPDATE OF t SKIP LOCKED"
 	}
 	var batches [][]ClaimedTask
-	err := s.inTx(ctx, func(tx *sql.Tx) error {
+	err := s.inTx(ctx, func(ctx context.Context, tx *sql.Tx) error {
 		batches = nil
 		type head struct {
 			id, delivery int64
@@ -229,7 +229,7 @@ var ErrNotClaimed = errors.New("task not claimed by this owner")
 // left.
 func (s *Store) FinishTasks(ctx context.Context, ids []int64, owner string, state TaskState, lastErr string) (freed int64, err error) {
 	now := micros(time.Now())
-	err = s.inTx(ctx, func(tx *sql.Tx) error {
+	err = s.inTx(ctx, func(ctx context.Context, tx *sql.Tx) error {
 		deliveries := make([]int64, 0, len(ids))
 		for _, id := range ids {
 			var d int64
@@ -283,7 +283,7 @@ const noPendingTask = "NOT EXISTS (SELECT 1 FROM tasks p WHERE p.delivery_id = d
 // of the backlog.
 func (s *Store) DeadLetterPending(ctx context.Context, pusher, reason string) (tasks int, freed int64, err error) {
 	now := micros(time.Now())
-	err = s.inTx(ctx, func(tx *sql.Tx) error {
+	err = s.inTx(ctx, func(ctx context.Context, tx *sql.Tx) error {
 		err := tx.QueryRowContext(ctx, s.q(`SELECT coalesce(sum(length(d.rows)), 0) FROM deliveries d
 			WHERE d.id IN (SELECT delivery_id FROM tasks WHERE pusher = ? AND state = 'pending')
 			AND NOT EXISTS (SELECT 1 FROM tasks p WHERE p.delivery_id = d.id AND p.state = 'pending' AND p.pusher <> ?)`),
@@ -310,7 +310,7 @@ func (s *Store) DeadLetterPending(ctx context.Context, pusher, reason string) (t
 // in one transaction; tasks no longer claimed by owner are left alone.
 func (s *Store) ReleaseTasks(ctx context.Context, ids []int64, owner string) error {
 	now := micros(time.Now())
-	return s.inTx(ctx, func(tx *sql.Tx) error {
+	return s.inTx(ctx, func(ctx context.Context, tx *sql.Tx) error {
 		for _, id := range ids {
 			if _, err := s.txExec(ctx, tx, qRetryTask, 0, now, nil, id, owner); err != nil {
 				return fmt.Errorf("release task %d: %w", id, err)
@@ -412,7 +412,7 @@ func (s *Store) ListDeadLetters(ctx context.Context, f DeadLetterFilter) ([]Task
 // unless another task of the delivery was pending already.
 func (s *Store) RetryDeadLetter(ctx context.Context, id int64) (Task, int64, error) {
 	var added int64
-	err := s.inTx(ctx, func(tx *sql.Tx) error {
+	err := s.inTx(ctx, func(ctx context.Context, tx *sql.Tx) error {
 		var (
 			size    int64
 			pending bool

@@ -234,7 +234,7 @@ func placeholders(n int) string {
 // inTx runs f in one write transaction; with SQLite the transaction may be
 // shared with concurrent writes (group commit), f's effects being rolled
 // back alone when it fails. f must not call inTx.
-func (s *Store) inTx(ctx context.Context, f func(tx *sql.Tx) error) error {
+func (s *Store) inTx(ctx context.Context, f func(ctx context.Context, tx *sql.Tx) error) error {
 	if s.group != nil {
 		return s.group.do(ctx, f)
 	}
@@ -242,7 +242,7 @@ func (s *Store) inTx(ctx context.Context, f func(tx *sql.Tx) error) error {
 	if err != nil {
 		return fmt.Errorf("begin: %w", err)
 	}
-	if err := f(tx); err != nil {
+	if err := f(ctx, tx); err != nil {
 		_ = tx.Rollback()
 		return err
 	}
@@ -256,7 +256,7 @@ func (s *Store) inTx(ctx context.Context, f func(tx *sql.Tx) error) error {
 // affected.
 func (s *Store) exec(ctx context.Context, query string, args ...any) (int64, error) {
 	var n int64
-	err := s.inTx(ctx, func(tx *sql.Tx) error {
+	err := s.inTx(ctx, func(ctx context.Context, tx *sql.Tx) error {
 		res, err := s.txExec(ctx, tx, query, args...)
 		if err != nil {
 			return err

@@ -79,7 +79,7 @@ func (s *Store) InsertTrigger(ctx context.Context, t Trigger) (Trigger, bool, er
 }
 
 func (s *Store) insertTrigger(ctx context.Context, t Trigger) (stored Trigger, created bool, err error) {
-	err = s.inTx(ctx, func(tx *sql.Tx) error {
+	err = s.inTx(ctx, func(ctx context.Context, tx *sql.Tx) error {
 		// The common case first: a new trigger is inserted at once; only
 		// when its uuid or key exists already is the existing one read.
 		now := time.Now()
