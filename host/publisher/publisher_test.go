@@ -358,7 +358,7 @@ func TestPublishWithoutBrokerFailsFast(t *testing.T) {
 
 func TestConnectionLostMidPublishSettlesEveryMessage(t *testing.T) {
 	exchange := randomName("test-")
-	consumer(t, exchange, "Bound.#")
+	deliveries := consumer(t, exchange, "Bound.#")
 	p := start(t, publisher.Config{Exchange: exchange, MaxInFlight: 64})
 	waitFor(t, "connect", p.Connected)
 	// Unroutable messages among them: the broker is sending returns when
@@ -380,7 +380,13 @@ func TestConnectionLostMidPublishSettlesEveryMessage(t *testing.T) {
 		res, err := p.Publish(context.Background(), msgs)
 		done <- out{res, err}
 	}()
-	time.Sleep(50 * time.Millisecond) // let the batch get going
+	// Cut the connection once the batch is under way: the first message
+	// has reached the consumer, thousands are still to go.
+	select {
+	case <-deliveries:
+	case <-time.After(30 * time.Second):
+		t.Fatal("no message of the batch reached the consumer")
+	}
 	closeConnection(t, p.name)
 	select {
 	case o := <-done:
