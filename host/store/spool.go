@@ -5,6 +5,8 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"net/http"
+	"strconv"
 	"time"
 )
 
@@ -73,13 +75,32 @@ func scanTask(row scanner, extra ...any) (Task, error) {
 // InsertDelivery stores a delivery and one pending task per pusher in one
 // transaction.
 func (s *Store) InsertDelivery(ctx context.Context, uuid string, rows []byte, rowCount int, pushers []string) (Delivery, error) {
+	return s.InsertDeliveryWithKey(ctx, nil, uuid, rows, rowCount, pushers)
+}
+
+// InsertDeliveryWithKey is InsertDelivery that also stores key (unless
+// nil) in the same transaction, with status 202 and the delivery's id as
+// its ref. When key is stored already and unexpired nothing is written and
+// the error is a *KeyUsedError; while another transaction holds it,
+// ErrKeyInFlight.
+func (s *Store) InsertDeliveryWithKey(ctx context.Context, key *IdempotencyKey, uuid string, rows []byte, rowCount int, pushers []string) (Delivery, error) {
 	now := time.Now()
 	d := Delivery{UUID: uuid, Rows: rows, RowCount: rowCount, CreatedAt: fromMicros(micros(now))}
 	err := s.inTx(ctx, func(ctx context.Context, tx *sql.Tx) error {
+		if key != nil {
+			if err := s.claimKey(ctx, tx, key); err != nil {
+				return err
+			}
+		}
 		err := s.txQueryRow(ctx, tx, qInsertDelivery,
 			uuid, rows, rowCount, micros(now)).Scan(&d.ID)
 		if err != nil {
 			return fmt.Errorf("insert delivery: %w", err)
+		}
+		if key != nil {
+			if err := s.recordKey(ctx, tx, key, http.StatusAccepted, strconv.FormatInt(d.ID, 10)); err != nil {
+				return err
+			}
 		}
 		for _, p := range pushers {
 			if _, err := s.txExec(ctx, tx, qInsertTask,

@@ -6,6 +6,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"net/http"
 	"strconv"
 	"strings"
 	"time"
@@ -67,8 +68,17 @@ func scanTrigger(row scanner, extra ...any) (Trigger, error) {
 // under its uuid with the same body, is returned with created false; a
 // different body under an existing uuid is ErrConflict.
 func (s *Store) InsertTrigger(ctx context.Context, t Trigger) (Trigger, bool, error) {
+	return s.InsertTriggerWithKey(ctx, nil, t)
+}
+
+// InsertTriggerWithKey is InsertTrigger that also stores key (unless nil)
+// in the same transaction, with the trigger's uuid as its ref and status
+// 201 when the trigger is new, 200 when it was stored already. When key
+// is stored already and unexpired nothing is written and the error is a
+// *KeyUsedError; while another transaction holds it, ErrKeyInFlight.
+func (s *Store) InsertTriggerWithKey(ctx context.Context, key *IdempotencyKey, t Trigger) (Trigger, bool, error) {
 	for attempt := 0; ; attempt++ {
-		stored, created, err := s.insertTrigger(ctx, t)
+		stored, created, err := s.insertTrigger(ctx, key, t)
 		// A concurrent insert of the same uuid or key won the race: read
 		// what it stored.
 		if isUniqueViolation(err) && attempt < 3 {
@@ -78,50 +88,66 @@ func (s *Store) InsertTrigger(ctx context.Context, t Trigger) (Trigger, bool, er
 	}
 }
 
-func (s *Store) insertTrigger(ctx context.Context, t Trigger) (stored Trigger, created bool, err error) {
+func (s *Store) insertTrigger(ctx context.Context, key *IdempotencyKey, t Trigger) (stored Trigger, created bool, err error) {
 	err = s.inTx(ctx, func(ctx context.Context, tx *sql.Tx) error {
-		// The common case first: a new trigger is inserted at once; only
-		// when its uuid or key exists already is the existing one read.
-		now := time.Now()
-		n := t
-		n.Status, n.CreatedAt, n.PublishedAt = StatusPending, fromMicros(micros(now)), nil
-		var key any
-		if n.IdempotencyKey != "" {
-			key = n.IdempotencyKey
-		}
-		err := s.txQueryRow(ctx, tx, qInsertTrigger,
-			n.UUID, key, n.APIVersion, n.Protocol, n.Body, n.Source, string(n.Status), micros(now)).Scan(&n.Seq)
-		switch {
-		case err == nil:
-			if _, err := s.txExec(ctx, tx, qInsertOutbox, n.UUID, micros(now)); err != nil {
-				return fmt.Errorf("insert outbox entry: %w", err)
-			}
-			stored, created = n, true
-			return nil
-		case !errors.Is(err, sql.ErrNoRows):
-			return fmt.Errorf("insert trigger: %w", err)
-		}
-		if t.IdempotencyKey != "" {
-			existing, err := scanTrigger(s.txQueryRow(ctx, tx, qTriggerByKey, t.IdempotencyKey))
-			if err == nil {
-				stored = existing
-				return nil
-			}
-			if !errors.Is(err, sql.ErrNoRows) {
-				return fmt.Errorf("look up idempotency key: %w", err)
+		if key != nil {
+			if err := s.claimKey(ctx, tx, key); err != nil {
+				return err
 			}
 		}
-		existing, err := scanTrigger(s.txQueryRow(ctx, tx, qTriggerByUUID, t.UUID))
-		if err != nil {
-			return fmt.Errorf("look up uuid: %w", err)
+		var err error
+		if stored, created, err = s.insertTriggerTx(ctx, tx, t); err != nil || key == nil {
+			return err
 		}
-		if !bytes.Equal(existing.Body, t.Body) {
-			return fmt.Errorf("%w: trigger %s exists with a different body", ErrConflict, t.UUID)
+		status := http.StatusOK
+		if created {
+			status = http.StatusCreated
 		}
-		stored = existing
-		return nil
+		return s.recordKey(ctx, tx, key, status, stored.UUID)
 	})
 	return stored, created, err
+}
+
+// insertTriggerTx is insertTrigger's work in tx: the stored trigger and
+// whether it is new.
+func (s *Store) insertTriggerTx(ctx context.Context, tx *sql.Tx, t Trigger) (Trigger, bool, error) {
+	// The common case first: a new trigger is inserted at once; only when
+	// its uuid or key exists already is the existing one read.
+	now := time.Now()
+	n := t
+	n.Status, n.CreatedAt, n.PublishedAt = StatusPending, fromMicros(micros(now)), nil
+	var key any
+	if n.IdempotencyKey != "" {
+		key = n.IdempotencyKey
+	}
+	err := s.txQueryRow(ctx, tx, qInsertTrigger,
+		n.UUID, key, n.APIVersion, n.Protocol, n.Body, n.Source, string(n.Status), micros(now)).Scan(&n.Seq)
+	switch {
+	case err == nil:
+		if _, err := s.txExec(ctx, tx, qInsertOutbox, n.UUID, micros(now)); err != nil {
+			return Trigger{}, false, fmt.Errorf("insert outbox entry: %w", err)
+		}
+		return n, true, nil
+	case !errors.Is(err, sql.ErrNoRows):
+		return Trigger{}, false, fmt.Errorf("insert trigger: %w", err)
+	}
+	if t.IdempotencyKey != "" {
+		existing, err := scanTrigger(s.txQueryRow(ctx, tx, qTriggerByKey, t.IdempotencyKey))
+		if err == nil {
+			return existing, false, nil
+		}
+		if !errors.Is(err, sql.ErrNoRows) {
+			return Trigger{}, false, fmt.Errorf("look up idempotency key: %w", err)
+		}
+	}
+	existing, err := scanTrigger(s.txQueryRow(ctx, tx, qTriggerByUUID, t.UUID))
+	if err != nil {
+		return Trigger{}, false, fmt.Errorf("look up uuid: %w", err)
+	}
+	if !bytes.Equal(existing.Body, t.Body) {
+		return Trigger{}, false, fmt.Errorf("%w: trigger %s exists with a different body", ErrConflict, t.UUID)
+	}
+	return existing, false, nil
 }
 
 // GetTrigger returns the trigger with uuid, or ErrNotFound.
