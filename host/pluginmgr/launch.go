@@ -293,11 +293,31 @@ func (f pidFile) reap() int {
 	}
 	// Only a process still running the recorded executable is ours: the
 	// pid may have been reused.
-	running, err := os.Readlink(fmt.Sprintf("/proc/%d/exe", pid))
-	if err != nil || (running != exe && strings.TrimSuffix(running, " (deleted)") != exe) {
+	if !runs(pid, exe) {
 		return 0
 	}
 	_ = syscall.Kill(-pid, syscall.SIGKILL)
 	_ = syscall.Kill(pid, syscall.SIGKILL)
 	return pid
+}
+
+// runs reports whether process pid runs the plugin file exe: as its
+// executable, or, for a script (a Python plugin's zipapp, a shell
+// script), as the file its interpreter was started with (/proc/<pid>/exe
+// is then the interpreter, and the kernel passes the script's path as the
+// interpreter's first argument).
+func runs(pid int, exe string) bool {
+	running, err := os.Readlink(fmt.Sprintf("/proc/%d/exe", pid))
+	if err != nil {
+		return false
+	}
+	if running == exe || strings.TrimSuffix(running, " (deleted)") == exe {
+		return true
+	}
+	cmdline, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
+	if err != nil {
+		return false
+	}
+	args := strings.Split(strings.TrimSuffix(string(cmdline), "\x00"), "\x00")
+	return len(args) >= 2 && realPath(args[1]) == exe
 }
