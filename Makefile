@@ -28,8 +28,15 @@ help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
 
 .PHONY: run
-run: build ## build, then run both services with the example plugins (embedded SQLite, data/)
+run: build broker ## build, start RabbitMQ if needed, then run both services with the example plugins (embedded SQLite, data/)
 	scripts/run
+
+# broker makes RabbitMQ reachable as `make test` does, and when it cannot,
+# says why and lets the services run anyway: triggers are then stored and
+# stay pending until the broker is reachable.
+.PHONY: broker
+broker: ## make RabbitMQ reachable (scripts/services up rabbitmq); say why when it cannot, without failing
+	@scripts/services up rabbitmq || echo "make: RabbitMQ is not reachable (see above): the services run anyway; triggers are stored and stay pending until a broker answers on 127.0.0.1:5672, then they are published" >&2
 
 .PHONY: build
 build: ## build the services into bin/, the example plugins into bin/plugins/, the Riffyn plugins into bin/riffyn/, the Python examples into bin/python/
