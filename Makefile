@@ -76,13 +76,18 @@ bench: ## measure throughput, latency, restart time and memory; writes scripts/b
 	$(GO) run ./scripts/bench $(BENCHFLAGS)
 
 .PHONY: check
-check: proto-check check-files $(TOOLS)/staticcheck ## gofmt, go vet, staticcheck, stale protos, sdk independence, tracked files
+check: proto-check check-files $(TOOLS)/staticcheck ## gofmt, go vet, staticcheck, stale protos, sdk independence (of host; the contract of transport and unsafe), tracked files
 	@out=$$(gofmt -l host sdk examples $$(ls -d plugins 2>/dev/null) | grep -v '\.pb\.go$$' || true); \
 	  if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
 	$(GO) vet $(PKGS)
 	$(TOOLS)/staticcheck $(PKGS)
 	@if $(GO) list -deps ./sdk/... | grep -q '^github.com/routinglayer/routing/host'; then \
 	  echo "sdk depends on host: the SDK must stand alone"; exit 1; fi
+	@deps=$$($(GO) list -deps ./sdk | grep -E '^(google\.golang\.org/grpc|github\.com/hashicorp/go-plugin|github\.com/hashicorp/go-hclog|github\.com/routinglayer/routing/sdk/internal/pluginpb)(/|$$)' || true); \
+	  if [ -n "$$deps" ]; then echo "package sdk (the plugin contract) depends on:"; echo "$$deps" | sed 's/^/  /'; \
+	    echo "transport belongs in sdk/serve, sdk/pluginhost or sdk/internal"; exit 1; fi
+	@if $(GO) list -f '{{join .Imports "\n"}}' ./sdk | grep -qx unsafe; then \
+	  echo "package sdk (the plugin contract) imports unsafe: keep it to safe Go"; exit 1; fi
 	@echo "check: ok"
 
 # check-files fails on a tracked file over 1 MB (a build output or data set

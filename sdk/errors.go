@@ -29,12 +29,11 @@ var (
 	// down, it is shutting down); the call may be retried.
 	ErrUnavailable = errors.New("host unavailable")
 	// ErrConfig means the plugin's configuration is missing or invalid.
+	// Returned from Run or Start it fails the plugin at once, without the
+	// restarts a crash gets: only an operator can fix it.
 	ErrConfig = errors.New("invalid plugin configuration")
 	// ErrTooLarge means a value exceeded a limit (a State value, a message).
 	ErrTooLarge = errors.New("too large")
-	// ErrPluginExited is what the host sees when a plugin process died or
-	// its connection broke, whatever the gRPC status was.
-	ErrPluginExited = errors.New("plugin exited")
 )
 
 // FieldError is one validation failure, naming the offending field by its

@@ -2,24 +2,7 @@ package sdk
 
 import (
 	"context"
-
-	"github.com/hashicorp/go-hclog"
-)
-
-// Version is the version of this SDK, reported to the host in Info.
-const Version = "0.1.0"
-
-// Language is the language this SDK reports for its plugins in Info.
-const Language = "go"
-
-// Kind is the kind of a plugin; the host checks it against the file name
-// prefix (watcher-*, pusher-*).
-type Kind string
-
-// The plugin kinds.
-const (
-	KindWatcher Kind = "watcher"
-	KindPusher  Kind = "pusher"
+	"log/slog"
 )
 
 // Info is how a plugin describes itself.
@@ -32,11 +15,12 @@ type Info struct {
 	Version string
 	// Description says in one line what the plugin does.
 	Description string
-	// Config points to the plugin's configuration struct. Fields are
-	// filled from PLUGIN_<NAME>_* variables before Run or Start, using
-	// caarlos0/env tags (`env:"API_KEY,required" envDefault:"30s"`); the
-	// tags `secret:"true"` and `help:"..."` describe a key to operators.
-	// Nil when the plugin takes no configuration.
+	// Config points to the plugin's configuration struct, which the SDK
+	// fills from PLUGIN_<NAME>_* variables before Run or Start (see the
+	// package documentation, "Configuration"). Return the same pointer
+	// on every call (a field of the plugin, not a new struct): the SDK
+	// loads into the pointer it gets. Nil when the plugin takes no
+	// configuration.
 	Config any
 }
 
@@ -46,8 +30,9 @@ type Watcher interface {
 	// loaded and must not depend on it.
 	Info() Info
 	// Run watches until ctx is done, emitting triggers through host. It
-	// returns nil when ctx is done; any other return is a failure the host
-	// reports and recovers from by restarting the plugin.
+	// returns nil when ctx is done; an error matching ErrConfig fails the
+	// plugin until an operator restarts it, and any other error is a
+	// crash the host recovers from by restarting the plugin.
 	Run(ctx context.Context, host WatcherHost) error
 }
 
@@ -56,23 +41,31 @@ type Pusher interface {
 	// Info describes the plugin. It is called before the configuration is
 	// loaded and must not depend on it.
 	Info() Info
-	// Start is called once, with the configuration loaded, before the
-	// first Push. An error fails the plugin's start.
+	// Start is called once per process, with the configuration loaded,
+	// before the first Push. An error matching ErrConfig fails the plugin
+	// until an operator restarts it; any other error is a crash (the
+	// process is restarted with backoff).
 	Start(ctx context.Context, host Host) error
 	// Push delivers rows to the destination. Return nil once they are
 	// durably delivered (Delivered(note) to add a note operators see with
 	// the delivery), Skip(reason) when the destination does not handle
 	// this trigger, Permanent(err) when retrying cannot help; any other
 	// error is retried later with the same rows. Push may be called
-	// concurrently for different uuids, never for the same uuid.
+	// concurrently for different uuids, never for the same uuid. ctx
+	// carries the service's push timeout (PUSH_TIMEOUT, 30s by default)
+	// as its deadline and is cancelled when the service stops the plugin;
+	// a push still running at the deadline counts as a failed attempt and
+	// its process is restarted.
 	Push(ctx context.Context, req PushRequest) error
 }
 
 // Host is what the service running a plugin offers it.
 type Host interface {
-	// Logger returns the plugin's logger; the host shows its lines under
-	// the plugin's instance name.
-	Logger() hclog.Logger
+	// Logger returns the plugin's logger. Its records reach the service as
+	// JSON lines on stderr and are re-logged under the plugin's instance
+	// name at their level; attribute values keep their types (a duration
+	// reads 2s). The service sets the level (its LOG_LEVEL).
+	Logger() *slog.Logger
 	// State returns the plugin's durable key-value store.
 	State() State
 	// InstanceName is the name from the plugin's file name (riffyn for
@@ -84,12 +77,16 @@ type Host interface {
 type WatcherHost interface {
 	Host
 	// Emit sends a trigger and blocks until the host has durably stored it
-	// (or found the key already stored) and returns its receipt, or until
-	// the host rejects it. A rejection for bad input matches ErrInvalid and
-	// holds a *ValidationError; ErrUnavailable means retry later. Update
-	// your own bookkeeping only after Emit returns without error: that way
-	// a crash neither loses nor doubles a trigger.
-	Emit(ctx context.Context, t Trigger, opts ...EmitOption) (Receipt, error)
+	// (or found its key already stored) and returns its receipt, or until
+	// the host rejects it. key is the trigger's idempotency key, e.g.
+	// "riffyn:<runId>": the host stores one trigger per key and plugin
+	// instance, and emitting a stored key again returns the original
+	// trigger's receipt with Duplicate set; "" stores every emission. A
+	// rejection for bad input matches ErrInvalid and holds a
+	// *ValidationError; ErrUnavailable means retry later. Update your own
+	// bookkeeping only after Emit returns without error: that way a crash
+	// neither loses nor doubles a trigger.
+	Emit(ctx context.Context, t Trigger, key string) (Receipt, error)
 }
 
 // Receipt is the host's acknowledgement of an emitted trigger.
@@ -99,20 +96,6 @@ type Receipt struct {
 	// Duplicate is true when a trigger with the same key was stored
 	// before; UUID is then the original trigger's.
 	Duplicate bool
-}
-
-// EmitOption sets an option of Emit.
-type EmitOption func(*emitOptions)
-
-type emitOptions struct {
-	key string
-}
-
-// WithKey sets the trigger's idempotency key, e.g. "riffyn:<runId>". The
-// host stores one trigger per key; emitting a key again returns the
-// original trigger's receipt with Duplicate set.
-func WithKey(key string) EmitOption {
-	return func(o *emitOptions) { o.key = key }
 }
 
 // PushRequest is one push of rows to a pusher.

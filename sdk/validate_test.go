@@ -139,7 +139,7 @@ func TestRowValidation(t *testing.T) {
 	}
 }
 
-func TestValidateRowsNamesPath(t *testing.T) {
+func TestRowValidateNamesTheField(t *testing.T) {
 	var body struct {
 		Rows []sdk.Row `json:"rows"`
 	}
@@ -147,7 +147,12 @@ func TestValidateRowsNamesPath(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	assertFieldError(t, sdk.ValidateRows(body.Rows), "rows[3].data.Key_One", "key must be camelCase")
+	for i := range 3 {
+		if err := body.Rows[i].Validate(); err != nil {
+			t.Fatalf("row %d: %v", i, err)
+		}
+	}
+	assertFieldError(t, body.Rows[3].Validate(), "data.Key_One", "key must be camelCase")
 }
 
 func TestDataKeepsOrderAndBytes(t *testing.T) {

@@ -37,6 +37,8 @@ type Watcher struct {
 	cfg Config
 }
 
+var _ sdk.Watcher = (*Watcher)(nil)
+
 // New returns a Watcher; its configuration is loaded by the SDK.
 func New() *Watcher { return &Watcher{} }
 
@@ -161,7 +163,7 @@ func (w *Watcher) process(ctx context.Context, host sdk.WatcherHost, name string
 			t.Metadata = &sdk.Metadata{Source: "filedrop", Spec: spec}
 		}
 		var receipt sdk.Receipt
-		receipt, err = host.Emit(ctx, t, sdk.WithKey("filedrop:"+name+":"+hash))
+		receipt, err = host.Emit(ctx, t, "filedrop:"+name+":"+hash)
 		if err == nil {
 			w.recordEmitted(ctx, host, name, hash, receipt)
 			return
@@ -199,6 +201,7 @@ func (w *Watcher) recordEmitted(ctx context.Context, host sdk.WatcherHost, name,
 	_ = state.Delete(ctx, emittedPrefix+name)
 }
 
+// envName is the <NAME> of the instance's PLUGIN_<NAME>_* variables.
 func envName(host sdk.Host) string {
-	return strings.TrimSuffix(strings.TrimPrefix(sdk.EnvPrefix(host.InstanceName()), "PLUGIN_"), "_")
+	return strings.ToUpper(strings.ReplaceAll(host.InstanceName(), "-", "_"))
 }

@@ -47,11 +47,11 @@ func settleScans() { time.Sleep(500 * time.Millisecond) }
 
 func TestFileBecomesOneTrigger(t *testing.T) {
 	dir := t.TempDir()
-	host := sdktest.NewHost()
-	host.RunWatcher(t, filedrop.New(), options(dir))
+	svc := sdktest.NewService()
+	svc.RunWatcher(t, filedrop.New(), options(dir))
 	drop(t, dir, "chibio.json", sample(t, "bioreactor.json"))
 
-	got := host.WaitTriggers(t, 1, wait)
+	got := svc.WaitTriggers(t, 1, wait)
 	tr := got[0].Trigger
 	if tr.APIVersion != "ChiBio/v1alpha1/ChioBio1" || tr.Protocol != "Bioreactor" {
 		t.Fatalf("trigger fields: %+v", tr)
@@ -64,25 +64,25 @@ func TestFileBecomesOneTrigger(t *testing.T) {
 		t.Fatalf("default metadata: %+v", tr.Metadata)
 	}
 	settleScans()
-	if n := len(host.Triggers()); n != 1 {
+	if n := len(svc.Triggers()); n != 1 {
 		t.Fatalf("emitted %d triggers for one file, want 1", n)
 	}
 }
 
 func TestInvalidFilesAreSkippedAndWatchingGoesOn(t *testing.T) {
 	dir := t.TempDir()
-	host := sdktest.NewHost()
-	run := host.RunWatcher(t, filedrop.New(), options(dir))
+	svc := sdktest.NewService()
+	run := svc.RunWatcher(t, filedrop.New(), options(dir))
 	drop(t, dir, "a-bad-version.json", []byte(`{"apiVersion":"OT-2","protocol":"P","spec":{"v":1}}`))
 	drop(t, dir, "b-malformed.json", []byte(`{"apiVersion":`))
 	drop(t, dir, "c-plate.json", sample(t, "plate-transfer.json"))
 
-	got := host.WaitTriggers(t, 1, wait)
+	got := svc.WaitTriggers(t, 1, wait)
 	if got[0].Trigger.Protocol != "PlateTransfer" || got[0].Trigger.Plate.Wells() != 8 {
 		t.Fatalf("emitted %+v", got[0].Trigger)
 	}
 	for _, want := range []string{"invalid/a-bad-version.json", "invalid/b-malformed.json", "emitted/c-plate.json"} {
-		waitFor(t, "state key "+want, func() bool { return contains(host.State.Keys(), want) })
+		waitFor(t, "state key "+want, func() bool { return contains(svc.State.Keys(), want) })
 	}
 	select {
 	case <-run.Done():
@@ -92,7 +92,7 @@ func TestInvalidFilesAreSkippedAndWatchingGoesOn(t *testing.T) {
 
 	// A fixed file is read again.
 	drop(t, dir, "a-bad-version.json", []byte(`{"apiVersion":"OT-2/v1","protocol":"P","spec":{"v":1}}`))
-	got = host.WaitTriggers(t, 2, wait)
+	got = svc.WaitTriggers(t, 2, wait)
 	if got[1].Trigger.APIVersion != "OT-2/v1" {
 		t.Fatalf("fixed file emitted as %+v", got[1].Trigger)
 	}
@@ -100,26 +100,26 @@ func TestInvalidFilesAreSkippedAndWatchingGoesOn(t *testing.T) {
 
 func TestRestartDoesNotEmitAgain(t *testing.T) {
 	dir := t.TempDir()
-	host := sdktest.NewHost()
-	first := host.RunWatcher(t, filedrop.New(), options(dir))
+	svc := sdktest.NewService()
+	first := svc.RunWatcher(t, filedrop.New(), options(dir))
 	drop(t, dir, "one.json", sample(t, "bioreactor.json"))
-	host.WaitTriggers(t, 1, wait)
+	svc.WaitTriggers(t, 1, wait)
 	if err := first.Stop(); err != nil {
 		t.Fatal(err)
 	}
 
 	// Same host, same State: a new process of the plugin.
-	host.RunWatcher(t, filedrop.New(), options(dir))
+	svc.RunWatcher(t, filedrop.New(), options(dir))
 	drop(t, dir, "two.json", sample(t, "plate-transfer.json"))
-	got := host.WaitTriggers(t, 2, wait)
+	got := svc.WaitTriggers(t, 2, wait)
 	settleScans()
-	if n := len(host.Triggers()); n != 2 || got[1].Trigger.Protocol != "PlateTransfer" {
-		t.Fatalf("after restart: %d triggers (%+v), want one.json once and two.json once", n, host.Triggers())
+	if n := len(svc.Triggers()); n != 2 || got[1].Trigger.Protocol != "PlateTransfer" {
+		t.Fatalf("after restart: %d triggers (%+v), want one.json once and two.json once", n, svc.Triggers())
 	}
 
 	// New content under an old name is a new trigger with a new key.
 	drop(t, dir, "one.json", sample(t, "plate-transfer.json"))
-	got = host.WaitTriggers(t, 3, wait)
+	got = svc.WaitTriggers(t, 3, wait)
 	if got[2].Key == got[0].Key {
 		t.Fatalf("changed file reused key %s", got[0].Key)
 	}
@@ -127,34 +127,34 @@ func TestRestartDoesNotEmitAgain(t *testing.T) {
 
 func TestUnavailableHostIsRetried(t *testing.T) {
 	dir := t.TempDir()
-	host := sdktest.NewHost()
+	svc := sdktest.NewService()
 	var refusals atomic.Int32
-	host.Reject = func(sdk.Emission) error {
+	svc.Reject = func(sdk.Trigger, string) error {
 		if refusals.Add(1) <= 3 {
 			return sdk.ErrUnavailable
 		}
 		return nil
 	}
-	host.RunWatcher(t, filedrop.New(), options(dir))
+	svc.RunWatcher(t, filedrop.New(), options(dir))
 	drop(t, dir, "retry.json", sample(t, "bioreactor.json"))
-	host.WaitTriggers(t, 1, wait)
+	svc.WaitTriggers(t, 1, wait)
 	settleScans()
-	if n := len(host.Triggers()); n != 1 || refusals.Load() < 4 {
+	if n := len(svc.Triggers()); n != 1 || refusals.Load() < 4 {
 		t.Fatalf("got %d triggers after %d attempts, want exactly 1 after 4", n, refusals.Load())
 	}
-	if !errors.Is(host.Rejected()[0], sdk.ErrUnavailable) {
-		t.Fatalf("rejections: %v", host.Rejected())
+	if !errors.Is(svc.Rejected()[0], sdk.ErrUnavailable) {
+		t.Fatalf("rejections: %v", svc.Rejected())
 	}
 }
 
 func TestDoneDirReceivesEmittedFiles(t *testing.T) {
 	dir, done := t.TempDir(), filepath.Join(t.TempDir(), "done")
-	host := sdktest.NewHost()
+	svc := sdktest.NewService()
 	opts := options(dir)
 	opts.Config["DONE_DIR"] = done
-	host.RunWatcher(t, filedrop.New(), opts)
+	svc.RunWatcher(t, filedrop.New(), opts)
 	drop(t, dir, "moved.json", sample(t, "bioreactor.json"))
-	host.WaitTriggers(t, 1, wait)
+	svc.WaitTriggers(t, 1, wait)
 	waitFor(t, "the emitted file to move to the done directory", func() bool {
 		_, err := os.Stat(filepath.Join(done, "moved.json"))
 		return err == nil
@@ -175,7 +175,7 @@ func TestConfigErrors(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			run := sdktest.NewHost().RunWatcher(t, filedrop.New(), sdktest.Options{Config: tt.config})
+			run := sdktest.NewService().RunWatcher(t, filedrop.New(), sdktest.Options{Config: tt.config})
 			if err := run.Err(); !errors.Is(err, sdk.ErrConfig) {
 				t.Fatalf("want ErrConfig, got %v", err)
 			}
@@ -208,20 +208,26 @@ func waitFor(tb testing.TB, what string, cond func() bool) {
 // file, since either would make the trigger a guess.
 func TestWindowsFiles(t *testing.T) {
 	dir := t.TempDir()
-	host := sdktest.NewHost()
-	host.RunWatcher(t, filedrop.New(), options(dir))
+	svc := sdktest.NewService()
+	svc.RunWatcher(t, filedrop.New(), options(dir))
 	drop(t, dir, "a-twice.json", []byte(`{"apiVersion":"OT-2/v1alpha1","protocol":"Probe","protocol":"Other","spec":{"volume":150}}`))
 	drop(t, dir, "b-cp1252.json", []byte("{\"apiVersion\":\"OT-2/v1alpha1\",\"protocol\":\"Probe\",\"spec\":{\"unit\":\"\xb5L\"}}"))
 	drop(t, dir, "c-bom.json", []byte("\xef\xbb\xbf"+`{"apiVersion":"OT-2/v1alpha1","protocol":"Probe","spec":{"volume":150}}`))
 
-	got := host.WaitTriggers(t, 1, wait)
+	got := svc.WaitTriggers(t, 1, wait)
 	if got[0].Trigger.Protocol != "Probe" || string(got[0].Trigger.Spec) != `{"volume":150}` {
 		t.Fatalf("file with a BOM emitted as %+v", got[0].Trigger)
 	}
 	for _, want := range []string{"invalid/a-twice.json", "invalid/b-cp1252.json", "emitted/c-bom.json"} {
-		waitFor(t, "state key "+want, func() bool { return contains(host.State.Keys(), want) })
+		waitFor(t, "state key "+want, func() bool { return contains(svc.State.Keys(), want) })
 	}
-	if n := len(host.Triggers()); n != 1 {
+	if n := len(svc.Triggers()); n != 1 {
 		t.Fatalf("emitted %d triggers, want only the file with a BOM", n)
 	}
+}
+
+// The contract's checks: Info, configuration errors, secrets and
+// cancellation.
+func TestConformance(t *testing.T) {
+	sdktest.CheckWatcher(t, func() sdk.Watcher { return filedrop.New() }, options(t.TempDir()))
 }

@@ -27,6 +27,8 @@ type Pusher struct {
 	cfg Config
 }
 
+var _ sdk.Pusher = (*Pusher)(nil)
+
 // New returns a Pusher; its configuration is loaded by the SDK.
 func New() *Pusher { return &Pusher{} }
 

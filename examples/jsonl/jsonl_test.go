@@ -29,7 +29,7 @@ func rows(tb testing.TB, bodies ...string) []sdk.Row {
 
 func TestRowsAppendedByteExact(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "out")
-	client := sdktest.NewHost().StartPusher(t, jsonl.New(), sdktest.Options{Config: map[string]string{"DIR": dir}})
+	client := sdktest.NewService().StartPusher(t, jsonl.New(), sdktest.Options{Config: map[string]string{"DIR": dir}})
 	ctx := context.Background()
 
 	push := func(uuid string, bodies ...string) {
@@ -65,7 +65,7 @@ func TestRowsAppendedByteExact(t *testing.T) {
 }
 
 func TestUnsafeUUIDIsPermanent(t *testing.T) {
-	client := sdktest.NewHost().StartPusher(t, jsonl.New(), sdktest.Options{Config: map[string]string{"DIR": t.TempDir()}})
+	client := sdktest.NewService().StartPusher(t, jsonl.New(), sdktest.Options{Config: map[string]string{"DIR": t.TempDir()}})
 	for _, uuid := range []string{"../escape", "a/b", ""} {
 		err := client.Push(context.Background(), sdk.PushRequest{UUID: uuid, Rows: rows(t, `{"data":{"a":1}}`), Attempt: 1})
 		if !errors.Is(err, sdk.ErrPermanent) {
@@ -75,10 +75,17 @@ func TestUnsafeUUIDIsPermanent(t *testing.T) {
 }
 
 func TestMissingDirIsAConfigError(t *testing.T) {
-	host := sdktest.NewHost()
-	client := host.ConnectPusher(t, jsonl.New(), sdktest.Options{})
-	err := client.Start(context.Background(), host.State)
+	client := sdktest.NewService().ConnectPusher(t, jsonl.New(), sdktest.Options{})
+	err := client.Start(context.Background())
 	if !errors.Is(err, sdk.ErrConfig) || !strings.Contains(err.Error(), "PLUGIN_JSONL_DIR") {
 		t.Fatalf("want ErrConfig naming PLUGIN_JSONL_DIR, got %v", err)
 	}
+}
+
+// The contract's checks: Info, configuration errors, secrets, outcome and
+// cancellation.
+func TestConformance(t *testing.T) {
+	opts := sdktest.Options{Config: map[string]string{"DIR": t.TempDir()}}
+	req := sdk.PushRequest{UUID: "run1", Rows: rows(t, `{"index":0,"data":{"odMeasured":0.42}}`), Attempt: 1}
+	sdktest.CheckPusher(t, func() sdk.Pusher { return jsonl.New() }, opts, req)
 }

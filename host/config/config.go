@@ -25,7 +25,7 @@ import (
 	"github.com/routinglayer/routing/host/httpapi"
 	"github.com/routinglayer/routing/host/pluginmgr"
 	"github.com/routinglayer/routing/host/server"
-	"github.com/routinglayer/routing/sdk"
+	"github.com/routinglayer/routing/sdk/pluginhost"
 )
 
 // Common is the configuration every service shares.
@@ -159,7 +159,7 @@ func (c Common) Validate() error {
 
 // PluginManager is the plugin manager's configuration for plugins of
 // kind, whose variables come from Environ.
-func (c Common) PluginManager(kind sdk.Kind) pluginmgr.Config {
+func (c Common) PluginManager(kind pluginhost.Kind) pluginmgr.Config {
 	return pluginmgr.Config{
 		Dir:            c.PluginsDir,
 		Checksums:      c.PluginsChecksums,

@@ -19,7 +19,7 @@ import (
 	"github.com/routinglayer/routing/host/server"
 	"github.com/routinglayer/routing/host/service"
 	"github.com/routinglayer/routing/host/triggerintake"
-	"github.com/routinglayer/routing/sdk"
+	"github.com/routinglayer/routing/sdk/pluginhost"
 )
 
 // Config is the control-tower's configuration, from the environment.
@@ -81,13 +81,13 @@ func Start(ctx context.Context, cfg Config, log hclog.Logger) (*Service, error) 
 		return nil, b.Abort(err)
 	}
 	intake := triggerintake.New(st, rel.Kick, tower, log)
-	pluginsCfg := cfg.PluginManager(sdk.KindWatcher)
+	pluginsCfg := cfg.PluginManager(pluginhost.KindWatcher)
 	if cfg.DatabaseURL != "" {
 		// Control-towers sharing the database run each watcher once.
 		pluginsCfg.Leases, pluginsCfg.LeaseTTL = watcherLeases{st: st, instance: instance}, cfg.WatcherLeaseTTL
 	}
 	plugins := pluginmgr.New(pluginsCfg, func(ctx context.Context, p *pluginmgr.Plugin) error {
-		w, ok := p.Client.(sdk.WatcherClient)
+		w, ok := p.Client.(pluginhost.WatcherClient)
 		if !ok {
 			return fmt.Errorf("plugin %s is not a watcher", p.Name)
 		}

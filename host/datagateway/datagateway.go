@@ -21,7 +21,7 @@ import (
 	"github.com/routinglayer/routing/host/pluginmgr"
 	"github.com/routinglayer/routing/host/service"
 	"github.com/routinglayer/routing/host/spool"
-	"github.com/routinglayer/routing/sdk"
+	"github.com/routinglayer/routing/sdk/pluginhost"
 )
 
 // Config is the data-gateway's configuration, from the environment.
@@ -41,7 +41,7 @@ type Config struct {
 	RetryMin          time.Duration `env:"RETRY_MIN" envDefault:"1s"`
 	RetryMax          time.Duration `env:"RETRY_MAX" envDefault:"5m"`
 	// MaxPushBytes bounds one Push message to a pusher; 0, the default,
-	// is the plugin protocol's limit (sdk.MaxMessageBytes). Not read from
+	// is the plugin protocol's limit (pluginhost.MaxMessageBytes). Not read from
 	// a variable: tests lower it.
 	MaxPushBytes int `env:"-"`
 }
@@ -113,7 +113,7 @@ func Start(ctx context.Context, cfg Config, log hclog.Logger) (*Service, error) 
 	if err := errors.Join(sp.ReleaseStaleClaims(ctx), sp.LoadSpool(ctx)); err != nil {
 		return nil, b.Abort(err)
 	}
-	plugins = pluginmgr.New(cfg.PluginManager(sdk.KindPusher), sp.Attach, log)
+	plugins = pluginmgr.New(cfg.PluginManager(pluginhost.KindPusher), sp.Attach, log)
 
 	return b.Serve(ctx, service.Parts{
 		Port:    cfg.ServerPort,
@@ -192,7 +192,7 @@ func watchRemovals(ctx context.Context, plugins *pluginmgr.Manager, sp *spool.Sp
 			if refused == nil {
 				refused = map[string]bool{}
 				for _, sk := range plugins.Skipped() {
-					refused[strings.TrimPrefix(filepath.Base(sk.File), string(sdk.KindPusher)+"-")] = true
+					refused[strings.TrimPrefix(filepath.Base(sk.File), string(pluginhost.KindPusher)+"-")] = true
 				}
 			}
 			if refused[name] {

@@ -18,10 +18,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/routinglayer/routing/sdk"
+	"github.com/routinglayer/routing/sdk/pluginhost"
 )
 
-// At the real limit (sdk.MaxMessageBytes, 64 MiB): one request of about
+// At the real limit (pluginhost.MaxMessageBytes, 64 MiB): one request of about
 // 70 MiB of rows reaches the pusher in two pushes, every row once, in
 // order.
 func TestRequestOverTheProtocolLimitArrivesInParts(t *testing.T) {
@@ -40,7 +40,7 @@ func TestRequestOverTheProtocolLimitArrivesInParts(t *testing.T) {
 		fmt.Fprintf(&body, `{"index":%d,"data":{"i":%d,"text":"%s"}}`, i, i, strings.Repeat(string(rune('a'+i%26)), pad))
 	}
 	body.WriteString("]}")
-	if body.Len() <= sdk.MaxMessageBytes {
+	if body.Len() <= pluginhost.MaxMessageBytes {
 		t.Fatalf("body of %d bytes: want more than the limit", body.Len())
 	}
 	if r := call(t, http.MethodPost, base+"/data/batch", body.String()); r.Status != http.StatusAccepted {
@@ -57,7 +57,7 @@ func TestRequestOverTheProtocolLimitArrivesInParts(t *testing.T) {
 		if *l.Index != i || len(l.Data) != len(`{"i":,"text":""}`)+len(fmt.Sprint(i))+pad {
 			t.Fatalf("row %d: index %d, %d bytes of data", i, *l.Index, len(l.Data))
 		}
-		if l.Bytes > sdk.MaxMessageBytes {
+		if l.Bytes > pluginhost.MaxMessageBytes {
 			t.Fatalf("push %d carried %d bytes, over the limit", l.Push, l.Bytes)
 		}
 		pushes[l.Push] = l.Bytes

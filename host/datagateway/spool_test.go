@@ -17,6 +17,7 @@ import (
 	"github.com/routinglayer/routing/host/pluginmgr"
 	"github.com/routinglayer/routing/host/spool"
 	"github.com/routinglayer/routing/sdk"
+	"github.com/routinglayer/routing/sdk/pluginhost"
 )
 
 // waitState waits until the named plugin is in state.
@@ -180,7 +181,7 @@ func TestFullSpoolAnswers507(t *testing.T) {
 	size := func(i int) int {
 		var r sdk.Row
 		must(t, json.Unmarshal(fmt.Appendf(nil, `{"index":%d,"data":%s}`, i, row(i)), &r))
-		encoded, err := sdk.EncodeRows([]sdk.Row{r})
+		encoded, err := pluginhost.EncodeRows([]sdk.Row{r})
 		must(t, err)
 		return len(encoded)
 	}

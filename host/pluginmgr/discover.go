@@ -8,7 +8,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/routinglayer/routing/sdk"
+	"github.com/routinglayer/routing/sdk/pluginhost"
 )
 
 // Candidate is an executable in the plugins directory that may run as a
@@ -37,7 +37,7 @@ type Skipped struct {
 // others; every other entry with the kind prefix is reported as skipped.
 // Entries without the prefix are ignored silently (they may belong to the
 // other service sharing the directory).
-func Discover(dir string, kind sdk.Kind) ([]Candidate, []Skipped, error) {
+func Discover(dir string, kind pluginhost.Kind) ([]Candidate, []Skipped, error) {
 	root, err := filepath.Abs(dir)
 	if err != nil {
 		return nil, nil, fmt.Errorf("plugins dir %q: %w", dir, err)
@@ -79,7 +79,7 @@ func Discover(dir string, kind sdk.Kind) ([]Candidate, []Skipped, error) {
 // inspect applies the rules of Discover to one file; a non-empty reason
 // means it is skipped.
 func inspect(root, file, name string) (Candidate, string) {
-	if !sdk.ValidInstanceName(name) {
+	if !pluginhost.ValidInstanceName(name) {
 		return Candidate{}, fmt.Sprintf("name %q must match [a-z0-9][a-z0-9-]*", name)
 	}
 	path := filepath.Join(root, file)
@@ -103,7 +103,7 @@ func inspect(root, file, name string) (Candidate, string) {
 	case mode.Perm()&0o111 == 0:
 		return Candidate{}, "is not executable"
 	case mode.Perm()&0o022 != 0:
-		return Candidate{}, fmt.Sprintf("is writable by group or others (mode %v): refusing to run it", mode.Perm())
+		return Candidate{}, fmt.Sprintf("is writable by group or others (mode %v): refusing to run it; fix with chmod go-w %s", mode.Perm(), path)
 	}
 	return Candidate{Name: name, Path: path, Size: info.Size(), ModTime: info.ModTime()}, ""
 }
@@ -121,8 +121,8 @@ func instanceNames(dir string) []string {
 	entries, _ := os.ReadDir(dir)
 	var names []string
 	for _, e := range entries {
-		for _, kind := range []sdk.Kind{sdk.KindWatcher, sdk.KindPusher} {
-			if name, ok := strings.CutPrefix(e.Name(), string(kind)+"-"); ok && sdk.ValidInstanceName(name) {
+		for _, kind := range []pluginhost.Kind{pluginhost.KindWatcher, pluginhost.KindPusher} {
+			if name, ok := strings.CutPrefix(e.Name(), string(kind)+"-"); ok && pluginhost.ValidInstanceName(name) {
 				names = append(names, name)
 			}
 		}

@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -19,7 +20,7 @@ import (
 	"github.com/hashicorp/go-plugin"
 	"google.golang.org/grpc/health/grpc_health_v1"
 
-	"github.com/routinglayer/routing/sdk"
+	"github.com/routinglayer/routing/sdk/pluginhost"
 )
 
 // allowedHostEnv are the host variables every plugin receives, besides its
@@ -36,16 +37,16 @@ var allowedHostEnv = []string{
 // belongs to another instance with a longer matching prefix (PLUGIN_A_B_X
 // is b's of "a-b", not "a"'s) is withheld too.
 func pluginEnv(name string, others []string, hostEnv []string, level hclog.Level) []string {
-	prefix := sdk.EnvPrefix(name)
+	prefix := pluginhost.EnvPrefix(name)
 	var longer []string
 	for _, o := range others {
-		if p := sdk.EnvPrefix(o); o != name && strings.HasPrefix(p, prefix) {
+		if p := pluginhost.EnvPrefix(o); o != name && strings.HasPrefix(p, prefix) {
 			longer = append(longer, p)
 		}
 	}
 	env := []string{
-		sdk.InstanceEnv + "=" + name,
-		sdk.LogLevelEnv + "=" + strings.ToLower(level.String()),
+		pluginhost.InstanceEnv + "=" + name,
+		pluginhost.LogLevelEnv + "=" + strings.ToLower(level.String()),
 	}
 	for _, kv := range hostEnv {
 		key, _, _ := strings.Cut(kv, "=")
@@ -60,29 +61,11 @@ func pluginEnv(name string, others []string, hostEnv []string, level hclog.Level
 	return env
 }
 
-// missingConfig lists the required keys of info that env does not set.
-func missingConfig(name string, info sdk.PluginInfo, env []string) []string {
-	prefix := sdk.EnvPrefix(name)
-	var missing []string
-	for _, k := range info.Config {
-		if !k.Required || k.Default != "" {
-			continue
-		}
-		if !slices.ContainsFunc(env, func(kv string) bool {
-			key, val, _ := strings.Cut(kv, "=")
-			return key == prefix+k.Name && val != ""
-		}) {
-			missing = append(missing, prefix+k.Name)
-		}
-	}
-	return missing
-}
-
 // process is one launched plugin process.
 type process struct {
 	client *plugin.Client
-	plugin sdk.PluginClient
-	info   sdk.PluginInfo
+	plugin pluginhost.Client
+	info   pluginhost.Manifest
 	pid    int
 	// health asks the plugin's gRPC health service whether it serves.
 	health grpc_health_v1.HealthClient
@@ -94,7 +77,7 @@ type process struct {
 type launchSpec struct {
 	name    string
 	path    string
-	kind    sdk.Kind
+	kind    pluginhost.Kind
 	env     []string
 	timeout time.Duration
 	logger  hclog.Logger
@@ -116,17 +99,17 @@ func launch(ctx context.Context, s launchSpec) (*process, error) {
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 
 	client := plugin.NewClient(&plugin.ClientConfig{
-		HandshakeConfig:  sdk.Handshake(),
-		VersionedPlugins: sdk.HostPlugins(),
+		HandshakeConfig:  pluginhost.Handshake(),
+		VersionedPlugins: pluginhost.Plugins(),
 		Cmd:              cmd,
 		AllowedProtocols: []plugin.Protocol{plugin.ProtocolGRPC},
 		AutoMTLS:         true,
 		SkipHostEnv:      true,
 		StartTimeout:     s.timeout,
 		SecureConfig:     secureConfig(s.sum),
-		Stderr:           s.stderr,
-		Logger:           s.logger,
-		GRPCDialOptions:  sdk.GRPCDialOptions(),
+		Stderr:           io.MultiWriter(s.stderr, newRelogger(s.logger.Named(filepath.Base(s.path)))),
+		Logger:           quietStderr(s.logger, filepath.Base(s.path)),
+		GRPCDialOptions:  pluginhost.GRPCDialOptions(),
 	})
 	p := &process{client: client, exited: make(chan struct{})}
 	fail := func(err error) (*process, error) {
@@ -135,7 +118,7 @@ func launch(ctx context.Context, s launchSpec) (*process, error) {
 	}
 	rpc, err := client.Client()
 	if err != nil {
-		return fail(fmt.Errorf("start: %w", err))
+		return fail(fmt.Errorf("start: %w", handshakeError(err)))
 	}
 	p.pid = cmd.Process.Pid
 	grpcClient, ok := rpc.(*plugin.GRPCClient)
@@ -147,7 +130,7 @@ func launch(ctx context.Context, s launchSpec) (*process, error) {
 	if err != nil {
 		return fail(fmt.Errorf("dispense %s: %w", s.kind, err))
 	}
-	pc, ok := raw.(sdk.PluginClient)
+	pc, ok := raw.(pluginhost.Client)
 	if !ok {
 		return fail(fmt.Errorf("dispense %s: unexpected client %T", s.kind, raw))
 	}
@@ -161,8 +144,8 @@ func launch(ctx context.Context, s launchSpec) (*process, error) {
 	if p.info.Kind != s.kind {
 		return fail(fmt.Errorf("%w: file name says %s but the plugin is a %s", errKindMismatch, s.kind, p.info.Kind))
 	}
-	if missing := missingConfig(s.name, p.info, s.env); len(missing) > 0 {
-		return fail(fmt.Errorf("%w: required configuration not set: %s", sdk.ErrConfig, strings.Join(missing, ", ")))
+	if err := p.info.CheckConfig(s.name, s.env); err != nil {
+		return fail(err)
 	}
 	go p.watchExit()
 	return p, nil

@@ -27,6 +27,7 @@ import (
 	"github.com/routinglayer/routing/host/pluginmgr"
 	"github.com/routinglayer/routing/host/store"
 	"github.com/routinglayer/routing/sdk"
+	"github.com/routinglayer/routing/sdk/pluginhost"
 )
 
 var errInstanceDown = errors.New("instance down: no database")
@@ -314,10 +315,10 @@ func runLeaseHost(dir, db string) {
 		os.Exit(1)
 	}
 	m := pluginmgr.New(pluginmgr.Config{
-		Dir: dir, Kind: sdk.KindWatcher, Environ: []string{"PATH=" + os.Getenv("PATH")},
+		Dir: dir, Kind: pluginhost.KindWatcher, Environ: []string{"PATH=" + os.Getenv("PATH")},
 		Leases: &storeLeases{st: st, holder: "killed-host"},
 	}, func(ctx context.Context, p *pluginmgr.Plugin) error {
-		return p.Client.(sdk.WatcherClient).Run(ctx, sinkFunc(func(context.Context, sdk.Emission) (sdk.Receipt, error) {
+		return p.Client.(pluginhost.WatcherClient).Run(ctx, sinkFunc(func(context.Context, pluginhost.Emission) (sdk.Receipt, error) {
 			return sdk.Receipt{UUID: "u"}, nil
 		}), st.PluginState(p.Name))
 	}, logger)

@@ -23,7 +23,7 @@ import (
 
 	"github.com/routinglayer/routing/host/internal/defaults"
 	"github.com/routinglayer/routing/host/internal/retry"
-	"github.com/routinglayer/routing/sdk"
+	"github.com/routinglayer/routing/sdk/pluginhost"
 )
 
 // ErrUnknownPlugin is returned for a name no plugin has.
@@ -34,7 +34,7 @@ type Config struct {
 	// Dir is the plugins directory.
 	Dir string
 	// Kind is the kind of plugins this service runs.
-	Kind sdk.Kind
+	Kind pluginhost.Kind
 	// Environ is the host environment plugins' variables are taken from;
 	// default os.Environ().
 	Environ []string
@@ -319,12 +319,12 @@ func (m *Manager) launchSpec(s *supervisor, c Candidate) launchSpec {
 
 // configValues shows a plugin's declared configuration with the values it
 // receives, secret ones masked.
-func (m *Manager) configValues(name string, info *sdk.PluginInfo) []ConfigValue {
+func (m *Manager) configValues(name string, info *pluginhost.Manifest) []ConfigValue {
 	out := []ConfigValue{}
 	if info == nil {
 		return out
 	}
-	prefix := sdk.EnvPrefix(name)
+	prefix := pluginhost.EnvPrefix(name)
 	for _, k := range info.Config {
 		v := ConfigValue{ConfigKey: k, Variable: prefix + k.Name}
 		for _, kv := range m.cfg.Environ {

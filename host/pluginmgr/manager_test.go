@@ -23,6 +23,7 @@ import (
 	"github.com/routinglayer/routing/host/internal/testkit"
 	"github.com/routinglayer/routing/host/pluginmgr"
 	"github.com/routinglayer/routing/sdk"
+	"github.com/routinglayer/routing/sdk/pluginhost"
 )
 
 var (
@@ -96,7 +97,7 @@ type report struct {
 	Runs int `json:"runs"`
 }
 
-func (s *sink) accept(name string, e sdk.Emission) {
+func (s *sink) accept(name string, e pluginhost.Emission) {
 	var r report
 	_ = json.Unmarshal(e.Trigger.Spec, &r)
 	s.mu.Lock()
@@ -110,9 +111,11 @@ func (s *sink) get(name string) []report {
 	return slices.Clone(s.reports[name])
 }
 
-type sinkFunc func(ctx context.Context, e sdk.Emission) (sdk.Receipt, error)
+type sinkFunc func(ctx context.Context, e pluginhost.Emission) (sdk.Receipt, error)
 
-func (f sinkFunc) Accept(ctx context.Context, e sdk.Emission) (sdk.Receipt, error) { return f(ctx, e) }
+func (f sinkFunc) Accept(ctx context.Context, e pluginhost.Emission) (sdk.Receipt, error) {
+	return f(ctx, e)
+}
 
 type memState struct{}
 
@@ -140,7 +143,7 @@ func startManagerWith(tb testing.TB, dir string, environ []string, tune func(*pl
 	s := &sink{reports: make(map[string][]report)}
 	cfg := pluginmgr.Config{
 		Dir:          dir,
-		Kind:         sdk.KindWatcher,
+		Kind:         pluginhost.KindWatcher,
 		Environ:      environ,
 		MinBackoff:   50 * time.Millisecond,
 		MaxBackoff:   200 * time.Millisecond,
@@ -151,8 +154,8 @@ func startManagerWith(tb testing.TB, dir string, environ []string, tune func(*pl
 		tune(&cfg)
 	}
 	attach := func(ctx context.Context, p *pluginmgr.Plugin) error {
-		w := p.Client.(sdk.WatcherClient)
-		return w.Run(ctx, sinkFunc(func(_ context.Context, e sdk.Emission) (sdk.Receipt, error) {
+		w := p.Client.(pluginhost.WatcherClient)
+		return w.Run(ctx, sinkFunc(func(_ context.Context, e pluginhost.Emission) (sdk.Receipt, error) {
 			s.accept(p.Name, e)
 			return sdk.Receipt{UUID: "u"}, nil
 		}), state(p.Name))
@@ -262,7 +265,7 @@ func TestDiscover(t *testing.T) {
 	must(t, os.Symlink(filepath.Join(dir, "watcher-good"), filepath.Join(dir, "watcher-link-in")))
 	must(t, os.Mkdir(filepath.Join(dir, "watcher-dir"), 0o755))
 
-	found, skipped, err := pluginmgr.Discover(dir, sdk.KindWatcher)
+	found, skipped, err := pluginmgr.Discover(dir, pluginhost.KindWatcher)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -357,8 +360,8 @@ func TestKilledPluginIsRestarted(t *testing.T) {
 	if second.Restarts != 1 {
 		t.Errorf("restarts = %d, want 1", second.Restarts)
 	}
-	if !strings.Contains(second.LastError, "exited") {
-		t.Errorf("last error %q does not say the process exited", second.LastError)
+	if !strings.Contains(second.PreviousError, "exited") || second.LastError != "" {
+		t.Errorf("running again: previous error %q does not say the process exited, or a last error %q is shown", second.PreviousError, second.LastError)
 	}
 	waitFor(t, 30*time.Second, "a report from the restarted process", func() bool {
 		for _, r := range h.sink.get("victim") {
@@ -454,9 +457,9 @@ func TestStoppingTheHostLeavesNoPluginProcess(t *testing.T) {
 // kills a host with SIGKILL. It writes its plugin's pid to dir/pid.
 func runHelperHost(dir string) {
 	logger := hclog.New(&hclog.LoggerOptions{Output: io.Discard})
-	m := pluginmgr.New(pluginmgr.Config{Dir: dir, Kind: sdk.KindWatcher, Environ: []string{"PATH=" + os.Getenv("PATH")}},
+	m := pluginmgr.New(pluginmgr.Config{Dir: dir, Kind: pluginhost.KindWatcher, Environ: []string{"PATH=" + os.Getenv("PATH")}},
 		func(ctx context.Context, p *pluginmgr.Plugin) error {
-			return p.Client.(sdk.WatcherClient).Run(ctx, sinkFunc(func(context.Context, sdk.Emission) (sdk.Receipt, error) {
+			return p.Client.(pluginhost.WatcherClient).Run(ctx, sinkFunc(func(context.Context, pluginhost.Emission) (sdk.Receipt, error) {
 				return sdk.Receipt{UUID: "u"}, nil
 			}), memState{})
 		}, logger)
@@ -518,8 +521,8 @@ func TestFrozenPluginFailsItsHealthCheckAndIsRestarted(t *testing.T) {
 	must(t, syscall.Kill(first.PID, syscall.SIGSTOP))
 	t.Cleanup(func() { _ = syscall.Kill(first.PID, syscall.SIGCONT) })
 	second := h.waitState(t, "frozen", pluginmgr.StateRunning, func(st pluginmgr.Status) bool { return st.PID != first.PID })
-	if !strings.Contains(second.LastError, "health check") {
-		t.Errorf("last error %q does not name the health check", second.LastError)
+	if !strings.Contains(second.PreviousError, "health check") {
+		t.Errorf("previous error %q does not name the health check", second.PreviousError)
 	}
 	if second.Restarts != 1 {
 		t.Errorf("restarts = %d, want 1", second.Restarts)

@@ -13,6 +13,7 @@ import (
 
 	"github.com/routinglayer/routing/host/internal/poll"
 	"github.com/routinglayer/routing/sdk"
+	"github.com/routinglayer/routing/sdk/pluginhost"
 )
 
 // State is where a plugin is in its life cycle.
@@ -39,19 +40,25 @@ const (
 
 // Status is a snapshot of one plugin, as the operator API shows it.
 type Status struct {
-	Name        string          `json:"name"`
-	Kind        sdk.Kind        `json:"kind"`
-	Path        string          `json:"path"`
-	State       State           `json:"state"`
-	PID         int             `json:"pid,omitempty"`
-	Info        *sdk.PluginInfo `json:"info,omitempty"`
-	Restarts    int             `json:"restarts"`
-	LastError   string          `json:"lastError,omitempty"`
-	LastErrorAt *time.Time      `json:"lastErrorAt,omitempty"`
-	StartedAt   *time.Time      `json:"startedAt,omitempty"`
-	NextStartAt *time.Time      `json:"nextStartAt,omitempty"`
-	Config      []ConfigValue   `json:"config"`
-	Stderr      []string        `json:"stderr"`
+	Name  string          `json:"name"`
+	Kind  pluginhost.Kind `json:"kind"`
+	Path  string          `json:"path"`
+	State State           `json:"state"`
+	PID   int             `json:"pid,omitempty"`
+	// Version is the plugin's own version (Info.Version), once it ran.
+	Version  string               `json:"version,omitempty"`
+	Info     *pluginhost.Manifest `json:"info,omitempty"`
+	Restarts int                  `json:"restarts"`
+	// LastError is why the plugin is not running (backoff, failed,
+	// standby); while it runs it is empty, and PreviousError says why
+	// the process before this one ended.
+	LastError     string        `json:"lastError,omitempty"`
+	LastErrorAt   *time.Time    `json:"lastErrorAt,omitempty"`
+	PreviousError string        `json:"previousError,omitempty"`
+	StartedAt     *time.Time    `json:"startedAt,omitempty"`
+	NextStartAt   *time.Time    `json:"nextStartAt,omitempty"`
+	Config        []ConfigValue `json:"config"`
+	Stderr        []string      `json:"stderr"`
 	// Holder is, with leases, the instance id holding the plugin's lease:
 	// this instance while it runs the plugin, another one in standby;
 	// empty when nobody holds it (stopped) or without leases.
@@ -61,7 +68,7 @@ type Status struct {
 // ConfigValue is one configuration key of a plugin with its value as the
 // plugin receives it; secret values are masked.
 type ConfigValue struct {
-	sdk.ConfigKey
+	pluginhost.ConfigKey
 	Variable string `json:"variable"`
 	Set      bool   `json:"set"`
 	Value    string `json:"value,omitempty"`
@@ -72,9 +79,9 @@ type Plugin struct {
 	// Name is the instance name.
 	Name string
 	// Info is what the plugin reported about itself.
-	Info sdk.PluginInfo
-	// Client is a sdk.WatcherClient or sdk.PusherClient, by kind.
-	Client sdk.PluginClient
+	Info pluginhost.Manifest
+	// Client is a pluginhost.WatcherClient or pluginhost.PusherClient, by kind.
+	Client pluginhost.Client
 }
 
 // AttachFunc puts a running plugin to work. It is called once per process
@@ -110,7 +117,7 @@ type supervisor struct {
 	candidate   Candidate
 	state       State
 	pid         int
-	info        *sdk.PluginInfo
+	info        *pluginhost.Manifest
 	restarts    int
 	holder      string
 	lastErr     string
@@ -143,7 +150,14 @@ func (s *supervisor) status() Status {
 		st.Stderr = []string{}
 	}
 	st.Config = s.m.configValues(s.name, s.info)
-	if s.lastErr != "" {
+	if s.info != nil {
+		st.Version = s.info.Version
+	}
+	switch {
+	case s.lastErr == "":
+	case s.state == StateRunning && !s.lastErrAt.After(s.startedAt):
+		st.PreviousError = s.lastErr
+	default:
 		st.LastError, st.LastErrorAt = s.lastErr, timePtr(s.lastErrAt)
 	}
 	if s.state == StateRunning {
@@ -203,7 +217,10 @@ func (s *supervisor) supervise(ctx context.Context) (removed bool) {
 				fastCrashes = 0
 			}
 			fastCrashes++
-			if fastCrashes >= s.m.cfg.MaxFastCrashes {
+			if outcome.config {
+				s.log.Error("plugin configuration is invalid; not restarting it until an operator does")
+				next = s.wait(ctx, StateFailed, 0)
+			} else if fastCrashes >= s.m.cfg.MaxFastCrashes {
 				s.log.Error("plugin crashed too often in a row; giving up until restarted", "crashes", fastCrashes)
 				next = s.wait(ctx, StateFailed, 0)
 			} else {
@@ -255,6 +272,9 @@ type runOutcome struct {
 	cmd command
 	// healthy is true when it ran long enough to reset the crash count.
 	healthy bool
+	// config is true when it failed on its configuration (sdk.ErrConfig),
+	// which a restart cannot fix.
+	config bool
 }
 
 // runOnce launches the plugin and keeps it attached until it exits, fails,
@@ -270,7 +290,7 @@ func (s *supervisor) runOnce(ctx context.Context) runOutcome {
 		if ctx.Err() == nil {
 			s.recordError(err)
 		}
-		return runOutcome{}
+		return runOutcome{config: errors.Is(err, sdk.ErrConfig)}
 	}
 	defer s.pids.remove()
 	s.pids.write(proc.pid, realPath(cand.Path))
@@ -327,7 +347,7 @@ wait:
 	case healthErr != nil:
 		err = fmt.Errorf("%w; process %d killed", healthErr, proc.pid)
 	case exitedByItself:
-		err = fmt.Errorf("%w: process %d exited", sdk.ErrPluginExited, proc.pid)
+		err = fmt.Errorf("%w: process %d exited", pluginhost.ErrPluginExited, proc.pid)
 		if attachErr != nil && !errors.Is(attachErr, context.Canceled) {
 			err = fmt.Errorf("%w (%v)", err, attachErr)
 		}
@@ -338,6 +358,7 @@ wait:
 	}
 	s.recordError(err)
 	out.healthy = time.Since(started) >= s.m.cfg.HealthyAfter
+	out.config = errors.Is(err, sdk.ErrConfig)
 	return out
 }
 

@@ -11,6 +11,7 @@ import (
 	"github.com/routinglayer/routing/host/pluginmgr"
 	"github.com/routinglayer/routing/host/store"
 	"github.com/routinglayer/routing/sdk"
+	"github.com/routinglayer/routing/sdk/pluginhost"
 )
 
 // duePoll is how often a pusher's pool looks for due tasks without a wake-up
@@ -20,7 +21,7 @@ const duePoll = 250 * time.Millisecond
 // Attach starts a pusher process and delivers its tasks until ctx is done
 // or the process dies. It is the plugin manager's AttachFunc for pushers.
 func (sp *Spool) Attach(ctx context.Context, p *pluginmgr.Plugin) error {
-	pc, ok := p.Client.(sdk.PusherClient)
+	pc, ok := p.Client.(pluginhost.PusherClient)
 	if !ok {
 		return fmt.Errorf("plugin %s is not a pusher", p.Name)
 	}
@@ -38,7 +39,7 @@ type outcome struct {
 // deliver runs one pusher's worker pool: it claims due tasks (at most one
 // per uuid at a time, so each uuid's rows arrive in order) and pushes up
 // to Concurrency of them in parallel.
-func (sp *Spool) deliver(ctx context.Context, pusher string, pc sdk.PusherClient) error {
+func (sp *Spool) deliver(ctx context.Context, pusher string, pc pluginhost.PusherClient) error {
 	log := sp.log.With("pusher", pusher)
 	kick := sp.kickChan(pusher)
 	done := make(chan outcome, sp.cfg.Concurrency)
@@ -73,7 +74,7 @@ func (sp *Spool) deliver(ctx context.Context, pusher string, pc sdk.PusherClient
 		case o := <-done:
 			inFlight--
 			if o.exited {
-				return fmt.Errorf("push: %w", sdk.ErrPluginExited)
+				return fmt.Errorf("push: %w", pluginhost.ErrPluginExited)
 			}
 			if o.hung {
 				// A plugin stuck in Push is not left "running": ending the
@@ -125,11 +126,11 @@ func (sp *Spool) setSingle(pusher, uuid string, on bool) {
 // tasks go one at a time until one is delivered; a single task follows
 // the retry policy. Bookkeeping outlives a cancelled ctx: a task must end
 // claimed by nobody or finished.
-func (sp *Spool) push(ctx context.Context, pc sdk.PusherClient, batch []store.ClaimedTask) outcome {
+func (sp *Spool) push(ctx context.Context, pc pluginhost.PusherClient, batch []store.ClaimedTask) outcome {
 	bg := context.WithoutCancel(ctx)
 	t := batch[0]
 	log := sp.log.With("pusher", t.Pusher, "uuid", t.UUID, "delivery", t.DeliveryID, "attempt", t.Attempts+1)
-	parts := make([]sdk.EncodedRows, len(batch))
+	parts := make([]pluginhost.EncodedRows, len(batch))
 	for i, bt := range batch {
 		part, err := storedRows(bt.Rows)
 		if err != nil {
@@ -150,7 +151,7 @@ func (sp *Spool) push(ctx context.Context, pc sdk.PusherClient, batch []store.Cl
 		}
 	}
 	req := sdk.PushRequest{UUID: t.UUID, Trigger: trigger, Attempt: t.Attempts + 1}
-	room := max(sp.cfg.MaxPushBytes-sdk.PushRequestSize(req, nil), 0)
+	room := max(sp.cfg.MaxPushBytes-pluginhost.PushRequestSize(req, nil), 0)
 	// Tasks behind the head that do not fit in one message beside the
 	// trigger go back to wait for the next push.
 	n, size := 1, len(parts[0])
@@ -163,13 +164,13 @@ func (sp *Spool) push(ctx context.Context, pc sdk.PusherClient, batch []store.Cl
 		batch, parts = batch[:n], parts[:n]
 	}
 	count := func(outcome string) { sp.cfg.Metrics.Tasks.WithLabelValues(t.Pusher, outcome).Add(float64(len(batch))) }
-	var chunks []sdk.EncodedRows
+	var chunks []pluginhost.EncodedRows
 	if len(batch) > 1 {
-		rows := make(sdk.EncodedRows, 0, size)
+		rows := make(pluginhost.EncodedRows, 0, size)
 		for _, p := range parts {
 			rows = append(rows, p...)
 		}
-		chunks = []sdk.EncodedRows{rows}
+		chunks = []pluginhost.EncodedRows{rows}
 	} else {
 		var err error
 		if chunks, err = splitRows(parts[0], room); err != nil {
@@ -186,9 +187,9 @@ func (sp *Spool) push(ctx context.Context, pc sdk.PusherClient, batch []store.Cl
 	note, err := sp.pushParts(ctx, pc, t.Pusher, req, chunks)
 	if len(batch) > 1 && err != nil && !errors.Is(err, sdk.ErrSkipped) {
 		sp.releaseAll(bg, batch, 0)
-		if errors.Is(err, sdk.ErrPluginExited) || ctx.Err() != nil {
+		if errors.Is(err, pluginhost.ErrPluginExited) || ctx.Err() != nil {
 			// Not the rows' fault: the next process takes the batch again.
-			return outcome{exited: errors.Is(err, sdk.ErrPluginExited)}
+			return outcome{exited: errors.Is(err, pluginhost.ErrPluginExited)}
 		}
 		// Which row failed is unknown: push them one at a time.
 		sp.setSingle(t.Pusher, t.UUID, true)
@@ -214,10 +215,10 @@ func (sp *Spool) push(ctx context.Context, pc sdk.PusherClient, batch []store.Cl
 		log.Warn("permanent failure; dead-lettered", "error", err)
 		sp.setSingle(t.Pusher, t.UUID, false)
 		sp.record(bg, batch, store.TaskDead, err.Error())
-	case errors.Is(err, sdk.ErrPluginExited), ctx.Err() != nil:
+	case errors.Is(err, pluginhost.ErrPluginExited), ctx.Err() != nil:
 		// Not the rows' fault: the next process takes the task again.
 		sp.retry(bg, t, 0, err.Error(), false)
-		return outcome{exited: errors.Is(err, sdk.ErrPluginExited)}
+		return outcome{exited: errors.Is(err, pluginhost.ErrPluginExited)}
 	case errors.Is(err, context.DeadlineExceeded):
 		count("timeout")
 		log.Warn("push timed out; the plugin will be restarted", "timeout", sp.cfg.PushTimeout)
@@ -240,12 +241,12 @@ func (sp *Spool) push(ctx context.Context, pc sdk.PusherClient, batch []store.Cl
 // pushParts pushes the chunks of rows in order, one Push each, and stops
 // at the first that fails, returning its error; the notes of the
 // delivered pushes are joined.
-func (sp *Spool) pushParts(ctx context.Context, pc sdk.PusherClient, pusher string, req sdk.PushRequest, chunks []sdk.EncodedRows) (string, error) {
+func (sp *Spool) pushParts(ctx context.Context, pc pluginhost.PusherClient, pusher string, req sdk.PushRequest, chunks []pluginhost.EncodedRows) (string, error) {
 	var notes []string
 	for _, rows := range chunks {
 		pctx, cancel := context.WithTimeout(ctx, sp.cfg.PushTimeout)
 		started := time.Now()
-		err := pc.PushEncoded(pctx, req, rows)
+		err := pc.Push(pctx, req, rows)
 		cancel()
 		sp.cfg.Metrics.PushDuration.WithLabelValues(pusher).Observe(time.Since(started).Seconds())
 		if errors.Is(err, sdk.ErrDelivered) {
@@ -261,15 +262,15 @@ func (sp *Spool) pushParts(ctx context.Context, pc sdk.PusherClient, pusher stri
 // splitRows cuts rows, at row boundaries and in order, into the fewest
 // consecutive parts of at most room bytes each: usually one. It fails
 // when a single row is larger than room.
-func splitRows(rows sdk.EncodedRows, room int) ([]sdk.EncodedRows, error) {
+func splitRows(rows pluginhost.EncodedRows, room int) ([]pluginhost.EncodedRows, error) {
 	if len(rows) <= room {
-		return []sdk.EncodedRows{rows}, nil
+		return []pluginhost.EncodedRows{rows}, nil
 	}
 	sizes, err := rows.RowSizes()
 	if err != nil {
 		return nil, err
 	}
-	var parts []sdk.EncodedRows
+	var parts []pluginhost.EncodedRows
 	start, end := 0, 0
 	for i, n := range sizes {
 		if n > room {
@@ -286,7 +287,7 @@ func splitRows(rows sdk.EncodedRows, room int) ([]sdk.EncodedRows, error) {
 
 // rowSizes is the size of each encoded row, or none when the encoding
 // cannot be read.
-func rowSizes(rows sdk.EncodedRows) []int {
+func rowSizes(rows pluginhost.EncodedRows) []int {
 	sizes, _ := rows.RowSizes()
 	return sizes
 }
@@ -297,18 +298,10 @@ func (sp *Spool) batchBytes() int {
 	return sp.cfg.MaxPushBytes - sp.cfg.MaxPushBytes/16
 }
 
-// storedRows returns a delivery's rows as stored: in the plugin protocol's
-// encoding, or as a JSON array (spools written before rows were kept
-// encoded), which is converted.
-func storedRows(b []byte) (sdk.EncodedRows, error) {
-	if len(b) > 0 && b[0] == '[' {
-		rows, err := sdk.DecodeRowsJSON(b)
-		if err != nil {
-			return nil, err
-		}
-		return sdk.EncodeRows(rows)
-	}
-	if _, err := sdk.EncodedRows(b).Len(); err != nil {
+// storedRows returns a delivery's rows as stored, in the plugin protocol's
+// encoding, once their framing is checked.
+func storedRows(b []byte) (pluginhost.EncodedRows, error) {
+	if _, err := pluginhost.EncodedRows(b).Len(); err != nil {
 		return nil, err
 	}
 	return b, nil

@@ -5,21 +5,22 @@ import (
 	"testing"
 
 	"github.com/routinglayer/routing/sdk"
+	"github.com/routinglayer/routing/sdk/pluginhost"
 )
 
-// Spools written before rows were kept encoded hold JSON arrays; both
-// forms push the same rows, and anything else is refused.
-func TestStoredRowsReadsBothForms(t *testing.T) {
+// Stored rows are pushed as they are, and anything but an encoding of
+// rows is refused.
+func TestStoredRowsAreEncodedRows(t *testing.T) {
 	const rowsJSON = `[{"index":0,"data":{"od":0.42,"note":"x"}},{"data":{"flag":true}}]`
 	var rows []sdk.Row
 	if err := json.Unmarshal([]byte(rowsJSON), &rows); err != nil {
 		t.Fatal(err)
 	}
-	encoded, err := sdk.EncodeRows(rows)
+	encoded, err := pluginhost.EncodeRows(rows)
 	if err != nil {
 		t.Fatal(err)
 	}
-	for name, stored := range map[string][]byte{"json": []byte(rowsJSON), "encoded": encoded} {
+	for name, stored := range map[string][]byte{"encoded": encoded} {
 		got, err := storedRows(stored)
 		if err != nil {
 			t.Fatalf("%s: %v", name, err)
@@ -32,7 +33,7 @@ func TestStoredRowsReadsBothForms(t *testing.T) {
 			t.Fatalf("%s: rows %s, want %s", name, b, rowsJSON)
 		}
 	}
-	for _, bad := range []string{`[{"data":`, "\x12\x09short", "x"} {
+	for _, bad := range []string{rowsJSON, `[{"data":`, "\x12\x09short", "x"} {
 		if _, err := storedRows([]byte(bad)); err == nil {
 			t.Errorf("stored rows %q were accepted", bad)
 		}

@@ -9,6 +9,7 @@ import (
 
 	"github.com/routinglayer/routing/host/httpapi"
 	"github.com/routinglayer/routing/sdk"
+	"github.com/routinglayer/routing/sdk/pluginhost"
 )
 
 func isNotFound(err error) bool { return errors.Is(err, sdk.ErrNotFound) }
@@ -148,7 +149,7 @@ func (sp *Spool) accept(w http.ResponseWriter, r *http.Request, uuid string, row
 	sort.Slice(pushers, func(i, j int) bool { return pushers[i].Name < pushers[j].Name })
 	// Rows are kept in the plugin protocol's encoding, so a push sends them
 	// as they are.
-	encoded, err := sdk.EncodeRows(rows)
+	encoded, err := pluginhost.EncodeRows(rows)
 	if err != nil {
 		return httpapi.Errorf(http.StatusBadRequest, "rows cannot be encoded: %w", err)
 	}
@@ -187,7 +188,7 @@ func (sp *Spool) accept(w http.ResponseWriter, r *http.Request, uuid string, row
 
 // oversizeRows names the rows whose encoding alone is over max bytes: no
 // push could carry them.
-func oversizeRows(encoded sdk.EncodedRows, max int, batch bool) []sdk.FieldError {
+func oversizeRows(encoded pluginhost.EncodedRows, max int, batch bool) []sdk.FieldError {
 	var errs []sdk.FieldError
 	for i, size := range rowSizes(encoded) {
 		if size > max {

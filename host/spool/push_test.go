@@ -19,6 +19,7 @@ import (
 	"github.com/routinglayer/routing/host/metrics"
 	"github.com/routinglayer/routing/host/store"
 	"github.com/routinglayer/routing/sdk"
+	"github.com/routinglayer/routing/sdk/pluginhost"
 )
 
 func TestSplitRowsCutsAtRowBoundariesInOrder(t *testing.T) {
@@ -26,14 +27,14 @@ func TestSplitRowsCutsAtRowBoundariesInOrder(t *testing.T) {
 	for i := range 7 {
 		rows = append(rows, sdk.Row{Data: sdk.Data{{Key: "v", Value: fmt.Appendf(nil, `"%s"`, strings.Repeat("x", 90+i))}}})
 	}
-	encoded, err := sdk.EncodeRows(rows)
+	encoded, err := pluginhost.EncodeRows(rows)
 	testkit.Must(t, err)
 	sizes, err := encoded.RowSizes()
 	testkit.Must(t, err)
 	for _, room := range []int{len(encoded), sizes[6], 2*sizes[6] + 1, 3 * sizes[6], len(encoded) - 1} {
 		parts, err := splitRows(encoded, room)
 		testkit.Must(t, err)
-		var joined sdk.EncodedRows
+		var joined pluginhost.EncodedRows
 		for i, p := range parts {
 			n, err := p.Len()
 			testkit.Must(t, err)
@@ -63,20 +64,18 @@ type recorder struct {
 	rows  [][]sdk.Row
 }
 
-func (r *recorder) Info(context.Context) (sdk.PluginInfo, error) { return sdk.PluginInfo{}, nil }
-func (r *recorder) Start(context.Context, sdk.State) error       { return nil }
-func (r *recorder) Push(context.Context, sdk.PushRequest) error {
-	return sdk.Permanent(fmt.Errorf("not used"))
+func (r *recorder) Info(context.Context) (pluginhost.Manifest, error) {
+	return pluginhost.Manifest{}, nil
 }
-
+func (r *recorder) Start(context.Context, sdk.State) error { return nil }
 func (r *recorder) pushes() ([]int, [][]sdk.Row) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return r.sizes, r.rows
 }
 
-func (r *recorder) PushEncoded(_ context.Context, req sdk.PushRequest, rows sdk.EncodedRows) error {
-	size := sdk.PushRequestSize(req, rows)
+func (r *recorder) Push(_ context.Context, req sdk.PushRequest, rows pluginhost.EncodedRows) error {
+	size := pluginhost.PushRequestSize(req, rows)
 	if size > r.limit {
 		// What gRPC would do with a message over its limit.
 		return fmt.Errorf("message of %d bytes over the limit of %d", size, r.limit)
@@ -133,7 +132,7 @@ func TestPushesStayWithinTheMessageLimit(t *testing.T) {
 			testkit.Must(t, json.Unmarshal([]byte(`{"data":`+data+`}`), &row))
 			rows, want, reqOf = append(rows, row), append(want, data), append(reqOf, reqs)
 		}
-		encoded, err := sdk.EncodeRows(rows)
+		encoded, err := pluginhost.EncodeRows(rows)
 		testkit.Must(t, err)
 		_, err = st.InsertDelivery(t.Context(), uuid, encoded, n, []string{"p"})
 		testkit.Must(t, err)

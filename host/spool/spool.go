@@ -20,6 +20,7 @@ import (
 	"github.com/routinglayer/routing/host/metrics"
 	"github.com/routinglayer/routing/host/store"
 	"github.com/routinglayer/routing/sdk"
+	"github.com/routinglayer/routing/sdk/pluginhost"
 	"github.com/routinglayer/routing/sdk/towerclient"
 )
 
@@ -34,7 +35,7 @@ type Config struct {
 	// (each request's rows once, however many pushers it waits for);
 	// intake answers 507 to a request that would pass it.
 	MaxSpoolBytes int64
-	// MaxPushBytes bounds one Push message; 0 means sdk.MaxMessageBytes,
+	// MaxPushBytes bounds one Push message; 0 means pluginhost.MaxMessageBytes,
 	// the plugin protocol's limit.
 	MaxPushBytes int
 	// Concurrency is how many uuids one pusher receives in parallel.
@@ -94,7 +95,7 @@ type Spool struct {
 // task for every accepted request. Call LoadSpool before serving.
 func New(cfg Config, st *store.Store, pushers func() []Pusher, log hclog.Logger) *Spool {
 	if cfg.MaxPushBytes <= 0 {
-		cfg.MaxPushBytes = sdk.MaxMessageBytes
+		cfg.MaxPushBytes = pluginhost.MaxMessageBytes
 	}
 	sp := &Spool{
 		cfg:     cfg,

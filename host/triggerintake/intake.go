@@ -21,6 +21,7 @@ import (
 	"github.com/routinglayer/routing/host/metrics"
 	"github.com/routinglayer/routing/host/store"
 	"github.com/routinglayer/routing/sdk"
+	"github.com/routinglayer/routing/sdk/pluginhost"
 )
 
 // Sources of triggers, as stored.
@@ -133,7 +134,7 @@ func decode(t store.Trigger) (sdk.StoredTrigger, error) {
 
 // Sink returns the sink of one watcher instance. Its idempotency keys are
 // scoped to the instance, so two watchers cannot collide on a key.
-func (in *Intake) Sink(instance string) sdk.TriggerSink {
+func (in *Intake) Sink(instance string) pluginhost.TriggerSink {
 	return watcherSink{in: in, instance: instance}
 }
 
@@ -142,7 +143,7 @@ type watcherSink struct {
 	instance string
 }
 
-func (w watcherSink) Accept(ctx context.Context, e sdk.Emission) (sdk.Receipt, error) {
+func (w watcherSink) Accept(ctx context.Context, e pluginhost.Emission) (sdk.Receipt, error) {
 	key := ""
 	if e.Key != "" {
 		key = w.instance + ":" + e.Key

@@ -5,7 +5,6 @@ go 1.26.0
 replace github.com/routinglayer/routing/sdk => ../../sdk
 
 require (
-	github.com/hashicorp/go-hclog v1.6.3
 	github.com/rabbitmq/amqp091-go v1.16.0
 	github.com/routinglayer/routing/sdk v0.0.0-00010101000000-000000000000
 )
@@ -15,6 +14,7 @@ require (
 	github.com/fatih/color v1.13.0 // indirect
 	github.com/go-json-experiment/json v0.0.0-20260213210345-44df1a37e875 // indirect
 	github.com/golang/protobuf v1.5.4 // indirect
+	github.com/hashicorp/go-hclog v1.6.3 // indirect
 	github.com/hashicorp/go-plugin v1.8.0 // indirect
 	github.com/hashicorp/yamux v0.1.2 // indirect
 	github.com/mattn/go-colorable v0.1.12 // indirect

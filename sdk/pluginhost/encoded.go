@@ -1,4 +1,4 @@
-package sdk
+package pluginhost
 
 import (
 	"errors"
@@ -8,23 +8,25 @@ import (
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protoreflect"
 
+	"github.com/routinglayer/routing/sdk"
 	"github.com/routinglayer/routing/sdk/internal/pluginpb"
+	"github.com/routinglayer/routing/sdk/internal/wire"
 )
 
-// EncodedRows are rows in the plugin protocol's own encoding, as
-// EncodeRows makes them. A host that keeps rows this way (the
-// data-gateway's spool does) hands them to PusherClient.PushEncoded
-// without decoding and re-encoding them. Encodings concatenate:
-// append(a, b...) holds a's rows, then b's.
+// EncodedRows are rows in the plugin protocol's own encoding (a run of
+// PushRequest.rows fields), as EncodeRows makes them. A host keeps rows
+// this way (the data-gateway's spool does) and hands them to
+// PusherClient.Push without decoding and re-encoding them. Encodings
+// concatenate: append(a, b...) holds a's rows, then b's.
 type EncodedRows []byte
 
 // rowsField is the number of PushRequest's repeated rows field, which an
 // encoding is a run of.
 const rowsField protowire.Number = 2
 
-// EncodeRows encodes rows for PushEncoded.
-func EncodeRows(rows []Row) (EncodedRows, error) {
-	b, err := proto.Marshal(&pluginpb.PushRequest{Rows: toPBRows(rows)})
+// EncodeRows encodes rows for PusherClient.Push.
+func EncodeRows(rows []sdk.Row) (EncodedRows, error) {
+	b, err := proto.Marshal(&pluginpb.PushRequest{Rows: wire.ToPBRows(rows)})
 	if err != nil {
 		return nil, fmt.Errorf("encode rows: %w", err)
 	}
@@ -49,7 +51,7 @@ func (e EncodedRows) Len() (int, error) {
 }
 
 // Decode returns the rows of e.
-func (e EncodedRows) Decode() ([]Row, error) {
+func (e EncodedRows) Decode() ([]sdk.Row, error) {
 	if _, err := e.Len(); err != nil {
 		return nil, err
 	}
@@ -57,7 +59,7 @@ func (e EncodedRows) Decode() ([]Row, error) {
 	if err := proto.Unmarshal(e, &req); err != nil {
 		return nil, fmt.Errorf("encoded rows: %w", err)
 	}
-	return fromPBRows(req.GetRows()), nil
+	return wire.FromPBRows(req.GetRows()), nil
 }
 
 // withRows returns msg with the encoded rows as its rows field: protobuf

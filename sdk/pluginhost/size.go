@@ -1,17 +1,20 @@
-package sdk
+package pluginhost
 
 import (
 	"errors"
 
 	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
+
+	"github.com/routinglayer/routing/sdk"
+	"github.com/routinglayer/routing/sdk/internal/wire"
 )
 
-// PushRequestSize is the size in bytes of the Push message that
-// PusherClient.PushEncoded sends for req and rows (req.Rows, if any,
-// counted as well): the size that MaxMessageBytes bounds.
-func PushRequestSize(req PushRequest, rows EncodedRows) int {
-	return proto.Size(toPBPushRequest(&req)) + len(rows)
+// PushRequestSize is the size in bytes of the Push message that carries
+// req and rows (req.Rows, if any, counted as well: the message a plugin
+// receives): the size that MaxMessageBytes bounds.
+func PushRequestSize(req sdk.PushRequest, rows EncodedRows) int {
+	return proto.Size(wire.ToPBPushRequest(&req)) + len(rows)
 }
 
 // RowSizes returns the size in bytes of each row of e, in order: e[:s[0]]

@@ -1,4 +1,4 @@
-package sdk
+package pluginhost
 
 import (
 	"strings"
@@ -6,45 +6,48 @@ import (
 	"time"
 
 	"google.golang.org/protobuf/proto"
+
+	"github.com/routinglayer/routing/sdk"
+	"github.com/routinglayer/routing/sdk/internal/wire"
 )
 
-// PushRequestSize is the size of the message PushEncoded puts on the wire.
+// PushRequestSize is the size of the message Push puts on the wire.
 func TestPushRequestSizeIsTheWireSize(t *testing.T) {
 	index := 3
-	rows, err := EncodeRows([]Row{
-		{Index: &index, Data: Data{{Key: "od", Value: []byte("0.42")}, {Key: "note", Value: []byte(`"` + strings.Repeat("x", 300) + `"`)}}},
-		{Data: Data{{Key: "flag", Value: []byte("true")}}},
+	rows, err := EncodeRows([]sdk.Row{
+		{Index: &index, Data: sdk.Data{{Key: "od", Value: []byte("0.42")}, {Key: "note", Value: []byte(`"` + strings.Repeat("x", 300) + `"`)}}},
+		{Data: sdk.Data{{Key: "flag", Value: []byte("true")}}},
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
 	published := time.Now()
-	for name, req := range map[string]PushRequest{
+	for name, req := range map[string]sdk.PushRequest{
 		"bare": {UUID: "u"},
-		"with trigger": {UUID: "run-7", Attempt: 300, Trigger: &StoredTrigger{
-			Trigger: Trigger{UUID: "run-7", APIVersion: "OT-2/v1", Protocol: "Grow", Plate: &Plate{Rows: 8, Columns: 12},
-				Spec: []byte(`{"volume": 20}`), Metadata: &Metadata{Source: "riffyn", Spec: []byte(`{"run": 1}`)}},
-			CreatedAt: time.Now(), Source: "http", Status: StatusPublished, PublishedAt: &published,
+		"with trigger": {UUID: "run-7", Attempt: 300, Trigger: &sdk.StoredTrigger{
+			Trigger: sdk.Trigger{UUID: "run-7", APIVersion: "OT-2/v1", Protocol: "Grow", Plate: &sdk.Plate{Rows: 8, Columns: 12},
+				Spec: []byte(`{"volume": 20}`), Metadata: &sdk.Metadata{Source: "riffyn", Spec: []byte(`{"run": 1}`)}},
+			CreatedAt: time.Now(), Source: "http", Status: sdk.StatusPublished, PublishedAt: &published,
 		}},
 	} {
 		for _, r := range []EncodedRows{nil, rows} {
-			wire, err := proto.Marshal(withRows(toPBPushRequest(&req), r))
+			msg, err := proto.Marshal(withRows(wire.ToPBPushRequest(&req), r))
 			if err != nil {
 				t.Fatal(err)
 			}
-			if got := PushRequestSize(req, r); got != len(wire) {
-				t.Errorf("%s, %d bytes of rows: PushRequestSize %d, wire %d", name, len(r), got, len(wire))
+			if got := PushRequestSize(req, r); got != len(msg) {
+				t.Errorf("%s, %d bytes of rows: PushRequestSize %d, wire %d", name, len(r), got, len(msg))
 			}
 		}
 	}
 }
 
 func TestRowSizesCutAnEncodingIntoRows(t *testing.T) {
-	var rows []Row
+	var rows []sdk.Row
 	var want []int
 	for i := range 4 {
-		r := Row{Data: Data{{Key: "v", Value: []byte(`"` + strings.Repeat("y", i*100) + `"`)}}}
-		one, err := EncodeRows([]Row{r})
+		r := sdk.Row{Data: sdk.Data{{Key: "v", Value: []byte(`"` + strings.Repeat("y", i*100) + `"`)}}}
+		one, err := EncodeRows([]sdk.Row{r})
 		if err != nil {
 			t.Fatal(err)
 		}

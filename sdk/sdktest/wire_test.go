@@ -1,4 +1,4 @@
-package sdk_test
+package sdktest_test
 
 import (
 	"context"
@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/routinglayer/routing/sdk"
+	"github.com/routinglayer/routing/sdk/pluginhost"
 	"github.com/routinglayer/routing/sdk/sdktest"
 )
 
@@ -52,7 +53,7 @@ func sampleTrigger() sdk.Trigger {
 }
 
 func TestInfoCrossesTheWire(t *testing.T) {
-	host := sdktest.NewHost()
+	host := sdktest.NewService()
 	run := host.RunWatcher(t, newScript(func(ctx context.Context, _ sdk.WatcherHost) error {
 		<-ctx.Done()
 		return nil
@@ -61,9 +62,9 @@ func TestInfoCrossesTheWire(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := sdk.PluginInfo{
-		Name: "script", Kind: sdk.KindWatcher, Version: "1.2.3", SDKVersion: sdk.Version, Description: "test watcher", Language: "go",
-		Config: []sdk.ConfigKey{
+	want := pluginhost.Manifest{
+		Name: "script", Kind: pluginhost.KindWatcher, Version: "1.2.3", SDKVersion: "1.0.0", Description: "test watcher", Language: "go",
+		Config: []pluginhost.ConfigKey{
 			{Name: "TOKEN", Required: true, Secret: true, Help: "access token"},
 			{Name: "EVERY", Default: "5s", Help: "poll interval"},
 			{Name: "LABEL"},
@@ -75,7 +76,7 @@ func TestInfoCrossesTheWire(t *testing.T) {
 }
 
 func TestWatcherEmitAckRejectDuplicate(t *testing.T) {
-	host := sdktest.NewHost()
+	host := sdktest.NewService()
 	type outcome struct {
 		receipt sdk.Receipt
 		err     error
@@ -83,16 +84,16 @@ func TestWatcherEmitAckRejectDuplicate(t *testing.T) {
 	results := make(chan []outcome, 1)
 	w := newScript(func(ctx context.Context, h sdk.WatcherHost) error {
 		var out []outcome
-		emit := func(tr sdk.Trigger, opts ...sdk.EmitOption) {
-			r, err := h.Emit(ctx, tr, opts...)
+		emit := func(tr sdk.Trigger, key string) {
+			r, err := h.Emit(ctx, tr, key)
 			out = append(out, outcome{r, err})
 		}
-		emit(sampleTrigger(), sdk.WithKey("run:1"))
-		emit(sampleTrigger(), sdk.WithKey("run:1"))
+		emit(sampleTrigger(), "run:1")
+		emit(sampleTrigger(), "run:1")
 		bad := sampleTrigger()
 		bad.APIVersion = "nonsense"
-		emit(bad)
-		emit(sampleTrigger())
+		emit(bad, "")
+		emit(sampleTrigger(), "")
 		results <- out
 		<-ctx.Done()
 		return nil
@@ -131,11 +132,11 @@ func TestWatcherEmitAckRejectDuplicate(t *testing.T) {
 }
 
 func TestWatcherHostRejectionCrossesAsUnavailable(t *testing.T) {
-	host := sdktest.NewHost()
-	host.Reject = func(sdk.Emission) error { return errors.New("database is down") }
+	host := sdktest.NewService()
+	host.Reject = func(sdk.Trigger, string) error { return errors.New("database is down") }
 	errc := make(chan error, 1)
 	host.RunWatcher(t, newScript(func(ctx context.Context, h sdk.WatcherHost) error {
-		_, err := h.Emit(ctx, sampleTrigger())
+		_, err := h.Emit(ctx, sampleTrigger(), "")
 		errc <- err
 		<-ctx.Done()
 		return nil
@@ -147,13 +148,13 @@ func TestWatcherHostRejectionCrossesAsUnavailable(t *testing.T) {
 }
 
 func TestWatcherConcurrentEmits(t *testing.T) {
-	host := sdktest.NewHost()
+	host := sdktest.NewService()
 	const n = 50
 	host.RunWatcher(t, newScript(func(ctx context.Context, h sdk.WatcherHost) error {
 		var wg sync.WaitGroup
 		for i := range n {
 			wg.Go(func() {
-				if _, err := h.Emit(ctx, sampleTrigger(), sdk.WithKey(fmt.Sprint("k", i))); err != nil {
+				if _, err := h.Emit(ctx, sampleTrigger(), fmt.Sprint("k", i)); err != nil {
 					h.Logger().Error("emit", "error", err)
 				}
 			})
@@ -197,7 +198,7 @@ func TestWatcherRunErrorsReachTheHost(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			run := sdktest.NewHost().RunWatcher(t, newScript(tt.run), tt.opts)
+			run := sdktest.NewService().RunWatcher(t, newScript(tt.run), tt.opts)
 			err := run.Err()
 			if err == nil || (tt.wantErr != nil && !errors.Is(err, tt.wantErr)) || !strings.Contains(err.Error(), tt.wantMsg) {
 				t.Fatalf("got %v, want %v containing %q", err, tt.wantErr, tt.wantMsg)
@@ -207,7 +208,7 @@ func TestWatcherRunErrorsReachTheHost(t *testing.T) {
 }
 
 func TestStateCrossesTheBroker(t *testing.T) {
-	host := sdktest.NewHost()
+	host := sdktest.NewService()
 	errc := make(chan error, 1)
 	host.RunWatcher(t, newScript(func(ctx context.Context, h sdk.WatcherHost) error {
 		errc <- func() error {
@@ -255,7 +256,7 @@ func (p *funcPusher) Push(ctx context.Context, r sdk.PushRequest) error { return
 func TestPushRequestAndOutcomesCrossTheWire(t *testing.T) {
 	var got sdk.PushRequest
 	outcome := error(nil)
-	client := sdktest.NewHost().StartPusher(t, &funcPusher{push: func(_ context.Context, r sdk.PushRequest) error {
+	client := sdktest.NewService().StartPusher(t, &funcPusher{push: func(_ context.Context, r sdk.PushRequest) error {
 		got = r
 		return outcome
 	}}, sdktest.Options{})
@@ -297,8 +298,8 @@ func TestPushRequestAndOutcomesCrossTheWire(t *testing.T) {
 	}{
 		{"skipped", sdk.Skip("other source"), sdk.ErrSkipped, []error{sdk.ErrPermanent}},
 		{"permanent", sdk.Permanent(errors.New("no such column")), sdk.ErrPermanent, []error{sdk.ErrSkipped}},
-		{"retryable", errors.New("upstream 503"), nil, []error{sdk.ErrSkipped, sdk.ErrPermanent, sdk.ErrPluginExited}},
-		{"delivered with a note", sdk.Delivered("ignored keys: error"), sdk.ErrDelivered, []error{sdk.ErrSkipped, sdk.ErrPermanent, sdk.ErrPluginExited}},
+		{"retryable", errors.New("upstream 503"), nil, []error{sdk.ErrSkipped, sdk.ErrPermanent, pluginhost.ErrPluginExited}},
+		{"delivered with a note", sdk.Delivered("ignored keys: error"), sdk.ErrDelivered, []error{sdk.ErrSkipped, sdk.ErrPermanent, pluginhost.ErrPluginExited}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -321,23 +322,23 @@ func TestPushRequestAndOutcomesCrossTheWire(t *testing.T) {
 
 func TestEncodedRowsCrossTheWireAsRows(t *testing.T) {
 	var got sdk.PushRequest
-	client := sdktest.NewHost().StartPusher(t, &funcPusher{push: func(_ context.Context, r sdk.PushRequest) error {
+	client := sdktest.NewService().StartPusher(t, &funcPusher{push: func(_ context.Context, r sdk.PushRequest) error {
 		got = r
 		return nil
 	}}, sdktest.Options{})
 	idx := 7
-	first, err := sdk.EncodeRows([]sdk.Row{{Index: &idx, Data: sdk.Data{{Key: "odMeasured", Value: json.RawMessage(`0.4200`)}}}})
+	first, err := pluginhost.EncodeRows([]sdk.Row{{Index: &idx, Data: sdk.Data{{Key: "odMeasured", Value: json.RawMessage(`0.4200`)}}}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	second, err := sdk.EncodeRows([]sdk.Row{
+	second, err := pluginhost.EncodeRows([]sdk.Row{
 		{Data: sdk.Data{{Key: "note", Value: json.RawMessage(`"µ \"q\""`)}, {Key: "none", Value: json.RawMessage(`null`)}}},
 		{Data: sdk.Data{}},
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	both := append(append(sdk.EncodedRows{}, first...), second...)
+	both := append(append(pluginhost.EncodedRows{}, first...), second...)
 	if n, err := both.Len(); err != nil || n != 3 {
 		t.Fatalf("Len of two concatenated encodings: %d, %v; want 3", n, err)
 	}
@@ -351,16 +352,20 @@ func TestEncodedRowsCrossTheWireAsRows(t *testing.T) {
 	}
 
 	trigger := &sdk.StoredTrigger{Trigger: sampleTrigger(), Source: "http", Status: sdk.StatusPublished}
-	if err := client.PushEncoded(context.Background(), sdk.PushRequest{UUID: "run9", Trigger: trigger, Attempt: 3}, both); err != nil {
+	if err := client.Client.Push(context.Background(), sdk.PushRequest{UUID: "run9", Trigger: trigger, Attempt: 3}, both); err != nil {
 		t.Fatal(err)
 	}
 	if b, _ := json.Marshal(got.Rows); string(b) != want || got.UUID != "run9" || got.Attempt != 3 || got.Trigger == nil || got.Trigger.Protocol != "PlateTransfer" {
 		t.Fatalf("the plugin got %s, %+v; want rows %s for run9, attempt 3, with the trigger", b, got, want)
 	}
-	if err := client.PushEncoded(context.Background(), sdk.PushRequest{UUID: "x", Rows: decoded}, both); err == nil {
-		t.Fatal("rows given both decoded and encoded were accepted")
+	// Rows in the request beside encoded ones are not sent twice.
+	if err := client.Client.Push(context.Background(), sdk.PushRequest{UUID: "x", Rows: decoded}, first); err != nil {
+		t.Fatal(err)
 	}
-	for _, bad := range []sdk.EncodedRows{{0x0a, 0x01, 'x'}, {0x12, 0x05, 0x01}} {
+	if len(got.Rows) != 1 {
+		t.Fatalf("the plugin got %d rows, want the 1 encoded", len(got.Rows))
+	}
+	for _, bad := range []pluginhost.EncodedRows{{0x0a, 0x01, 'x'}, {0x12, 0x05, 0x01}} {
 		if _, err := bad.Len(); err == nil {
 			t.Errorf("Len accepted %x", []byte(bad))
 		}

@@ -15,6 +15,11 @@ import (
 	"github.com/routinglayer/routing/sdk"
 )
 
+// maxTriggerBytes bounds the answer read for one trigger: the plugin
+// protocol's message limit (64 MiB), which a trigger passed to a plugin
+// must fit in.
+const maxTriggerBytes = 64 << 20
+
 // Client talks to one control-tower.
 type Client struct {
 	base  string
@@ -49,7 +54,7 @@ func (c *Client) Trigger(ctx context.Context, uuid string) (*sdk.StoredTrigger, 
 		return nil, fmt.Errorf("get trigger %s: %w: %w", uuid, sdk.ErrUnavailable, err)
 	}
 	defer resp.Body.Close()
-	body, err := io.ReadAll(io.LimitReader(resp.Body, sdk.MaxMessageBytes))
+	body, err := io.ReadAll(io.LimitReader(resp.Body, maxTriggerBytes))
 	if err != nil {
 		return nil, fmt.Errorf("get trigger %s: %w: %w", uuid, sdk.ErrUnavailable, err)
 	}

@@ -4,7 +4,7 @@ package main
 
 import (
 	"github.com/routinglayer/routing/examples/jsonl"
-	"github.com/routinglayer/routing/sdk"
+	"github.com/routinglayer/routing/sdk/serve"
 )
 
-func main() { sdk.ServePusher(jsonl.New()) }
+func main() { serve.Pusher(jsonl.New()) }

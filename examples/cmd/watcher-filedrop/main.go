@@ -4,7 +4,7 @@ package main
 
 import (
 	"github.com/routinglayer/routing/examples/filedrop"
-	"github.com/routinglayer/routing/sdk"
+	"github.com/routinglayer/routing/sdk/serve"
 )
 
-func main() { sdk.ServeWatcher(filedrop.New()) }
+func main() { serve.Watcher(filedrop.New()) }

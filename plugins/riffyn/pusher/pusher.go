@@ -13,10 +13,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"sort"
 	"strings"
-
-	"github.com/hashicorp/go-hclog"
 
 	"github.com/routinglayer/routing/plugins/riffyn/riffyn"
 	"github.com/routinglayer/routing/sdk"
@@ -39,11 +38,13 @@ type Config struct {
 type Pusher struct {
 	cfg    Config
 	client *riffyn.Client
-	log    hclog.Logger
+	log    *slog.Logger
 }
 
+var _ sdk.Pusher = (*Pusher)(nil)
+
 // New returns a Pusher; its configuration is loaded by the SDK.
-func New() *Pusher { return &Pusher{log: hclog.NewNullLogger()} }
+func New() *Pusher { return &Pusher{log: slog.New(slog.DiscardHandler)} }
 
 // Info describes the plugin.
 func (p *Pusher) Info() sdk.Info {

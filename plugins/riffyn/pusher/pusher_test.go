@@ -5,13 +5,12 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"log/slog"
 	"maps"
 	"strings"
 	"sync"
 	"testing"
 	"time"
-
-	"github.com/hashicorp/go-hclog"
 
 	"github.com/routinglayer/routing/plugins/riffyn/pusher"
 	"github.com/routinglayer/routing/plugins/riffyn/riffyntest"
@@ -19,7 +18,7 @@ import (
 	"github.com/routinglayer/routing/sdk/sdktest"
 )
 
-func start(t *testing.T, s *riffyntest.Server) sdk.PusherClient {
+func start(t *testing.T, s *riffyntest.Server) *sdktest.PusherConn {
 	t.Helper()
 	client, _ := startWith(t, s, nil)
 	return client
@@ -27,13 +26,13 @@ func start(t *testing.T, s *riffyntest.Server) sdk.PusherClient {
 
 // startWith starts the pusher with extra configuration and returns it
 // with its log.
-func startWith(t *testing.T, s *riffyntest.Server, config map[string]string) (sdk.PusherClient, *logBuffer) {
+func startWith(t *testing.T, s *riffyntest.Server, config map[string]string) (*sdktest.PusherConn, *logBuffer) {
 	t.Helper()
 	cfg := map[string]string{"API_KEY": "key", "BASE_URL": s.BaseURL()}
 	maps.Copy(cfg, config)
 	log := &logBuffer{}
-	logger := hclog.New(&hclog.LoggerOptions{Name: "riffyn", Level: hclog.Debug, Output: log})
-	return sdktest.NewHost().StartPusher(t, pusher.New(), sdktest.Options{Config: cfg, Logger: logger}), log
+	logger := slog.New(slog.NewTextHandler(log, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	return sdktest.NewService().StartPusher(t, pusher.New(), sdktest.Options{Config: cfg, Logger: logger}), log
 }
 
 // logBuffer keeps the plugin's log lines.
@@ -220,9 +219,22 @@ func TestOutcomes(t *testing.T) {
 }
 
 func TestInfoDeclaresTheConfiguration(t *testing.T) {
-	keys := sdk.ConfigKeys(pusher.New().Info().Config)
+	m, err := sdktest.NewService().ConnectPusher(t, pusher.New(), sdktest.Options{}).Manifest(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	keys := m.Config
 	if len(keys) != 3 || keys[0].Name != "API_KEY" || !keys[0].Required || !keys[0].Secret || keys[1].Name != "BASE_URL" || keys[1].Default == "" ||
 		keys[2].Name != "STRICT_KEYS" || keys[2].Default != "false" || keys[2].Required || keys[2].Secret || !strings.Contains(keys[2].Help, "permanently") {
 		t.Fatalf("config keys: %+v", keys)
 	}
+}
+
+// The contract's checks, with a push of another source's trigger, which a
+// working pusher skips.
+func TestConformance(t *testing.T) {
+	s := riffyntest.NewServer(t, "key")
+	opts := sdktest.Options{Config: map[string]string{"API_KEY": "key", "BASE_URL": s.BaseURL()}}
+	req := sdk.PushRequest{UUID: "t1", Attempt: 1, Trigger: trigger("control-tower.api", nil, `{"endpoint":"/triggers"}`), Rows: rows(t, `{"data":{"odMeasured":0.42}}`)}
+	sdktest.CheckPusher(t, func() sdk.Pusher { return pusher.New() }, opts, req)
 }

@@ -38,6 +38,8 @@ type Watcher struct {
 	client *riffyn.Client
 }
 
+var _ sdk.Watcher = (*Watcher)(nil)
+
 // New returns a Watcher; its configuration is loaded by the SDK.
 func New() *Watcher { return &Watcher{} }
 
@@ -328,7 +330,7 @@ func (w *Watcher) emit(ctx context.Context, host sdk.WatcherHost, experimentID, 
 		t, err := buildTrigger(version, activity, resources[version], data, experimentID, wells, plate)
 		if err == nil {
 			var receipt sdk.Receipt
-			receipt, err = host.Emit(ctx, t, sdk.WithKey(key+":"+version))
+			receipt, err = host.Emit(ctx, t, key+":"+version)
 			if err == nil {
 				log.Info("trigger emitted", "uuid", receipt.UUID, "apiVersion", version, "protocol", t.Protocol, "duplicate", receipt.Duplicate)
 				continue

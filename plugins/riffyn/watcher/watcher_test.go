@@ -8,6 +8,7 @@ import (
 	"github.com/routinglayer/routing/plugins/riffyn/riffyn"
 	"github.com/routinglayer/routing/plugins/riffyn/riffyntest"
 	"github.com/routinglayer/routing/plugins/riffyn/watcher"
+	"github.com/routinglayer/routing/sdk"
 	"github.com/routinglayer/routing/sdk/sdktest"
 )
 
@@ -37,7 +38,7 @@ func TestSingleRunBecomesATrigger(t *testing.T) {
 	f := s.AddFixture()
 	run := s.AddFixtureRun(f, "Run 1", 50)
 	s.AddRun(f.GroupID, "Water only", []riffyn.RunResourceDef{{ResourceName: "Water", ResourceDefID: f.WaterInput}})
-	host := sdktest.NewHost()
+	host := sdktest.NewService()
 	host.RunWatcher(t, watcher.New(), options(s))
 
 	polls(t, s, 2)
@@ -64,7 +65,7 @@ func TestNonAPIVersionInputsAreIgnored(t *testing.T) {
 	f := s.AddFixture()
 	run := s.AddRun(f.GroupID, "Water only", []riffyn.RunResourceDef{{ResourceName: "Water", ResourceDefID: f.WaterInput}})
 	s.SetStatus(run, riffyn.RunRunning)
-	host := sdktest.NewHost()
+	host := sdktest.NewService()
 	host.RunWatcher(t, watcher.New(), options(s))
 	polls(t, s, 3)
 	if n := len(host.Triggers()); n != 0 || len(host.Rejected()) != 0 {
@@ -107,7 +108,7 @@ func TestPlateIsAggregatedWhenAllWellsRun(t *testing.T) {
 	s := riffyntest.NewServer(t, "key")
 	f := s.AddFixture()
 	runs := plateRuns(s, f)
-	host := sdktest.NewHost()
+	host := sdktest.NewService()
 	host.RunWatcher(t, watcher.New(), options(s))
 
 	// Started out of order; three of four are not enough.
@@ -128,7 +129,7 @@ func TestRestartMidPlateKeepsThePartialWells(t *testing.T) {
 	s := riffyntest.NewServer(t, "key")
 	f := s.AddFixture()
 	runs := plateRuns(s, f)
-	host := sdktest.NewHost()
+	host := sdktest.NewService()
 	first := host.RunWatcher(t, watcher.New(), options(s))
 	s.SetStatus(runs[0], riffyn.RunRunning)
 	s.SetStatus(runs[1], riffyn.RunRunning)
@@ -158,7 +159,7 @@ func TestStoppedRunTriggersAgainWhenRestarted(t *testing.T) {
 	s := riffyntest.NewServer(t, "key")
 	f := s.AddFixture()
 	run := s.AddFixtureRun(f, "Run 1", 50)
-	host := sdktest.NewHost()
+	host := sdktest.NewService()
 	first := host.RunWatcher(t, watcher.New(), options(s))
 	s.SetStatus(run, riffyn.RunRunning)
 	host.WaitTriggers(t, 1, wait)
@@ -190,7 +191,7 @@ func TestOutageIsRetriedWithoutLoss(t *testing.T) {
 	s := riffyntest.NewServer(t, "key")
 	f := s.AddFixture()
 	run := s.AddFixtureRun(f, "Run 1", 50)
-	host := sdktest.NewHost()
+	host := sdktest.NewService()
 	host.RunWatcher(t, watcher.New(), options(s))
 	polls(t, s, 1)
 	// Each failed poll costs the client's retries (0.5 s + 1 s + 2 s).
@@ -210,4 +211,11 @@ func contains(list []string, s string) bool {
 		}
 	}
 	return false
+}
+
+// The contract's checks: Info, configuration errors, the API key marked
+// secret and never logged, cancellation.
+func TestConformance(t *testing.T) {
+	s := riffyntest.NewServer(t, "key")
+	sdktest.CheckWatcher(t, func() sdk.Watcher { return watcher.New() }, options(s))
 }

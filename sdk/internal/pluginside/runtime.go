@@ -1,79 +1,99 @@
-package sdk
+package pluginside
 
 import (
-	"fmt"
+	"context"
+	"io"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
 	"time"
 
-	"github.com/hashicorp/go-hclog"
-	"github.com/hashicorp/go-plugin"
 	"google.golang.org/grpc"
+
+	"github.com/routinglayer/routing/sdk/internal/wire"
 )
 
-// ServeWatcher serves w as a watcher plugin; call it from main. It returns
-// only when the host stops the plugin. A plugin must never write to
-// stdout: go-plugin uses it for the handshake.
-func ServeWatcher(w Watcher) {
-	rt := newRuntime(KindWatcher)
-	serve(rt, plugin.PluginSet{string(KindWatcher): NewWatcherPlugin(w, rt)})
-}
-
-// ServePusher serves p as a pusher plugin; call it from main. It returns
-// only when the host stops the plugin.
-func ServePusher(p Pusher) {
-	rt := newRuntime(KindPusher)
-	serve(rt, plugin.PluginSet{string(KindPusher): NewPusherPlugin(p, rt)})
-}
-
-func serve(rt Runtime, set plugin.PluginSet) {
-	if os.Getenv(Handshake().MagicCookieKey) != Handshake().MagicCookieValue {
-		fmt.Fprintf(os.Stderr, "%s is a routing-layer plugin: install it in the service's PLUGINS_DIR, the service runs it.\n", filepath.Base(os.Args[0]))
-		os.Exit(1)
-	}
-	go exitWithParent(os.Getppid(), time.Second)
-	plugin.Serve(&plugin.ServeConfig{
-		HandshakeConfig:  Handshake(),
-		VersionedPlugins: map[int]plugin.PluginSet{ProtocolVersion: set},
-		GRPCServer:       newGRPCServer,
-		Logger:           rt.Logger.Named("go-plugin"),
-	})
-}
-
-// newGRPCServer is the plugin's gRPC server with raised message limits.
-func newGRPCServer(opts []grpc.ServerOption) *grpc.Server {
-	return grpc.NewServer(append(opts,
-		grpc.MaxRecvMsgSize(MaxMessageBytes),
-		grpc.MaxSendMsgSize(MaxMessageBytes),
-	)...)
-}
-
-// newRuntime reads the plugin's instance name, environment and log level.
-func newRuntime(kind Kind) Runtime {
-	instance := os.Getenv(InstanceEnv)
+// NewRuntime reads the instance name, environment and log level the host
+// gave a plugin of kind (wire.KindWatcher, wire.KindPusher); logs go to
+// stderr.
+func NewRuntime(kind string) Runtime {
+	instance := os.Getenv(wire.InstanceEnv)
 	if instance == "" {
-		instance = strings.TrimPrefix(filepath.Base(os.Args[0]), string(kind)+"-")
-	}
-	level := hclog.LevelFromString(os.Getenv(LogLevelEnv))
-	if level == hclog.NoLevel {
-		level = hclog.Info
+		instance = strings.TrimPrefix(filepath.Base(os.Args[0]), kind+"-")
 	}
 	return Runtime{
 		Instance: instance,
 		Environ:  environMap(os.Environ()),
-		Logger:   NewLogger(level),
+		Logger:   NewLogger(os.Stderr, ParseLevel(os.Getenv(wire.LogLevelEnv))),
 	}
 }
 
-// NewLogger returns the logger plugins use: JSON lines on stderr, which
-// the host parses and re-logs under the plugin's instance name.
-func NewLogger(level hclog.Level) hclog.Logger {
-	return hclog.New(&hclog.LoggerOptions{
-		Output:     os.Stderr,
-		Level:      level,
-		JSONFormat: true,
-	})
+// LevelTrace is hclog's trace level in slog's scale, below slog.LevelDebug.
+const LevelTrace = slog.LevelDebug - 4
+
+// ParseLevel reads a level as the host sets it (trace, debug, info, warn,
+// error); anything else is info.
+func ParseLevel(s string) slog.Level {
+	switch strings.ToLower(strings.TrimSpace(s)) {
+	case "trace":
+		return LevelTrace
+	case "debug":
+		return slog.LevelDebug
+	case "warn", "warning":
+		return slog.LevelWarn
+	case "error":
+		return slog.LevelError
+	default:
+		return slog.LevelInfo
+	}
+}
+
+// NewLogger returns the logger plugins use: one JSON object per line in
+// hclog's shape (@timestamp, @level, @message, then the attributes), which
+// go-plugin hosts parse and re-log under the plugin's name at its level.
+// Durations are written as text ("2s"), not as integer nanoseconds, so
+// they read the same after the host re-logs them.
+func NewLogger(w io.Writer, level slog.Leveler) *slog.Logger {
+	return slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{
+		Level:       level,
+		ReplaceAttr: hclogShape,
+	}))
+}
+
+// hclogShape renames slog's built-in keys to hclog's and writes durations
+// as text.
+func hclogShape(groups []string, a slog.Attr) slog.Attr {
+	if len(groups) == 0 {
+		switch a.Key {
+		case slog.TimeKey:
+			return slog.String("@timestamp", a.Value.Time().Format("2006-01-02T15:04:05.000000Z07:00"))
+		case slog.LevelKey:
+			return slog.String("@level", levelName(a.Value.Any()))
+		case slog.MessageKey:
+			return slog.Attr{Key: "@message", Value: a.Value}
+		}
+	}
+	if a.Value.Kind() == slog.KindDuration {
+		return slog.String(a.Key, a.Value.Duration().String())
+	}
+	return a
+}
+
+func levelName(v any) string {
+	l, _ := v.(slog.Level)
+	switch {
+	case l < slog.LevelDebug:
+		return "trace"
+	case l < slog.LevelInfo:
+		return "debug"
+	case l < slog.LevelWarn:
+		return "info"
+	case l < slog.LevelError:
+		return "warn"
+	default:
+		return "error"
+	}
 }
 
 func environMap(environ []string) map[string]string {
@@ -86,16 +106,32 @@ func environMap(environ []string) map[string]string {
 	return m
 }
 
-// exitWithParent ends the plugin process when its host dies, even by
+// ExitWithParent ends the plugin process when its host dies, even by
 // SIGKILL: the process is then re-parented and its parent pid changes.
-func exitWithParent(ppid int, every time.Duration) {
+// It returns when ctx is done.
+func ExitWithParent(ctx context.Context, ppid int, every time.Duration) {
 	if ppid <= 1 {
 		return
 	}
-	for range time.Tick(every) {
-		if os.Getppid() != ppid {
-			fmt.Fprintln(os.Stderr, "host process is gone; exiting")
-			os.Exit(3)
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			if os.Getppid() != ppid {
+				os.Stderr.WriteString("host process is gone; exiting\n")
+				os.Exit(3)
+			}
 		}
 	}
+}
+
+// NewGRPCServer is the plugin's gRPC server with raised message limits.
+func NewGRPCServer(opts []grpc.ServerOption) *grpc.Server {
+	return grpc.NewServer(append(opts,
+		grpc.MaxRecvMsgSize(wire.MaxMessageBytes),
+		grpc.MaxSendMsgSize(wire.MaxMessageBytes),
+	)...)
 }

@@ -1,18 +1,25 @@
-package sdk
+// Package pluginside is the plugin's end of the protocol: the go-plugin
+// adapters that serve a sdk.Watcher or sdk.Pusher over gRPC, the Host a
+// plugin's code sees, the State client, the configuration loader and the
+// logger. Package serve runs it in a plugin process; sdktest runs it in a
+// test process.
+package pluginside
 
 import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"sync"
 
-	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/go-plugin"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/routinglayer/routing/sdk"
 	"github.com/routinglayer/routing/sdk/internal/pluginpb"
+	"github.com/routinglayer/routing/sdk/internal/wire"
 )
 
 // Runtime is what a plugin knows about where it runs.
@@ -22,86 +29,73 @@ type Runtime struct {
 	// Environ holds the variables the plugin's configuration is read from.
 	Environ map[string]string
 	// Logger is the plugin's logger.
-	Logger hclog.Logger
+	Logger *slog.Logger
 }
 
-// NewWatcherPlugin returns the go-plugin adapter that serves w. ServeWatcher
-// uses it; test harnesses (sdktest) pass it to go-plugin's in-process
-// TestPluginGRPCConn.
-func NewWatcherPlugin(w Watcher, rt Runtime) plugin.Plugin {
+// WatcherPlugin returns the go-plugin adapter that serves w. It serves
+// only: its GRPCClient fails (the host's adapters are pluginhost's).
+func WatcherPlugin(w sdk.Watcher, rt Runtime) plugin.Plugin {
 	return &watcherPlugin{impl: w, rt: rt}
 }
 
-// NewPusherPlugin returns the go-plugin adapter that serves p; see
-// NewWatcherPlugin.
-func NewPusherPlugin(p Pusher, rt Runtime) plugin.Plugin {
+// PusherPlugin returns the go-plugin adapter that serves p; see
+// WatcherPlugin.
+func PusherPlugin(p sdk.Pusher, rt Runtime) plugin.Plugin {
 	return &pusherPlugin{impl: p, rt: rt}
 }
 
-// watcherPlugin is the go-plugin adapter of a watcher. impl is nil on the
-// host side.
+var errServeOnly = errors.New("the plugin side's adapter does not dispense clients")
+
 type watcherPlugin struct {
 	plugin.NetRPCUnsupportedPlugin
-	impl Watcher
+	impl sdk.Watcher
 	rt   Runtime
 }
 
 func (p *watcherPlugin) GRPCServer(broker *plugin.GRPCBroker, s *grpc.Server) error {
-	pluginpb.RegisterPluginServer(s, &infoServer{info: p.impl.Info, kind: KindWatcher})
+	pluginpb.RegisterPluginServer(s, &infoServer{info: p.impl.Info, kind: wire.KindWatcher})
 	pluginpb.RegisterWatcherServer(s, &watcherServer{impl: p.impl, broker: broker, rt: p.rt})
 	return nil
 }
 
-func (p *watcherPlugin) GRPCClient(_ context.Context, broker *plugin.GRPCBroker, conn *grpc.ClientConn) (any, error) {
-	return &watcherClient{
-		infoClient: infoClient{client: pluginpb.NewPluginClient(conn)},
-		watcher:    pluginpb.NewWatcherClient(conn),
-		broker:     broker,
-	}, nil
+func (p *watcherPlugin) GRPCClient(context.Context, *plugin.GRPCBroker, *grpc.ClientConn) (any, error) {
+	return nil, errServeOnly
 }
 
-// pusherPlugin is the go-plugin adapter of a pusher. impl is nil on the
-// host side.
 type pusherPlugin struct {
 	plugin.NetRPCUnsupportedPlugin
-	impl Pusher
+	impl sdk.Pusher
 	rt   Runtime
 }
 
 func (p *pusherPlugin) GRPCServer(broker *plugin.GRPCBroker, s *grpc.Server) error {
-	pluginpb.RegisterPluginServer(s, &infoServer{info: p.impl.Info, kind: KindPusher})
+	pluginpb.RegisterPluginServer(s, &infoServer{info: p.impl.Info, kind: wire.KindPusher})
 	pluginpb.RegisterPusherServer(s, &pusherServer{impl: p.impl, broker: broker, rt: p.rt})
 	return nil
 }
 
-func (p *pusherPlugin) GRPCClient(_ context.Context, broker *plugin.GRPCBroker, conn *grpc.ClientConn) (any, error) {
-	return &pusherClient{
-		infoClient: infoClient{client: pluginpb.NewPluginClient(conn)},
-		pusher:     pluginpb.NewPusherClient(conn),
-		broker:     broker,
-	}, nil
+func (p *pusherPlugin) GRPCClient(context.Context, *plugin.GRPCBroker, *grpc.ClientConn) (any, error) {
+	return nil, errServeOnly
 }
-
-// --- plugin side ---
 
 type infoServer struct {
 	pluginpb.UnimplementedPluginServer
-	info func() Info
-	kind Kind
+	info func() sdk.Info
+	kind string
 }
 
 func (s *infoServer) Info(context.Context, *pluginpb.InfoRequest) (*pluginpb.InfoResponse, error) {
-	return toPBInfo(s.info(), s.kind), nil
+	return wire.ToPBInfo(s.info(), s.kind), nil
 }
 
 // pluginHost is the Host a plugin's code sees.
 type pluginHost struct {
 	rt    Runtime
-	state State
+	state sdk.State
 }
 
-func (h *pluginHost) Logger() hclog.Logger { return h.rt.Logger }
-func (h *pluginHost) State() State         { return h.state }
+func (h *pluginHost) Logger() *slog.Logger { return h.rt.Logger }
+func (h *pluginHost) State() sdk.State     { return h.state }
 func (h *pluginHost) InstanceName() string { return h.rt.Instance }
 
 // dialState connects to the State service the host serves on the broker.
@@ -115,7 +109,7 @@ func dialState(broker *plugin.GRPCBroker, id uint32) (*stateClient, error) {
 
 type watcherServer struct {
 	pluginpb.UnimplementedWatcherServer
-	impl   Watcher
+	impl   sdk.Watcher
 	broker *plugin.GRPCBroker
 	rt     Runtime
 }
@@ -131,10 +125,10 @@ func (s *watcherServer) Run(stream pluginpb.Watcher_RunServer) error {
 	}
 	send := &lockedSender{stream: stream}
 	done := func(err error) error {
-		return send.send(&pluginpb.WatcherMessage{Msg: &pluginpb.WatcherMessage_Done{Done: &pluginpb.Done{Error: toPBError(err)}}})
+		return send.send(&pluginpb.WatcherMessage{Msg: &pluginpb.WatcherMessage_Done{Done: &pluginpb.Done{Error: wire.ToPBError(err)}}})
 	}
 	info := s.impl.Info()
-	if err := LoadConfig(info.Config, s.rt.Instance, s.rt.Environ); err != nil {
+	if err := wire.LoadConfig(info.Config, s.rt.Instance, s.rt.Environ); err != nil {
 		return done(err)
 	}
 	state, err := dialState(s.broker, start.GetStateBrokerId())
@@ -182,7 +176,7 @@ func (l *lockedSender) send(m *pluginpb.WatcherMessage) error {
 }
 
 type emitResult struct {
-	receipt Receipt
+	receipt sdk.Receipt
 	err     error
 }
 
@@ -197,19 +191,15 @@ type watcherHost struct {
 	closed  bool
 }
 
-func (h *watcherHost) Emit(ctx context.Context, t Trigger, opts ...EmitOption) (Receipt, error) {
-	var o emitOptions
-	for _, opt := range opts {
-		opt(&o)
-	}
+func (h *watcherHost) Emit(ctx context.Context, t sdk.Trigger, key string) (sdk.Receipt, error) {
 	if err := t.Validate(); err != nil {
-		return Receipt{}, err
+		return sdk.Receipt{}, err
 	}
 	ch := make(chan emitResult, 1)
 	h.mu.Lock()
 	if h.closed {
 		h.mu.Unlock()
-		return Receipt{}, fmt.Errorf("emit: %w: stream closed", ErrUnavailable)
+		return sdk.Receipt{}, fmt.Errorf("emit: %w: stream closed", sdk.ErrUnavailable)
 	}
 	h.seq++
 	seq := h.seq
@@ -217,18 +207,18 @@ func (h *watcherHost) Emit(ctx context.Context, t Trigger, opts ...EmitOption) (
 	h.mu.Unlock()
 
 	err := h.send.send(&pluginpb.WatcherMessage{Msg: &pluginpb.WatcherMessage_Emit{Emit: &pluginpb.Emit{
-		Seq: seq, Trigger: toPBTrigger(&t), Key: o.key,
+		Seq: seq, Trigger: wire.ToPBTrigger(&t), Key: key,
 	}}})
 	if err != nil {
 		h.forget(seq)
-		return Receipt{}, fmt.Errorf("emit: %w: %w", ErrUnavailable, err)
+		return sdk.Receipt{}, fmt.Errorf("emit: %w: %w", sdk.ErrUnavailable, err)
 	}
 	select {
 	case r := <-ch:
 		return r.receipt, r.err
 	case <-ctx.Done():
 		h.forget(seq)
-		return Receipt{}, ctx.Err()
+		return sdk.Receipt{}, ctx.Err()
 	}
 }
 
@@ -252,9 +242,9 @@ func (h *watcherHost) receive(stream pluginpb.Watcher_RunServer) {
 		)
 		switch m := msg.GetMsg().(type) {
 		case *pluginpb.HostMessage_Ack:
-			seq, res.receipt = m.Ack.GetSeq(), Receipt{UUID: m.Ack.GetUuid(), Duplicate: m.Ack.GetDuplicate()}
+			seq, res.receipt = m.Ack.GetSeq(), sdk.Receipt{UUID: m.Ack.GetUuid(), Duplicate: m.Ack.GetDuplicate()}
 		case *pluginpb.HostMessage_Reject:
-			seq, res.err = m.Reject.GetSeq(), fromPBError(m.Reject.GetError())
+			seq, res.err = m.Reject.GetSeq(), wire.FromPBError(m.Reject.GetError())
 		default:
 			continue
 		}
@@ -270,14 +260,14 @@ func (h *watcherHost) receive(stream pluginpb.Watcher_RunServer) {
 	defer h.mu.Unlock()
 	h.closed = true
 	for seq, ch := range h.waiting {
-		ch <- emitResult{err: fmt.Errorf("emit: %w: host closed the stream", ErrUnavailable)}
+		ch <- emitResult{err: fmt.Errorf("emit: %w: host closed the stream", sdk.ErrUnavailable)}
 		delete(h.waiting, seq)
 	}
 }
 
 type pusherServer struct {
 	pluginpb.UnimplementedPusherServer
-	impl   Pusher
+	impl   sdk.Pusher
 	broker *plugin.GRPCBroker
 	rt     Runtime
 
@@ -286,12 +276,12 @@ type pusherServer struct {
 }
 
 func (s *pusherServer) Start(ctx context.Context, req *pluginpb.StartRequest) (*pluginpb.StartResponse, error) {
-	if err := LoadConfig(s.impl.Info().Config, s.rt.Instance, s.rt.Environ); err != nil {
-		return &pluginpb.StartResponse{Error: toPBError(err)}, nil
+	if err := wire.LoadConfig(s.impl.Info().Config, s.rt.Instance, s.rt.Environ); err != nil {
+		return &pluginpb.StartResponse{Error: wire.ToPBError(err)}, nil
 	}
 	state, err := dialState(s.broker, req.GetStateBrokerId())
 	if err != nil {
-		return &pluginpb.StartResponse{Error: toPBError(err)}, nil
+		return &pluginpb.StartResponse{Error: wire.ToPBError(err)}, nil
 	}
 	s.mu.Lock()
 	if s.state != nil {
@@ -300,197 +290,14 @@ func (s *pusherServer) Start(ctx context.Context, req *pluginpb.StartRequest) (*
 	s.state = state
 	s.mu.Unlock()
 	err = s.impl.Start(ctx, &pluginHost{rt: s.rt, state: state})
-	return &pluginpb.StartResponse{Error: toPBError(err)}, nil
+	return &pluginpb.StartResponse{Error: wire.ToPBError(err)}, nil
 }
 
 func (s *pusherServer) Push(ctx context.Context, req *pluginpb.PushRequest) (*pluginpb.PushResponse, error) {
-	err := s.impl.Push(ctx, fromPBPushRequest(req))
-	if errors.Is(err, ErrDelivered) {
+	err := s.impl.Push(ctx, wire.FromPBPushRequest(req))
+	if errors.Is(err, sdk.ErrDelivered) {
 		// A note, not an error: a host that predates notes sees a delivery.
 		return &pluginpb.PushResponse{Note: err.Error()}, nil
 	}
-	return &pluginpb.PushResponse{Error: toPBError(err)}, nil
-}
-
-// --- host side ---
-
-type infoClient struct {
-	client pluginpb.PluginClient
-}
-
-func (c *infoClient) Info(ctx context.Context) (PluginInfo, error) {
-	resp, err := c.client.Info(ctx, &pluginpb.InfoRequest{})
-	if err != nil {
-		return PluginInfo{}, transportError("info", err)
-	}
-	return fromPBInfo(resp), nil
-}
-
-// serveState serves state to the plugin on a new broker id. stop ends it.
-func serveState(broker *plugin.GRPCBroker, state State) (id uint32, stop func()) {
-	id = broker.NextId()
-	var (
-		mu     sync.Mutex
-		server *grpc.Server
-	)
-	served := make(chan struct{})
-	go func() {
-		defer close(served)
-		broker.AcceptAndServe(id, func(opts []grpc.ServerOption) *grpc.Server {
-			s := grpc.NewServer(opts...)
-			pluginpb.RegisterStateServer(s, &stateServer{state: state})
-			mu.Lock()
-			server = s
-			mu.Unlock()
-			return s
-		})
-	}()
-	return id, func() {
-		mu.Lock()
-		s := server
-		mu.Unlock()
-		if s != nil {
-			s.Stop()
-			<-served
-		}
-	}
-}
-
-type watcherClient struct {
-	infoClient
-	watcher pluginpb.WatcherClient
-	broker  *plugin.GRPCBroker
-}
-
-func (c *watcherClient) Run(ctx context.Context, sink TriggerSink, state State) error {
-	id, stop := serveState(c.broker, state)
-	defer stop()
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	stream, err := c.watcher.Run(ctx)
-	if err != nil {
-		return transportError("run", err)
-	}
-	if err := stream.Send(&pluginpb.HostMessage{Msg: &pluginpb.HostMessage_Start{Start: &pluginpb.Start{StateBrokerId: id}}}); err != nil {
-		return transportError("run", err)
-	}
-	// Emissions are accepted concurrently (a watcher emitting from several
-	// goroutines gets its triggers stored together) and answered by seq.
-	var (
-		sendMu  sync.Mutex
-		pending sync.WaitGroup
-		slots   = make(chan struct{}, maxConcurrentEmits)
-	)
-	defer pending.Wait()
-	for {
-		msg, err := stream.Recv()
-		if err != nil {
-			if ctx.Err() != nil {
-				return nil
-			}
-			return transportError("run", err)
-		}
-		switch m := msg.GetMsg().(type) {
-		case *pluginpb.WatcherMessage_Done:
-			if err := fromPBError(m.Done.GetError()); err != nil {
-				return fmt.Errorf("watcher stopped: %w", err)
-			}
-			return nil
-		case *pluginpb.WatcherMessage_Emit:
-			select {
-			case slots <- struct{}{}:
-			case <-ctx.Done():
-				return nil
-			}
-			pending.Go(func() {
-				defer func() { <-slots }()
-				reply := acceptEmit(ctx, sink, m.Emit)
-				sendMu.Lock()
-				defer sendMu.Unlock()
-				// A failed send breaks the stream: Recv reports it.
-				_ = stream.Send(reply)
-			})
-		}
-	}
-}
-
-// maxConcurrentEmits bounds the emissions of one watcher the host works
-// on at once; more wait in the stream (the watcher's Emit calls block).
-const maxConcurrentEmits = 256
-
-// acceptEmit hands one emission to the sink and builds the reply.
-func acceptEmit(ctx context.Context, sink TriggerSink, e *pluginpb.Emit) *pluginpb.HostMessage {
-	receipt, err := sink.Accept(ctx, Emission{Trigger: fromPBTrigger(e.GetTrigger()), Key: e.GetKey()})
-	if err != nil {
-		if !errors.Is(err, ErrInvalid) && !errors.Is(err, ErrUnavailable) {
-			err = fmt.Errorf("%w: %w", ErrUnavailable, err)
-		}
-		return &pluginpb.HostMessage{Msg: &pluginpb.HostMessage_Reject{Reject: &pluginpb.Reject{
-			Seq: e.GetSeq(), Error: toPBError(err),
-		}}}
-	}
-	return &pluginpb.HostMessage{Msg: &pluginpb.HostMessage_Ack{Ack: &pluginpb.Ack{
-		Seq: e.GetSeq(), Uuid: receipt.UUID, Duplicate: receipt.Duplicate,
-	}}}
-}
-
-type pusherClient struct {
-	infoClient
-	pusher pluginpb.PusherClient
-	broker *plugin.GRPCBroker
-
-	mu        sync.Mutex
-	stopState func()
-}
-
-func (c *pusherClient) Start(ctx context.Context, state State) error {
-	id, stop := serveState(c.broker, state)
-	c.mu.Lock()
-	if c.stopState != nil {
-		c.stopState()
-	}
-	c.stopState = stop
-	c.mu.Unlock()
-	resp, err := c.pusher.Start(ctx, &pluginpb.StartRequest{StateBrokerId: id})
-	if err != nil {
-		return transportError("start", err)
-	}
-	return fromPBError(resp.GetError())
-}
-
-func (c *pusherClient) Push(ctx context.Context, req PushRequest) error {
-	return c.push(ctx, toPBPushRequest(&req))
-}
-
-func (c *pusherClient) PushEncoded(ctx context.Context, req PushRequest, rows EncodedRows) error {
-	if len(req.Rows) > 0 {
-		return errors.New("push: rows given both decoded and encoded")
-	}
-	return c.push(ctx, withRows(toPBPushRequest(&req), rows))
-}
-
-func (c *pusherClient) push(ctx context.Context, msg *pluginpb.PushRequest) error {
-	resp, err := c.pusher.Push(ctx, msg)
-	if err != nil {
-		return transportError("push", err)
-	}
-	if resp.GetError() == nil {
-		return Delivered(resp.GetNote())
-	}
-	return fromPBError(resp.GetError())
-}
-
-// transportError maps a gRPC transport failure to the contract's errors: a
-// broken connection is ErrPluginExited, a deadline stays a deadline.
-func transportError(op string, err error) error {
-	switch status.Code(err) {
-	case codes.DeadlineExceeded:
-		return fmt.Errorf("%s: %w", op, context.DeadlineExceeded)
-	case codes.Canceled:
-		return fmt.Errorf("%s: %w", op, context.Canceled)
-	case codes.Unavailable, codes.Internal, codes.Unknown:
-		return fmt.Errorf("%s: %w: %v", op, ErrPluginExited, status.Convert(err).Message())
-	default:
-		return fmt.Errorf("%s: %w", op, err)
-	}
+	return &pluginpb.PushResponse{Error: wire.ToPBError(err)}, nil
 }

@@ -1,35 +1,29 @@
-package sdk
+package wire
 
 import (
+	"errors"
 	"fmt"
+	"net/url"
 	"reflect"
-	"regexp"
 	"strings"
+	"time"
 
 	"github.com/caarlos0/env/v10"
+
+	"github.com/routinglayer/routing/sdk"
 )
-
-var instanceNameRE = regexp.MustCompile(`^[a-z0-9][a-z0-9-]*$`)
-
-// ValidInstanceName reports whether name may follow watcher- or pusher- in
-// a plugin's file name.
-func ValidInstanceName(name string) bool { return instanceNameRE.MatchString(name) }
-
-// EnvPrefix returns the prefix of an instance's configuration variables:
-// "riffyn" -> "PLUGIN_RIFFYN_", "my-files" -> "PLUGIN_MY_FILES_".
-func EnvPrefix(instance string) string {
-	return "PLUGIN_" + strings.ToUpper(strings.ReplaceAll(instance, "-", "_")) + "_"
-}
 
 // ConfigKey describes one configuration variable of a plugin.
 type ConfigKey struct {
 	// Name is the variable without its PLUGIN_<NAME>_ prefix, e.g. API_KEY.
-	Name     string `json:"name"`
-	Required bool   `json:"required"`
-	// Secret keys have their values masked wherever the host shows them.
-	Secret  bool   `json:"secret"`
-	Default string `json:"default,omitempty"`
-	Help    string `json:"help,omitempty"`
+	Name     string
+	Required bool
+	Secret   bool
+	Default  string
+	Help     string
+
+	field string       // the Go field, e.g. "Timeout"
+	typ   reflect.Type // its type
 }
 
 // ConfigKeys lists the keys a configuration struct reads, from its env,
@@ -60,7 +54,7 @@ func appendConfigKeys(keys []ConfigKey, t reflect.Type, prefix string) []ConfigK
 		for ft.Kind() == reflect.Pointer {
 			ft = ft.Elem()
 		}
-		if ft.Kind() == reflect.Struct && name == "" && ft.PkgPath() != "time" {
+		if ft.Kind() == reflect.Struct && name == "" && ft.PkgPath() != "time" && ft.PkgPath() != "net/url" {
 			keys = appendConfigKeys(keys, ft, prefix+f.Tag.Get("envPrefix"))
 			continue
 		}
@@ -73,6 +67,8 @@ func appendConfigKeys(keys []ConfigKey, t reflect.Type, prefix string) []ConfigK
 			Secret:   f.Tag.Get("secret") == "true" || looksSecret(name),
 			Default:  f.Tag.Get("envDefault"),
 			Help:     f.Tag.Get("help"),
+			field:    f.Name,
+			typ:      f.Type,
 		})
 	}
 	return keys
@@ -100,17 +96,108 @@ func looksSecret(name string) bool {
 
 // LoadConfig fills cfg (a pointer to a struct with env tags) from the
 // variables of environ that start with the instance's PLUGIN_<NAME>_
-// prefix. Errors match ErrConfig and name the full variable.
+// prefix, then calls its Validate method if it has one. Errors match
+// sdk.ErrConfig and name the variable and the form expected:
+//
+//	invalid plugin configuration: PLUGIN_WEBHOOK_TIMEOUT="soon" is not a duration (e.g. 30s, 1m30s, 250ms)
+//	invalid plugin configuration: PLUGIN_WEBHOOK_URL is required but not set
 func LoadConfig(cfg any, instance string, environ map[string]string) error {
 	if cfg == nil {
 		return nil
 	}
-	err := env.ParseWithOptions(cfg, env.Options{
-		Environment: environ,
-		Prefix:      EnvPrefix(instance),
-	})
+	prefix := EnvPrefix(instance)
+	err := env.ParseWithOptions(cfg, env.Options{Environment: environ, Prefix: prefix})
 	if err != nil {
-		return fmt.Errorf("%w: %w", ErrConfig, err)
+		return configError(err, ConfigKeys(cfg), prefix, environ)
+	}
+	if v, ok := cfg.(interface{ Validate() error }); ok {
+		if err := v.Validate(); err != nil {
+			return fmt.Errorf("%w: %w", sdk.ErrConfig, err)
+		}
 	}
 	return nil
+}
+
+// NotSet is the error for required variables that are unset or empty: the
+// one wording of the SDK's loader, the host's check before a start and
+// sdktest.
+func NotSet(vars ...string) error {
+	verb := "is"
+	if len(vars) > 1 {
+		verb = "are"
+	}
+	return fmt.Errorf("%w: %s %s required but not set", sdk.ErrConfig, strings.Join(vars, ", "), verb)
+}
+
+// configError rewrites caarlos0/env's errors, which name the Go field
+// ("parse error on field "Timeout" of type "time.Duration""), to name the
+// variable and the form its value must take.
+func configError(err error, keys []ConfigKey, prefix string, environ map[string]string) error {
+	var agg env.AggregateError
+	if !errors.As(err, &agg) {
+		return fmt.Errorf("%w: %w", sdk.ErrConfig, err)
+	}
+	var (
+		notSet []string
+		msgs   []string
+	)
+	for _, e := range agg.Errors {
+		var (
+			parse   env.ParseError
+			missing env.EnvVarIsNotSetError
+			empty   env.EmptyEnvVarError
+		)
+		switch {
+		case errors.As(e, &missing):
+			notSet = append(notSet, missing.Key)
+		case errors.As(e, &empty):
+			notSet = append(notSet, empty.Key)
+		case errors.As(e, &parse):
+			name := "the variable of field " + parse.Name
+			for _, k := range keys {
+				if k.field == parse.Name && k.typ == parse.Type {
+					name = prefix + k.Name
+					break
+				}
+			}
+			msgs = append(msgs, fmt.Sprintf("%s=%q is not %s", name, environ[name], expectedForm(parse.Type)))
+		default:
+			msgs = append(msgs, e.Error())
+		}
+	}
+	if len(notSet) > 0 {
+		msgs = append(msgs, strings.TrimPrefix(NotSet(notSet...).Error(), sdk.ErrConfig.Error()+": "))
+	}
+	return fmt.Errorf("%w: %s", sdk.ErrConfig, strings.Join(msgs, "; "))
+}
+
+// expectedForm says in words what a value of t looks like.
+func expectedForm(t reflect.Type) string {
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	switch t {
+	case reflect.TypeFor[time.Duration]():
+		return "a duration (e.g. 30s, 1m30s, 250ms)"
+	case reflect.TypeFor[url.URL]():
+		return "a URL (e.g. https://example.com/path)"
+	case reflect.TypeFor[time.Location]():
+		return "a time zone (e.g. Europe/Paris, UTC)"
+	}
+	switch t.Kind() {
+	case reflect.Bool:
+		return "a boolean (true or false)"
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64:
+		return "an integer (e.g. 10)"
+	case reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
+		return "a whole number >= 0 (e.g. 10)"
+	case reflect.Float32, reflect.Float64:
+		return "a number (e.g. 0.5)"
+	case reflect.Slice:
+		return "a comma-separated list of values, each " + expectedForm(t.Elem())
+	case reflect.Map:
+		return "a comma-separated list of key:value pairs"
+	default:
+		return "a valid " + t.String()
+	}
 }

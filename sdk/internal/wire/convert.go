@@ -1,16 +1,18 @@
-package sdk
+package wire
 
 import (
 	"errors"
 	"time"
 
+	"github.com/routinglayer/routing/sdk"
 	"github.com/routinglayer/routing/sdk/internal/pluginpb"
 )
 
-// This file holds every conversion between Go types and the generated
-// protobuf types; nothing outside the sdk sees the latter.
+// This file holds every conversion between the contract's Go types and the
+// generated protobuf types; nothing outside the sdk module sees the latter.
 
-func toPBTrigger(t *Trigger) *pluginpb.Trigger {
+// ToPBTrigger converts between the contract's type and its message.
+func ToPBTrigger(t *sdk.Trigger) *pluginpb.Trigger {
 	out := &pluginpb.Trigger{
 		Uuid:       t.UUID,
 		ApiVersion: t.APIVersion,
@@ -28,31 +30,33 @@ func toPBTrigger(t *Trigger) *pluginpb.Trigger {
 	return out
 }
 
-func fromPBTrigger(p *pluginpb.Trigger) Trigger {
+// FromPBTrigger converts between the contract's type and its message.
+func FromPBTrigger(p *pluginpb.Trigger) sdk.Trigger {
 	if p == nil {
-		return Trigger{}
+		return sdk.Trigger{}
 	}
-	t := Trigger{
+	t := sdk.Trigger{
 		UUID:       p.GetUuid(),
 		APIVersion: p.GetApiVersion(),
 		Protocol:   p.GetProtocol(),
 		Spec:       p.GetSpecJson(),
 	}
 	if pl := p.GetPlate(); pl != nil {
-		t.Plate = &Plate{Rows: int(pl.GetRows()), Columns: int(pl.GetColumns())}
+		t.Plate = &sdk.Plate{Rows: int(pl.GetRows()), Columns: int(pl.GetColumns())}
 	}
 	if p.GetHasMetadata() {
-		t.Metadata = &Metadata{Source: p.GetMetadataSource(), Spec: p.GetMetadataSpecJson()}
+		t.Metadata = &sdk.Metadata{Source: p.GetMetadataSource(), Spec: p.GetMetadataSpecJson()}
 	}
 	return t
 }
 
-func toPBStoredTrigger(t *StoredTrigger) *pluginpb.StoredTrigger {
+// ToPBStoredTrigger converts between the contract's type and its message.
+func ToPBStoredTrigger(t *sdk.StoredTrigger) *pluginpb.StoredTrigger {
 	if t == nil {
 		return nil
 	}
 	out := &pluginpb.StoredTrigger{
-		Trigger:            toPBTrigger(&t.Trigger),
+		Trigger:            ToPBTrigger(&t.Trigger),
 		CreatedAtUnixMicro: t.CreatedAt.UnixMicro(),
 		Source:             t.Source,
 		Status:             t.Status,
@@ -63,12 +67,13 @@ func toPBStoredTrigger(t *StoredTrigger) *pluginpb.StoredTrigger {
 	return out
 }
 
-func fromPBStoredTrigger(p *pluginpb.StoredTrigger) *StoredTrigger {
+// FromPBStoredTrigger converts between the contract's type and its message.
+func FromPBStoredTrigger(p *pluginpb.StoredTrigger) *sdk.StoredTrigger {
 	if p == nil {
 		return nil
 	}
-	t := &StoredTrigger{
-		Trigger:   fromPBTrigger(p.GetTrigger()),
+	t := &sdk.StoredTrigger{
+		Trigger:   FromPBTrigger(p.GetTrigger()),
 		CreatedAt: time.UnixMicro(p.GetCreatedAtUnixMicro()).UTC(),
 		Source:    p.GetSource(),
 		Status:    p.GetStatus(),
@@ -80,7 +85,8 @@ func fromPBStoredTrigger(p *pluginpb.StoredTrigger) *StoredTrigger {
 	return t
 }
 
-func toPBRows(rows []Row) []*pluginpb.Row {
+// ToPBRows converts between the contract's type and its message.
+func ToPBRows(rows []sdk.Row) []*pluginpb.Row {
 	out := make([]*pluginpb.Row, len(rows))
 	for i, r := range rows {
 		pr := &pluginpb.Row{Data: make([]*pluginpb.Field, len(r.Data))}
@@ -95,15 +101,16 @@ func toPBRows(rows []Row) []*pluginpb.Row {
 	return out
 }
 
-func fromPBRows(rows []*pluginpb.Row) []Row {
+// FromPBRows converts between the contract's type and its message.
+func FromPBRows(rows []*pluginpb.Row) []sdk.Row {
 	// Three allocations for the whole batch rather than three per row.
-	out := make([]Row, len(rows))
+	out := make([]sdk.Row, len(rows))
 	indexes := make([]int, len(rows))
 	n := 0
 	for _, pr := range rows {
 		n += len(pr.GetData())
 	}
-	fields := make(Data, 0, n)
+	fields := make(sdk.Data, 0, n)
 	for i, pr := range rows {
 		if pr.GetHasIndex() {
 			indexes[i] = int(pr.GetIndex())
@@ -111,37 +118,41 @@ func fromPBRows(rows []*pluginpb.Row) []Row {
 		}
 		start := len(fields)
 		for _, f := range pr.GetData() {
-			fields = append(fields, Field{Key: f.GetKey(), Value: f.GetValueJson()})
+			fields = append(fields, sdk.Field{Key: f.GetKey(), Value: f.GetValueJson()})
 		}
 		out[i].Data = fields[start:len(fields):len(fields)]
 	}
 	return out
 }
 
-func toPBPushRequest(req *PushRequest) *pluginpb.PushRequest {
+// ToPBPushRequest converts between the contract's type and its message.
+func ToPBPushRequest(req *sdk.PushRequest) *pluginpb.PushRequest {
 	return &pluginpb.PushRequest{
 		Uuid:    req.UUID,
-		Rows:    toPBRows(req.Rows),
-		Trigger: toPBStoredTrigger(req.Trigger),
+		Rows:    ToPBRows(req.Rows),
+		Trigger: ToPBStoredTrigger(req.Trigger),
 		Attempt: uint32(max(req.Attempt, 0)),
 	}
 }
 
-func fromPBPushRequest(p *pluginpb.PushRequest) PushRequest {
-	return PushRequest{
+// FromPBPushRequest converts between the contract's type and its message.
+func FromPBPushRequest(p *pluginpb.PushRequest) sdk.PushRequest {
+	return sdk.PushRequest{
 		UUID:    p.GetUuid(),
-		Rows:    fromPBRows(p.GetRows()),
-		Trigger: fromPBStoredTrigger(p.GetTrigger()),
+		Rows:    FromPBRows(p.GetRows()),
+		Trigger: FromPBStoredTrigger(p.GetTrigger()),
 		Attempt: int(p.GetAttempt()),
 	}
 }
 
-func toPBInfo(info Info, kind Kind) *pluginpb.InfoResponse {
+// ToPBInfo describes a plugin of kind for the wire, with the keys of its
+// configuration struct.
+func ToPBInfo(info sdk.Info, kind string) *pluginpb.InfoResponse {
 	out := &pluginpb.InfoResponse{
 		Name:        info.Name,
-		Kind:        string(kind),
+		Kind:        kind,
 		Version:     info.Version,
-		SdkVersion:  Version,
+		SdkVersion:  SDKVersion,
 		Description: info.Description,
 		Language:    Language,
 	}
@@ -153,39 +164,22 @@ func toPBInfo(info Info, kind Kind) *pluginpb.InfoResponse {
 	return out
 }
 
-func fromPBInfo(p *pluginpb.InfoResponse) PluginInfo {
-	info := PluginInfo{
-		Name:        p.GetName(),
-		Kind:        Kind(p.GetKind()),
-		Version:     p.GetVersion(),
-		SDKVersion:  p.GetSdkVersion(),
-		Description: p.GetDescription(),
-		Language:    p.GetLanguage(),
-	}
-	for _, k := range p.GetConfig() {
-		info.Config = append(info.Config, ConfigKey{
-			Name: k.GetName(), Required: k.GetRequired(), Secret: k.GetSecret(), Default: k.GetDefault(), Help: k.GetHelp(),
-		})
-	}
-	return info
-}
-
 // errorCodes maps each sentinel to its wire code, most specific first.
 var errorCodes = []struct {
 	code pluginpb.ErrorCode
 	err  error
 }{
-	{pluginpb.ErrorCode_ERROR_CODE_INVALID, ErrInvalid},
-	{pluginpb.ErrorCode_ERROR_CODE_SKIPPED, ErrSkipped},
-	{pluginpb.ErrorCode_ERROR_CODE_PERMANENT, ErrPermanent},
-	{pluginpb.ErrorCode_ERROR_CODE_NOT_FOUND, ErrNotFound},
-	{pluginpb.ErrorCode_ERROR_CODE_CONFIG, ErrConfig},
-	{pluginpb.ErrorCode_ERROR_CODE_TOO_LARGE, ErrTooLarge},
-	{pluginpb.ErrorCode_ERROR_CODE_UNAVAILABLE, ErrUnavailable},
+	{pluginpb.ErrorCode_ERROR_CODE_INVALID, sdk.ErrInvalid},
+	{pluginpb.ErrorCode_ERROR_CODE_SKIPPED, sdk.ErrSkipped},
+	{pluginpb.ErrorCode_ERROR_CODE_PERMANENT, sdk.ErrPermanent},
+	{pluginpb.ErrorCode_ERROR_CODE_NOT_FOUND, sdk.ErrNotFound},
+	{pluginpb.ErrorCode_ERROR_CODE_CONFIG, sdk.ErrConfig},
+	{pluginpb.ErrorCode_ERROR_CODE_TOO_LARGE, sdk.ErrTooLarge},
+	{pluginpb.ErrorCode_ERROR_CODE_UNAVAILABLE, sdk.ErrUnavailable},
 }
 
-// toPBError encodes err for the wire; nil stays nil.
-func toPBError(err error) *pluginpb.Error {
+// ToPBError encodes err for the wire; nil stays nil.
+func ToPBError(err error) *pluginpb.Error {
 	if err == nil {
 		return nil
 	}
@@ -196,7 +190,7 @@ func toPBError(err error) *pluginpb.Error {
 			break
 		}
 	}
-	var ve *ValidationError
+	var ve *sdk.ValidationError
 	if errors.As(err, &ve) {
 		for _, f := range ve.Fields {
 			out.Fields = append(out.Fields, &pluginpb.FieldError{Field: f.Field, Reason: f.Reason})
@@ -205,24 +199,35 @@ func toPBError(err error) *pluginpb.Error {
 	return out
 }
 
-// fromPBError decodes a wire error into one that matches its sentinel with
+// FromPBError decodes a wire error into one that matches its sentinel with
 // errors.Is and carries the original message; nil stays nil.
-func fromPBError(p *pluginpb.Error) error {
+func FromPBError(p *pluginpb.Error) error {
 	if p == nil {
 		return nil
 	}
 	if p.GetCode() == pluginpb.ErrorCode_ERROR_CODE_INVALID && len(p.GetFields()) > 0 {
-		ve := &ValidationError{}
+		ve := &sdk.ValidationError{}
 		for _, f := range p.GetFields() {
-			ve.Fields = append(ve.Fields, FieldError{Field: f.GetField(), Reason: f.GetReason()})
+			ve.Fields = append(ve.Fields, sdk.FieldError{Field: f.GetField(), Reason: f.GetReason()})
 		}
 		return ve
 	}
 	msg := errors.New(p.GetMessage())
 	for _, c := range errorCodes {
 		if c.code == p.GetCode() {
-			return &kindError{kind: c.err, err: msg}
+			return &codedError{code: c.err, err: msg}
 		}
 	}
 	return msg
 }
+
+// codedError is an error decoded from the wire: it matches its sentinel
+// with errors.Is and keeps the sender's message.
+type codedError struct {
+	code error
+	err  error
+}
+
+func (e *codedError) Error() string { return e.err.Error() }
+
+func (e *codedError) Unwrap() []error { return []error{e.code, e.err} }

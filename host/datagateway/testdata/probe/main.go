@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"github.com/routinglayer/routing/sdk"
+	"github.com/routinglayer/routing/sdk/pluginhost"
+	"github.com/routinglayer/routing/sdk/serve"
 )
 
 type config struct {
@@ -85,7 +87,7 @@ func (p *probe) Push(ctx context.Context, req sdk.PushRequest) error {
 	if p.cfg.Delay > 0 {
 		time.Sleep(p.cfg.Delay)
 	}
-	push, size := pushes.Add(1), sdk.PushRequestSize(req, nil)
+	push, size := pushes.Add(1), pluginhost.PushRequestSize(req, nil)
 	var b strings.Builder
 	for _, r := range req.Rows {
 		data, err := r.Data.MarshalJSON()
@@ -105,4 +107,4 @@ func (p *probe) Push(ctx context.Context, req sdk.PushRequest) error {
 	return err
 }
 
-func main() { sdk.ServePusher(&probe{}) }
+func main() { serve.Pusher(&probe{}) }

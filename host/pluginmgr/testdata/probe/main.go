@@ -14,6 +14,8 @@ import (
 	"strings"
 
 	"github.com/routinglayer/routing/sdk"
+	"github.com/routinglayer/routing/sdk/pluginhost"
+	"github.com/routinglayer/routing/sdk/serve"
 )
 
 // version is set with -ldflags "-X main.version=..." to build new versions.
@@ -22,6 +24,7 @@ var version = "1.0.0"
 type config struct {
 	Token         string `env:"TOKEN" secret:"true" help:"a secret the host must mask"`
 	CrashIfExists string `env:"CRASH_IF_EXISTS" help:"exit at start while this file exists"`
+	ConfigError   string `env:"CONFIG_ERROR" help:"when set, Run refuses the configuration with this text"`
 }
 
 type probe struct{ cfg config }
@@ -33,6 +36,9 @@ func (p *probe) Info() sdk.Info {
 // Run counts its runs in State, emits one trigger listing the
 // environment and the count, then waits.
 func (p *probe) Run(ctx context.Context, host sdk.WatcherHost) error {
+	if p.cfg.ConfigError != "" {
+		return fmt.Errorf("%w: %s", sdk.ErrConfig, p.cfg.ConfigError)
+	}
 	env := os.Environ()
 	sort.Strings(env)
 	runs := 1
@@ -44,7 +50,7 @@ func (p *probe) Run(ctx context.Context, host sdk.WatcherHost) error {
 		return err
 	}
 	spec, _ := json.Marshal(map[string]any{"environ": env, "pid": os.Getpid(), "runs": runs})
-	if _, err := host.Emit(ctx, sdk.Trigger{APIVersion: "Probe/v1", Protocol: "Report", Spec: spec}); err != nil {
+	if _, err := host.Emit(ctx, sdk.Trigger{APIVersion: "Probe/v1", Protocol: "Report", Spec: spec}, ""); err != nil {
 		return err
 	}
 	<-ctx.Done()
@@ -59,15 +65,15 @@ func main() {
 	// Decide before serving: a crash at start must look like one.
 	name := filepath.Base(os.Args[0])
 	instance := name[strings.Index(name, "-")+1:]
-	if f := os.Getenv(sdk.EnvPrefix(instance) + "CRASH_IF_EXISTS"); f != "" {
+	if f := os.Getenv(pluginhost.EnvPrefix(instance) + "CRASH_IF_EXISTS"); f != "" {
 		if _, err := os.Stat(f); err == nil {
 			fmt.Fprintln(os.Stderr, "probe: crashing at start as asked")
 			os.Exit(1)
 		}
 	}
 	if strings.HasPrefix(name, "pusher-") {
-		sdk.ServePusher(&probe{})
+		serve.Pusher(&probe{})
 		return
 	}
-	sdk.ServeWatcher(&probe{})
+	serve.Watcher(&probe{})
 }

@@ -4,7 +4,7 @@ package main
 
 import (
 	"github.com/routinglayer/routing/plugins/riffyn/pusher"
-	"github.com/routinglayer/routing/sdk"
+	"github.com/routinglayer/routing/sdk/serve"
 )
 
-func main() { sdk.ServePusher(pusher.New()) }
+func main() { serve.Pusher(pusher.New()) }

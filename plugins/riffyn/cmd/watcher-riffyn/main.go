@@ -4,7 +4,7 @@ package main
 
 import (
 	"github.com/routinglayer/routing/plugins/riffyn/watcher"
-	"github.com/routinglayer/routing/sdk"
+	"github.com/routinglayer/routing/sdk/serve"
 )
 
-func main() { sdk.ServeWatcher(watcher.New()) }
+func main() { serve.Watcher(watcher.New()) }

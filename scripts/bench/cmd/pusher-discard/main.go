@@ -7,6 +7,7 @@ import (
 	"context"
 
 	"github.com/routinglayer/routing/sdk"
+	"github.com/routinglayer/routing/sdk/serve"
 )
 
 type discard struct{}
@@ -19,4 +20,4 @@ func (discard) Start(context.Context, sdk.Host) error { return nil }
 
 func (discard) Push(context.Context, sdk.PushRequest) error { return nil }
 
-func main() { sdk.ServePusher(discard{}) }
+func main() { serve.Pusher(discard{}) }

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/routinglayer/routing/sdk"
+	"github.com/routinglayer/routing/sdk/serve"
 )
 
 type config struct {
@@ -51,7 +52,7 @@ func (b *burst) Run(ctx context.Context, host sdk.WatcherHost) error {
 					return
 				}
 				t := sdk.Trigger{APIVersion: "OT-2/v1alpha1/Bench", Protocol: "Burst", Spec: spec}
-				if _, err := host.Emit(ctx, t, sdk.WithKey(fmt.Sprintf("burst-%s-%d", b.cfg.Run, i))); err != nil {
+				if _, err := host.Emit(ctx, t, fmt.Sprintf("burst-%s-%d", b.cfg.Run, i)); err != nil {
 					errs <- err
 					return
 				}
@@ -69,4 +70,4 @@ func (b *burst) Run(ctx context.Context, host sdk.WatcherHost) error {
 	return nil
 }
 
-func main() { sdk.ServeWatcher(&burst{}) }
+func main() { serve.Watcher(&burst{}) }
