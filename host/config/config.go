@@ -72,6 +72,10 @@ type Common struct {
 	// Environ is the environment plugins' variables come from; set by
 	// the caller, not read from a variable.
 	Environ []string `env:"-"`
+	// SeriesInterval is the time between two samples of the status
+	// page's charts; 0 is every 5s. Not read from a variable: tests
+	// shorten it.
+	SeriesInterval time.Duration `env:"-"`
 }
 
 // Addr is the listen address for port.

@@ -18,6 +18,8 @@ import (
 	"github.com/routinglayer/routing/host/relay"
 	"github.com/routinglayer/routing/host/server"
 	"github.com/routinglayer/routing/host/service"
+	"github.com/routinglayer/routing/host/statuspage"
+	"github.com/routinglayer/routing/host/store"
 	"github.com/routinglayer/routing/host/triggerintake"
 	"github.com/routinglayer/routing/sdk/pluginhost"
 )
@@ -147,6 +149,8 @@ func Start(ctx context.Context, cfg Config, log hclog.Logger) (*Service, error) 
 				Instances []instanceStatus `json:"instances"`
 			}{n, connected, blocked, reason, pub.Node(), instance, live}, err
 		},
+		Charts:  charts(tower, st),
+		OpenAPI: OpenAPI,
 		Checks: []server.Check{{Name: "broker", Check: func(context.Context) error {
 			if !pub.Connected() {
 				return errors.New("not connected to " + publisher.RedactNodes(nodes))
@@ -163,4 +167,26 @@ func Start(ctx context.Context, cfg Config, log hclog.Logger) (*Service, error) 
 		},
 		LogFields: []any{"broker", publisher.RedactNodes(nodes), "exchange", cfg.AMQPExchange},
 	})
+}
+
+// charts are the status page's plots: triggers per second stored and
+// confirmed by the broker, and the publish backlog.
+func charts(m *metrics.Tower, st *store.Store) []statuspage.Chart {
+	return []statuspage.Chart{
+		{
+			ID: "triggers", Title: "Triggers per second", Unit: "triggers/s", Rate: true, First: []string{"received", "published"},
+			Read: func(context.Context) (map[string]float64, error) {
+				received := metrics.Totals(m.TriggersReceived, "", func(l map[string]string) bool { return l["result"] == "created" })
+				published := metrics.Totals(m.TriggersPublished, "", func(l map[string]string) bool { return l["outcome"] != "failed" })
+				return map[string]float64{"received": received[""], "published": published[""]}, nil
+			},
+		},
+		{
+			ID: "backlog", Title: "Publish backlog", Unit: "triggers",
+			Read: func(ctx context.Context) (map[string]float64, error) {
+				n, err := st.PendingCount(ctx)
+				return map[string]float64{"pending": float64(n)}, err
+			},
+		},
+	}
 }

@@ -21,6 +21,8 @@ import (
 	"github.com/routinglayer/routing/host/pluginmgr"
 	"github.com/routinglayer/routing/host/service"
 	"github.com/routinglayer/routing/host/spool"
+	"github.com/routinglayer/routing/host/statuspage"
+	"github.com/routinglayer/routing/host/store"
 	"github.com/routinglayer/routing/sdk/pluginhost"
 )
 
@@ -93,8 +95,9 @@ func Start(ctx context.Context, cfg Config, log hclog.Logger) (*Service, error) 
 	}
 	st := b.Store
 	var plugins *pluginmgr.Manager
+	gateway := metrics.NewGateway(b.Registry)
 	sp := spool.New(spool.Config{
-		Metrics:           metrics.NewGateway(b.Registry),
+		Metrics:           gateway,
 		MaxRows:           cfg.MaxRows,
 		MaxBacklog:        cfg.MaxBacklog,
 		MaxSpoolBytes:     cfg.MaxSpoolBytes,
@@ -140,6 +143,8 @@ func Start(ctx context.Context, cfg Config, log hclog.Logger) (*Service, error) 
 				DeadLetters map[string]int `json:"deadLetters"`
 			}{backlog, dead}, err
 		},
+		Charts:  charts(gateway, st, plugins),
+		OpenAPI: OpenAPI,
 		Workers: []func(context.Context){
 			sp.Run,
 			func(ctx context.Context) { watchRemovals(ctx, plugins, sp, log) },
@@ -239,6 +244,35 @@ func perPusher(name, help string, read func(context.Context) (map[string]int, er
 				out = append(out, metrics.Gauge{Labels: []string{p}, Value: float64(n)})
 			}
 			return out, err
+		},
+	}
+}
+
+// charts are the status page's plots: rows per second received and
+// delivered to each pusher, and each pusher's backlog.
+func charts(m *metrics.Gateway, st *store.Store, plugins *pluginmgr.Manager) []statuspage.Chart {
+	return []statuspage.Chart{
+		{
+			ID: "rows", Title: "Rows per second", Unit: "rows/s", Rate: true, First: []string{"received"},
+			Read: func(context.Context) (map[string]float64, error) {
+				out := map[string]float64{"received": metrics.Totals(m.RowsReceived, "", nil)[""]}
+				delivered := metrics.Totals(m.RowsDelivered, "pusher", nil)
+				for _, p := range plugins.List() {
+					out["delivered to "+p.Name] = delivered[p.Name]
+				}
+				return out, nil
+			},
+		},
+		{
+			ID: "backlog", Title: "Backlog per pusher", Unit: "tasks",
+			Read: func(ctx context.Context) (map[string]float64, error) {
+				counts, err := withPushers(st.Backlog, plugins)(ctx)
+				out := make(map[string]float64, len(counts))
+				for p, n := range counts {
+					out[p] = float64(n)
+				}
+				return out, err
+			},
 		},
 	}
 }

@@ -16,6 +16,7 @@
 //	  broker_blocked                           1 while RabbitMQ blocks the connection (resource alarm)
 //	data-gateway
 //	  rows_received_total, deliveries_received_total
+//	  rows_delivered_total{pusher}             rows a pusher took (delivered, not skipped)
 //	  tasks_total{pusher,outcome}              delivered|skipped|retried|timeout|dead
 //	  push_duration_seconds{pusher}            one Push call
 //	  backlog_tasks{pusher}                    tasks waiting for delivery
@@ -37,6 +38,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	dto "github.com/prometheus/client_model/go"
 )
 
 const namespace = "routing"
@@ -121,6 +123,8 @@ type Gateway struct {
 	// Tasks counts push outcomes by pusher and outcome (delivered,
 	// skipped, retried, timeout, dead).
 	Tasks *prometheus.CounterVec
+	// RowsDelivered counts the rows of delivered tasks by pusher.
+	RowsDelivered *prometheus.CounterVec
 	// PushDuration observes one Push call per pusher.
 	PushDuration *prometheus.HistogramVec
 }
@@ -133,10 +137,11 @@ func NewGateway(reg prometheus.Registerer) *Gateway {
 		DeliveriesReceived: counter("deliveries_received_total", "Data requests accepted (stored durably)."),
 		Tasks: counterVec("tasks_total",
 			"Push attempts by pusher and outcome (delivered, skipped, retried, timeout, dead).", "pusher", "outcome"),
+		RowsDelivered: counterVec("rows_delivered_total", "Rows delivered, by pusher (skipped tasks' rows are not counted).", "pusher"),
 		PushDuration: histogramVec("push_duration_seconds", "Duration of one Push call to a pusher plugin.",
 			prometheus.ExponentialBuckets(0.0005, 4, 10), "pusher"), // 0.5 ms .. 2.2 min
 	}
-	reg.MustRegister(g.RowsReceived, g.DeliveriesReceived, g.Tasks, g.PushDuration)
+	reg.MustRegister(g.RowsReceived, g.DeliveriesReceived, g.Tasks, g.RowsDelivered, g.PushDuration)
 	return g
 }
 
@@ -255,3 +260,43 @@ func (s *statusRecorder) WriteHeader(code int) {
 }
 
 func (s *statusRecorder) Unwrap() http.ResponseWriter { return s.ResponseWriter }
+
+// Totals reads the current values of c's series (counters, gauges and
+// untyped ones; histograms and summaries are left out) and sums them by
+// the value of label: one entry per value, or, with label "", one entry
+// "" holding the sum of them all. Series for which keep returns false
+// (given their labels, name -> value) are left out; keep may be nil.
+func Totals(c prometheus.Collector, label string, keep func(labels map[string]string) bool) map[string]float64 {
+	ch := make(chan prometheus.Metric, 16)
+	go func() { c.Collect(ch); close(ch) }()
+	out := map[string]float64{}
+	for m := range ch {
+		var pb dto.Metric
+		if m.Write(&pb) != nil {
+			continue
+		}
+		var v float64
+		switch {
+		case pb.Counter != nil:
+			v = pb.Counter.GetValue()
+		case pb.Gauge != nil:
+			v = pb.Gauge.GetValue()
+		case pb.Untyped != nil:
+			v = pb.Untyped.GetValue()
+		default:
+			continue
+		}
+		labels := make(map[string]string, len(pb.Label))
+		for _, l := range pb.Label {
+			labels[l.GetName()] = l.GetValue()
+		}
+		if keep != nil && !keep(labels) {
+			continue
+		}
+		out[labels[label]] += v
+	}
+	if label == "" && len(out) == 0 {
+		out[""] = 0
+	}
+	return out
+}

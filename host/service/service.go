@@ -120,6 +120,12 @@ type Parts struct {
 	Gauges []metrics.GaugeSource
 	// Status is the service's summary on GET /status and the status page.
 	Status statuspage.Summary
+	// Charts are the status page's plots (GET /status/series), sampled
+	// every Common's SeriesInterval.
+	Charts []statuspage.Chart
+	// OpenAPI is the service's OpenAPI document, served on
+	// GET /openapi.json.
+	OpenAPI []byte
 	// Checks are the readiness checks (GET /readyz) beyond the store's.
 	Checks []server.Check
 	// Workers run beside the plugins until shutdown and are stopped with
@@ -147,7 +153,9 @@ func (b *Base) Serve(ctx context.Context, p Parts) (*Service, error) {
 	router := server.NewRouter(b.cfg.Access(), b.Registry, b.log)
 	p.Routes(router)
 	p.Plugins.Routes(router)
-	statuspage.Routes(router, b.Name, p.Status)
+	series := statuspage.NewSeries(p.Charts, b.cfg.SeriesInterval, b.log)
+	statuspage.Routes(router, b.Name, p.Status, series)
+	server.OpenAPIRoute(router, p.OpenAPI)
 	srv, err := server.Listen(b.cfg.Addr(p.Port), router, server.Options{
 		Checks:      append([]server.Check{{Name: "store", Check: b.Store.Ping}}, p.Checks...),
 		Metrics:     b.Registry,
@@ -158,7 +166,7 @@ func (b *Base) Serve(ctx context.Context, p Parts) (*Service, error) {
 		return nil, b.Abort(err)
 	}
 
-	s := &Service{server: srv, plugins: p.Plugins, done: make(chan struct{})}
+	s := &Service{server: srv, plugins: p.Plugins, operations: server.Operations(router), done: make(chan struct{})}
 	pluginsCtx, stopPlugins := context.WithCancel(context.WithoutCancel(ctx))
 	backendsCtx, stopBackends := context.WithCancel(context.WithoutCancel(ctx))
 	var pluginsWG, backendsWG sync.WaitGroup
@@ -166,7 +174,7 @@ func (b *Base) Serve(ctx context.Context, p Parts) (*Service, error) {
 		backendsWG.Go(func() { run(backendsCtx) })
 	}
 	pluginsWG.Go(func() { _ = p.Plugins.Run(pluginsCtx) })
-	for _, run := range p.Workers {
+	for _, run := range append(p.Workers, series.Run) {
 		pluginsWG.Go(func() { run(pluginsCtx) })
 	}
 	go func() {
@@ -185,10 +193,11 @@ func (b *Base) Serve(ctx context.Context, p Parts) (*Service, error) {
 
 // Service is a running service.
 type Service struct {
-	server  *server.Server
-	plugins *pluginmgr.Manager
-	done    chan struct{}
-	err     error
+	server     *server.Server
+	plugins    *pluginmgr.Manager
+	operations []string
+	done       chan struct{}
+	err        error
 }
 
 // Addr is the address the HTTP server listens on (host:port).
@@ -196,6 +205,10 @@ func (s *Service) Addr() string { return s.server.Addr() }
 
 // URL is the service's base URL (http or https).
 func (s *Service) URL() string { return s.server.URL() }
+
+// Operations lists what the service serves over HTTP as "<METHOD>
+// <path template>" ("GET /triggers/{uuid}"), sorted.
+func (s *Service) Operations() []string { return s.operations }
 
 // Plugins is the service's plugin manager.
 func (s *Service) Plugins() *pluginmgr.Manager { return s.plugins }

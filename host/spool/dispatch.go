@@ -204,6 +204,9 @@ func (sp *Spool) push(ctx context.Context, pc pluginhost.PusherClient, batch []s
 	switch {
 	case err == nil:
 		count("delivered")
+		for _, c := range chunks {
+			sp.cfg.Metrics.RowsDelivered.WithLabelValues(t.Pusher).Add(float64(len(rowSizes(c))))
+		}
 		sp.setSingle(t.Pusher, t.UUID, false)
 		sp.record(bg, batch, store.TaskDelivered, note)
 	case errors.Is(err, sdk.ErrSkipped):

@@ -10,6 +10,7 @@ import (
 
 	"github.com/chromedp/chromedp"
 	"github.com/gorilla/mux"
+	"github.com/hashicorp/go-hclog"
 
 	"github.com/routinglayer/routing/host/httpapi"
 	"github.com/routinglayer/routing/host/statuspage"
@@ -23,7 +24,7 @@ func TestControlTowerPageShowsABlockedBroker(t *testing.T) {
 	r := mux.NewRouter()
 	statuspage.Routes(r, "control-tower", func(context.Context) (any, error) {
 		return map[string]any{"pendingTriggers": 3, "brokerConnected": true, "brokerBlocked": true, "brokerBlockedReason": "low on memory"}, nil
-	})
+	}, statuspage.NewSeries(nil, 0, hclog.NewNullLogger()))
 	answer := func(path string, code int, body any) {
 		r.HandleFunc(path, func(w http.ResponseWriter, _ *http.Request) { httpapi.WriteJSON(w, code, body) })
 	}

@@ -1,8 +1,9 @@
 // Package statuspage serves a service's status page: one self-contained
 // HTML page (embedded, no external assets) that reads the service's JSON
 // APIs with the operator's token and shows the plugins, with Restart
-// buttons, and the service's backlog: recent triggers on the
-// control-tower, dead letters with Retry buttons on the data-gateway.
+// buttons, the service's backlog (recent triggers on the control-tower,
+// dead letters with Retry buttons on the data-gateway) and charts of the
+// last 15 minutes, drawn from the samples a Series keeps.
 package statuspage
 
 import (
@@ -25,9 +26,10 @@ var page = template.Must(template.New("index").Parse(indexHTML))
 // Summary returns the service's figures for GET /status.
 type Summary func(ctx context.Context) (any, error)
 
-// Routes mounts GET / (the page; it holds no data, so it needs no token)
-// and GET /status (the service's summary, an operator endpoint).
-func Routes(r *mux.Router, service string, summary Summary) {
+// Routes mounts GET / (the page; it holds no data, so it needs no token),
+// GET /status (the service's summary) and GET /status/series (series'
+// samples, see SeriesView), operator endpoints both.
+func Routes(r *mux.Router, service string, summary Summary, series *Series) {
 	var buf bytes.Buffer
 	if err := page.Execute(&buf, struct{ Service string }{service}); err != nil {
 		panic("statuspage: " + err.Error()) // the template is compiled in
@@ -53,4 +55,7 @@ func Routes(r *mux.Router, service string, summary Summary) {
 		}{service, s})
 		return nil
 	})).Methods(http.MethodGet)
+	r.HandleFunc("/status/series", func(w http.ResponseWriter, _ *http.Request) {
+		httpapi.WriteJSON(w, http.StatusOK, series.View())
+	}).Methods(http.MethodGet)
 }

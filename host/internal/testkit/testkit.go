@@ -1,7 +1,8 @@
 // Package testkit holds the small helpers the host's tests share: failing
 // on errors, waiting for a condition, building binaries and naming
 // throwaway broker objects, booting a service in the test's process or
-// as its binary, calling its HTTP API, and a fresh PostgreSQL schema.
+// as its binary, calling its HTTP API (every answer checked against the
+// service's OpenAPI document), and a fresh PostgreSQL schema.
 package testkit
 
 import (
@@ -89,7 +90,8 @@ func RandomName(prefix string) string {
 }
 
 // Status sends method url with body (as application/json) and, unless
-// empty, a bearer token, and returns the answer's status code.
+// empty, a bearer token, and returns the answer's status code, checked
+// like Send's.
 func Status(tb testing.TB, method, url, token, body string) int {
 	tb.Helper()
 	req, err := http.NewRequest(method, url, strings.NewReader(body))
@@ -98,7 +100,7 @@ func Status(tb testing.TB, method, url, token, body string) int {
 	if token != "" {
 		req.Header.Set("Authorization", "Bearer "+token)
 	}
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := Client.Do(req)
 	Must(tb, err)
 	resp.Body.Close()
 	return resp.StatusCode
@@ -120,7 +122,7 @@ func (r Reply) JSON(tb testing.TB, v any) {
 }
 
 // Call sends method url with body as application/json and reads the
-// answer.
+// answer, checked like Send's.
 func Call[B string | []byte](tb testing.TB, method, url string, body B) Reply {
 	tb.Helper()
 	req, err := http.NewRequest(method, url, strings.NewReader(string(body)))
@@ -130,10 +132,11 @@ func Call[B string | []byte](tb testing.TB, method, url string, body B) Reply {
 }
 
 // Send sends req as it is (headers, Host and body untouched) and reads
-// the answer.
+// the answer. An answer of one of the services that its OpenAPI document
+// does not allow fails the test (see Checked).
 func Send(tb testing.TB, req *http.Request) Reply {
 	tb.Helper()
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := Client.Do(req)
 	Must(tb, err)
 	defer resp.Body.Close()
 	body, err := io.ReadAll(resp.Body)

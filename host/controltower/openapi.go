@@ -1,0 +1,10 @@
+package controltower
+
+import _ "embed"
+
+// OpenAPI is the control-tower's OpenAPI 3.1 document (JSON), served on
+// GET /openapi.json: every route with its authentication, request and
+// response bodies.
+//
+//go:embed openapi.json
+var OpenAPI []byte
