@@ -232,7 +232,7 @@ func TestControlTowerPageShowsRecentTriggersAndTheBroker(t *testing.T) {
 		strings.NewReader(`{"uuid":"page0123456789ab","apiVersion":"OT-2/v1alpha1","protocol":"SimpleDilution","spec":{"volume":150}}`))
 	req.Header.Set("Authorization", "Bearer "+adminToken)
 	req.Header.Set("Content-Type", "application/json")
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := testkit.Client.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}

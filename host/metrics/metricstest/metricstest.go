@@ -11,13 +11,16 @@ import (
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
+
+	"github.com/routinglayer/routing/host/internal/testkit"
 )
 
 // Families are the metric families of one scrape.
 type Families map[string]*dto.MetricFamily
 
-// Scrape gets url (a /metrics endpoint) with token (may be "") and parses
-// it; any failure fails the test.
+// Scrape gets url (a /metrics endpoint) with token (may be "") through
+// testkit's client (the answer checked against the service's OpenAPI
+// document) and parses it; any failure fails the test.
 func Scrape(tb testing.TB, url, token string) Families {
 	tb.Helper()
 	req, err := http.NewRequest(http.MethodGet, url, nil)
@@ -27,7 +30,7 @@ func Scrape(tb testing.TB, url, token string) Families {
 	if token != "" {
 		req.Header.Set("Authorization", "Bearer "+token)
 	}
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := testkit.Client.Do(req)
 	if err != nil {
 		tb.Fatalf("scrape %s: %v", url, err)
 	}
