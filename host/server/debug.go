@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"expvar"
 	"net"
 	"net/http"
 	"net/http/pprof"
@@ -10,7 +11,9 @@ import (
 	"github.com/hashicorp/go-hclog"
 )
 
-// ServeDebug serves Go's profiler (/debug/pprof/) on addr until ctx ends.
+// ServeDebug serves Go's profiler (/debug/pprof/) and the process's
+// expvars (/debug/vars, JSON: the store's write counters among them) on
+// addr until ctx ends.
 // It has no authentication: bind it to loopback.
 func ServeDebug(ctx context.Context, addr string, log hclog.Logger) error {
 	ln, err := net.Listen("tcp", addr)
@@ -23,6 +26,7 @@ func ServeDebug(ctx context.Context, addr string, log hclog.Logger) error {
 	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
 	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
 	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	mux.Handle("/debug/vars", expvar.Handler())
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	go func() {
 		<-ctx.Done()

@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"expvar"
 	"fmt"
 	"sync"
 	"sync/atomic"
@@ -11,6 +12,11 @@ import (
 
 // ErrClosed is returned for writes after the store was closed.
 var ErrClosed = errors.New("store closed")
+
+// stats counts this process's write transactions and the writes they
+// held, over every store it opened; the debug server (DEBUG_ADDR) serves
+// them as the expvar "store": {"transactions": n, "writes": n}.
+var stats = expvar.NewMap("store")
 
 // maxGroup bounds the writes that share one transaction.
 const maxGroup = 256
@@ -141,6 +147,8 @@ func (c *committer) commit(batch []*groupOp) {
 	}
 	c.transactions.Add(1)
 	c.writes.Add(int64(len(batch)))
+	stats.Add("transactions", 1)
+	stats.Add("writes", int64(len(batch)))
 	tx, err := c.db.BeginTx(context.Background(), nil)
 	if err != nil {
 		fail(fmt.Errorf("begin: %w", err))

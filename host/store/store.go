@@ -238,6 +238,8 @@ func (s *Store) inTx(ctx context.Context, f func(ctx context.Context, tx *sql.Tx
 	if s.group != nil {
 		return s.group.do(ctx, f)
 	}
+	stats.Add("transactions", 1)
+	stats.Add("writes", 1)
 	tx, err := s.w.BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("begin: %w", err)

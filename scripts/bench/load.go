@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"slices"
+	"strconv"
 	"sync"
 	"time"
 )
@@ -16,6 +17,9 @@ import (
 // loadResult is what one load run measured.
 type loadResult struct {
 	OK, Failed int
+	// Refused counts the 429 answers (among Failed); after each, the
+	// connection waits as long as Retry-After asks, as a client should.
+	Refused    int
 	Elapsed    time.Duration
 	Latencies  []time.Duration // of the successful requests
 	FirstError string
@@ -50,7 +54,7 @@ func load(ctx context.Context, url, token string, bodies [][]byte, conns int, d 
 	for w := range conns {
 		wg.Go(func() {
 			var lat []time.Duration
-			ok, failed, firstErr := 0, 0, ""
+			ok, failed, refused, firstErr := 0, 0, 0, ""
 			for i := w; time.Now().Before(deadline) && ctx.Err() == nil; i += conns {
 				req, _ := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(bodies[i%len(bodies)]))
 				req.Header.Set("Content-Type", "application/json")
@@ -68,6 +72,16 @@ func load(ctx context.Context, url, token string, bodies [][]byte, conns int, d 
 				}
 				body, _ := io.ReadAll(resp.Body)
 				resp.Body.Close()
+				if resp.StatusCode == http.StatusTooManyRequests && want != http.StatusTooManyRequests {
+					failed++
+					refused++
+					wait := time.Second
+					if s, err := strconv.Atoi(resp.Header.Get("Retry-After")); err == nil {
+						wait = time.Duration(s) * time.Second
+					}
+					time.Sleep(min(wait, time.Until(deadline)))
+					continue
+				}
 				if resp.StatusCode != want {
 					failed++
 					if firstErr == "" {
@@ -81,6 +95,7 @@ func load(ctx context.Context, url, token string, bodies [][]byte, conns int, d 
 			mu.Lock()
 			res.OK += ok
 			res.Failed += failed
+			res.Refused += refused
 			res.Latencies = append(res.Latencies, lat...)
 			if res.FirstError == "" {
 				res.FirstError = firstErr

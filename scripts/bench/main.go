@@ -2,13 +2,14 @@
 // figures, each beside a baseline measured in the same run, as a Markdown
 // table to stdout and to scripts/bench/RESULTS.md.
 //
-//	go run ./scripts/bench [-runs 3] [-duration 10s] [-out scripts/bench/RESULTS.md] [-profile dir] [-postgres URL]
+//	go run ./scripts/bench [-runs 3] [-duration 10s] [-out scripts/bench/RESULTS.md] [-profile dir] [-postgres URL] [-only gateway|tower]
 //
-// It builds the services and two benchmark plugins (pusher-discard,
-// watcher-burst), runs them as child processes with embedded SQLite in a
-// temporary directory, and needs RabbitMQ (AMQP_URL, default
-// amqp://guest:guest@127.0.0.1:5672/). Run it from the repository root;
-// `make bench` does.
+// It builds the services, pusher-jsonl, the benchmark's watcher
+// (watcher-burst) and the peer, Benthos (scripts/bench/benthos, its own
+// module), runs them as child processes with embedded SQLite in a
+// temporary directory (JSON-lines files on tmpfs), and needs RabbitMQ
+// (AMQP_URL, default amqp://guest:guest@127.0.0.1:5672/). Run it from the
+// repository root; `make bench` does.
 package main
 
 import (
@@ -30,6 +31,8 @@ type options struct {
 	amqpURL  string
 	profile  string
 	postgres string
+	// only limits a run to "gateway" or "tower" ("": both).
+	only string
 	// databaseURL is the current run's DATABASE_URL ("" for SQLite).
 	databaseURL string
 }
@@ -43,6 +46,7 @@ func main() {
 	flag.StringVar(&o.out, "out", "scripts/bench/RESULTS.md", "Markdown file to write (empty: stdout only)")
 	flag.StringVar(&o.profile, "profile", "", "directory to save CPU and heap profiles of the services under load (go tool pprof)")
 	flag.StringVar(&o.postgres, "postgres", "", "run the services on this PostgreSQL database (a fresh schema per run) instead of SQLite")
+	flag.StringVar(&o.only, "only", "", `measure only the "gateway" or the "tower" (while tuning)`)
 	flag.Parse()
 	o.amqpURL = os.Getenv("AMQP_URL")
 	if o.amqpURL == "" {
@@ -78,11 +82,15 @@ func run(o options) error {
 			return err
 		}
 		o.databaseURL = db
-		err = gatewayRun(ctx, o, bins, dir, res)
-		if err != nil {
-			err = fmt.Errorf("data-gateway, run %d: %w", i+1, err)
-		} else if err = towerRun(ctx, o, bins, dir, i, res); err != nil {
-			err = fmt.Errorf("control-tower, run %d: %w", i+1, err)
+		if o.only != "tower" {
+			if err = gatewayRun(ctx, o, bins, dir, res); err != nil {
+				err = fmt.Errorf("data-gateway, run %d: %w", i+1, err)
+			}
+		}
+		if err == nil && o.only != "gateway" {
+			if err = towerRun(ctx, o, bins, dir, i, res); err != nil {
+				err = fmt.Errorf("control-tower, run %d: %w", i+1, err)
+			}
 		}
 		dropSchema()
 		if err != nil {

@@ -20,20 +20,26 @@ import (
 
 const adminToken = "bench-admin-token-0123456789"
 
-// build compiles the services and the benchmark's plugins into dir.
+// build compiles the services, the benchmark's plugins and the peer
+// (Benthos) into dir.
 func build(dir string) (map[string]string, error) {
 	bins := map[string]string{}
 	for name, pkg := range map[string]string{
-		"control-tower":  "./host/cmd/control-tower",
-		"data-gateway":   "./host/cmd/data-gateway",
-		"pusher-discard": "./scripts/bench/cmd/pusher-discard",
-		"watcher-burst":  "./scripts/bench/cmd/watcher-burst",
+		"control-tower": "./host/cmd/control-tower",
+		"data-gateway":  "./host/cmd/data-gateway",
+		"pusher-jsonl":  "./examples/cmd/pusher-jsonl",
+		"watcher-burst": "./scripts/bench/cmd/watcher-burst",
 	} {
 		bins[name] = filepath.Join(dir, name)
 		if out, err := exec.Command("go", "build", "-o", bins[name], pkg).CombinedOutput(); err != nil {
 			return nil, fmt.Errorf("go build %s: %v\n%s", pkg, err, out)
 		}
 	}
+	peer, err := buildPeer(dir)
+	if err != nil {
+		return nil, err
+	}
+	bins["benthos"] = peer
 	return bins, nil
 }
 
@@ -171,9 +177,36 @@ func (s *service) metric(name string, want map[string]string) (float64, error) {
 			sum += m.Counter.GetValue()
 		case m.Gauge != nil:
 			sum += m.Gauge.GetValue()
+		case m.Histogram != nil:
+			sum += float64(m.Histogram.GetSampleCount())
 		}
 	}
 	return sum, nil
+}
+
+// counters are the figures of a service that the bench takes the
+// difference of over a load: the store's write transactions and writes
+// (expvar "store" on DEBUG_ADDR) and the pushes made.
+type counters struct{ transactions, writes, pushes float64 }
+
+func (s *service) counters(debugAddr string) counters {
+	var c counters
+	c.pushes, _ = s.metric("routing_push_duration_seconds", nil)
+	resp, err := http.Get("http://" + debugAddr + "/debug/vars")
+	if err != nil {
+		return c
+	}
+	defer resp.Body.Close()
+	var vars struct {
+		Store struct {
+			Transactions float64 `json:"transactions"`
+			Writes       float64 `json:"writes"`
+		} `json:"store"`
+	}
+	if json.NewDecoder(resp.Body).Decode(&vars) == nil {
+		c.transactions, c.writes = vars.Store.Transactions, vars.Store.Writes
+	}
+	return c
 }
 
 // memory reads a process's resident set and its peak, in MiB.

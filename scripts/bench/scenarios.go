@@ -55,8 +55,9 @@ func waitUntil(timeout time.Duration, what string, cond func() bool) error {
 	return nil
 }
 
-// gatewayRun measures intake against the decode-only baseline, delivery
-// to an out-of-process pusher, memory, and a pusher's restart.
+// gatewayRun measures intake against the decode-only baseline and the
+// peer (Benthos) under the same load, delivery end to end to pusher-jsonl
+// (its files on tmpfs), memory, and a pusher's restart.
 func gatewayRun(ctx context.Context, o options, bins map[string]string, dir string, res results) error {
 	bodies := dataBodies(64, rowsPerRequest)
 
@@ -78,16 +79,26 @@ func gatewayRun(ctx context.Context, o options, bins map[string]string, dir stri
 	res.add("intake.base.p50", ms(base.percentile(0.50)))
 	res.add("intake.base.p99", ms(base.percentile(0.99)))
 
-	plugins := filepath.Join(dir, "gateway-plugins")
-	if err := installPlugin(bins["pusher-discard"], plugins, "pusher-discard"); err != nil {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
 	}
-	svc, err := startService(bins["data-gateway"], serviceEnv(o, filepath.Join(dir, "gateway"), plugins, profileEnv(o, gatewayDebugAddr)...), filepath.Join(dir, "data-gateway.log"))
+	if err := peerRun(ctx, o, bins["benthos"], dir, bodies, res); err != nil {
+		return err
+	}
+
+	plugins := filepath.Join(dir, "gateway-plugins")
+	if err := installPlugin(bins["pusher-jsonl"], plugins, "pusher-jsonl"); err != nil {
+		return err
+	}
+	out := outputDir(dir, "gateway-out")
+	defer os.RemoveAll(out)
+	env := []string{"PLUGIN_JSONL_DIR=" + out, "DEBUG_ADDR=" + gatewayDebugAddr}
+	svc, err := startService(bins["data-gateway"], serviceEnv(o, filepath.Join(dir, "gateway"), plugins, env...), filepath.Join(dir, "data-gateway.log"))
 	if err != nil {
 		return err
 	}
 	defer svc.stop()
-	plugin, err := svc.waitPlugin("discard", 0, 30*time.Second)
+	plugin, err := svc.waitPlugin("jsonl", 0, 30*time.Second)
 	if err != nil {
 		return err
 	}
@@ -96,6 +107,7 @@ func gatewayRun(ctx context.Context, o options, bins map[string]string, dir stri
 	res.add("mem.gateway.idle", idle)
 	res.add("mem.pusher.idle", pluginIdle)
 
+	before := svc.counters(gatewayDebugAddr)
 	stopProfile := profileDuring(o, gatewayDebugAddr, "data-gateway", o.duration)
 	r := load(ctx, svc.base+"/data/batch", adminToken, bodies, o.conns, o.duration, http.StatusAccepted)
 	loadEnd := time.Now()
@@ -103,27 +115,40 @@ func gatewayRun(ctx context.Context, o options, bins map[string]string, dir stri
 	if r.OK == 0 {
 		return fmt.Errorf("intake: nothing accepted: %s", r.FirstError)
 	}
-	if r.Failed > 0 {
-		fmt.Fprintf(os.Stderr, "bench: %d intake requests failed, first: %s\n", r.Failed, r.FirstError)
+	if r.Failed > r.Refused {
+		fmt.Fprintf(os.Stderr, "bench: %d intake requests failed, first: %s\n", r.Failed-r.Refused, r.FirstError)
 	}
 	res.add("intake", r.perSecond()*rowsPerRequest)
 	res.add("intake.p50", ms(r.percentile(0.50)))
 	res.add("intake.p99", ms(r.percentile(0.99)))
-	res.add("intake.failed", float64(r.Failed))
+	res.add("intake.failed", float64(r.Failed-r.Refused))
+	res.add("intake.refused", float64(r.Refused))
 
-	if err := waitUntil(5*time.Minute, "the backlog to drain", func() bool {
+	lines := newLineCounter(out)
+	want := int64(r.OK * rowsPerRequest)
+	if err := waitUntil(5*time.Minute, "the accepted rows to be written", func() bool { return lines.count() >= want }); err != nil {
+		return err
+	}
+	lag := time.Since(loadEnd)
+	res.add("delivery", float64(want)/(r.Elapsed+lag).Seconds())
+	res.add("delivery.lag", lag.Seconds())
+	if err := waitUntil(time.Minute, "the backlog to be recorded as drained", func() bool {
 		var s struct {
 			Summary struct {
 				Backlog map[string]int `json:"backlog"`
 			} `json:"summary"`
 		}
-		return svc.get("/status", &s) == nil && s.Summary.Backlog["discard"] == 0
+		return svc.get("/status", &s) == nil && s.Summary.Backlog["jsonl"] == 0
 	}); err != nil {
 		return err
 	}
-	lag := time.Since(loadEnd)
-	res.add("delivery", float64(r.OK*rowsPerRequest)/(r.Elapsed+lag).Seconds())
-	res.add("delivery.lag", lag.Seconds())
+	after := svc.counters(gatewayDebugAddr)
+	if pushes := after.pushes - before.pushes; pushes > 0 {
+		res.add("store.pushes", pushes)
+		res.add("store.tx_per_push", (after.transactions-before.transactions)/pushes)
+		res.add("store.writes_per_push", (after.writes-before.writes)/pushes)
+		res.add("store.rows_per_push", float64(want)/pushes)
+	}
 	_, peak := memory(svc.pid())
 	_, pluginPeak := memory(plugin.PID)
 	res.add("mem.gateway.peak", peak)
@@ -139,7 +164,7 @@ func gatewayRun(ctx context.Context, o options, bins map[string]string, dir stri
 	if err != nil {
 		return err
 	}
-	if _, err := svc.waitPlugin("discard", plugin.PID, 30*time.Second); err != nil {
+	if _, err := svc.waitPlugin("jsonl", plugin.PID, 30*time.Second); err != nil {
 		return err
 	}
 	res.add("restart.running", ms(time.Since(killed)))
@@ -193,10 +218,11 @@ func towerRun(ctx context.Context, o options, bins map[string]string, dir string
 		return err
 	}
 	goFile := filepath.Join(dir, "go")
-	env := append([]string{
+	env := []string{
 		"AMQP_URL=" + o.amqpURL, "AMQP_EXCHANGE=" + exchange, "PLUGIN_BURST_GO_FILE=" + goFile,
 		fmt.Sprintf("PLUGIN_BURST_COUNT=%d", o.triggers), fmt.Sprintf("PLUGIN_BURST_RUN=%d", run),
-	}, profileEnv(o, towerDebugAddr)...)
+		"DEBUG_ADDR=" + towerDebugAddr,
+	}
 	svc, err := startService(bins["control-tower"], serviceEnv(o, filepath.Join(dir, "tower"), plugins, env...), filepath.Join(dir, "control-tower.log"))
 	if err != nil {
 		return err
@@ -302,18 +328,12 @@ func deleteExchange(url, exchange string) {
 
 func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
 
-// Profiler addresses of the services when -profile is set.
+// Profiler addresses of the services (DEBUG_ADDR): profiles with
+// -profile, the store's counters always.
 const (
 	gatewayDebugAddr = "127.0.0.1:16061"
 	towerDebugAddr   = "127.0.0.1:16062"
 )
-
-func profileEnv(o options, addr string) []string {
-	if o.profile == "" {
-		return nil
-	}
-	return []string{"DEBUG_ADDR=" + addr}
-}
 
 // profileDuring saves a CPU profile of the service at addr, taken over d,
 // and a heap profile taken three quarters into it, into the -profile
