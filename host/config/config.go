@@ -69,6 +69,9 @@ type Common struct {
 	// holds about 9,800 rows of a bioreactor's 48 columns (1.7 kB each):
 	// a relay that resends its whole backlog after an outage still fits.
 	MaxBodyBytes int64 `env:"MAX_BODY_BYTES" envDefault:"16777216"`
+	// IdempotencyTTL is how long an accepted request's Idempotency-Key
+	// is kept: a repeat within it gets the original answer.
+	IdempotencyTTL time.Duration `env:"IDEMPOTENCY_TTL" envDefault:"24h"`
 	// Environ is the environment plugins' variables come from; set by
 	// the caller, not read from a variable.
 	Environ []string `env:"-"`
@@ -114,6 +117,9 @@ func (c Common) Validate() error {
 	}
 	if c.MaxBodyBytes < 1024 {
 		return fmt.Errorf("MAX_BODY_BYTES=%d: want at least 1024", c.MaxBodyBytes)
+	}
+	if c.IdempotencyTTL < time.Second {
+		return fmt.Errorf("IDEMPOTENCY_TTL=%s: want at least 1s (how long a request's Idempotency-Key is kept, e.g. 24h)", c.IdempotencyTTL)
 	}
 	for _, list := range [][]string{c.APITokens, c.AdminTokens} {
 		for _, tok := range list {

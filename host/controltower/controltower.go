@@ -99,7 +99,7 @@ func Start(ctx context.Context, cfg Config, log hclog.Logger) (*Service, error) 
 	return b.Serve(ctx, service.Parts{
 		Port:    cfg.ServerPort,
 		Plugins: plugins,
-		Routes:  triggerintake.NewAPI(intake, cfg.MaxBodyBytes).Routes,
+		Routes:  triggerintake.NewAPI(intake, cfg.MaxBodyBytes, b.Keys).Routes,
 		Gauges: []metrics.GaugeSource{
 			{
 				Name: "triggers_pending", Help: "Stored triggers not yet confirmed by the broker.",

@@ -112,6 +112,7 @@ func Start(ctx context.Context, cfg Config, log hclog.Logger) (*Service, error) 
 		ControlTowerToken: cfg.ControlTowerToken,
 		VerifyTriggers:    cfg.VerifyTriggers,
 		Instance:          cfg.Instance(),
+		Keys:              b.Keys,
 	}, st, func() []spool.Pusher { return installed(plugins) }, log)
 	if err := errors.Join(sp.ReleaseStaleClaims(ctx), sp.LoadSpool(ctx)); err != nil {
 		return nil, b.Abort(err)

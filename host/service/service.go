@@ -23,6 +23,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/routinglayer/routing/host/config"
+	"github.com/routinglayer/routing/host/idempotency"
 	"github.com/routinglayer/routing/host/metrics"
 	"github.com/routinglayer/routing/host/pluginmgr"
 	"github.com/routinglayer/routing/host/server"
@@ -78,14 +79,18 @@ func Run[C any, P configOf[C]](ctx context.Context, name string, environ []strin
 	return svc.Wait()
 }
 
-// Base is what every service is built on: its open store and its metrics
-// registry, under its name and shared configuration.
+// Base is what every service is built on: its open store, its metrics
+// registry and its requests' Idempotency-Keys, under its name and shared
+// configuration.
 type Base struct {
 	Name     string
 	Store    *store.Store
 	Registry *prometheus.Registry
-	cfg      config.Common
-	log      hclog.Logger
+	// Keys are the Idempotency-Keys of the service's intake, kept for
+	// IDEMPOTENCY_TTL; Serve purges the expired ones.
+	Keys *idempotency.Keys
+	cfg  config.Common
+	log  hclog.Logger
 }
 
 // Open opens the store cfg names (SQLite in DATA_DIR, or DATABASE_URL) and
@@ -95,7 +100,7 @@ func Open(ctx context.Context, name string, cfg config.Common, log hclog.Logger)
 	if err != nil {
 		return nil, err
 	}
-	return &Base{Name: name, Store: st, Registry: metrics.NewRegistry(), cfg: cfg, log: log}, nil
+	return &Base{Name: name, Store: st, Registry: metrics.NewRegistry(), Keys: idempotency.New(st, cfg.IdempotencyTTL, log), cfg: cfg, log: log}, nil
 }
 
 // Abort closes the store of a service that will not start, and returns
@@ -174,7 +179,7 @@ func (b *Base) Serve(ctx context.Context, p Parts) (*Service, error) {
 		backendsWG.Go(func() { run(backendsCtx) })
 	}
 	pluginsWG.Go(func() { _ = p.Plugins.Run(pluginsCtx) })
-	for _, run := range append(p.Workers, series.Run) {
+	for _, run := range append(p.Workers, series.Run, b.Keys.Run) {
 		pluginsWG.Go(func() { run(pluginsCtx) })
 	}
 	go func() {

@@ -8,6 +8,8 @@ import (
 	"strings"
 
 	"github.com/routinglayer/routing/host/httpapi"
+	"github.com/routinglayer/routing/host/idempotency"
+	"github.com/routinglayer/routing/host/store"
 	"github.com/routinglayer/routing/sdk"
 	"github.com/routinglayer/routing/sdk/pluginhost"
 )
@@ -31,10 +33,28 @@ type Accepted struct {
 }
 
 func (sp *Spool) handleData(batch bool, maxBody int64) httpapi.HandlerFunc {
+	scope := "/data"
+	if batch {
+		scope = "/data/batch"
+	}
 	return func(w http.ResponseWriter, r *http.Request) error {
+		if _, err := idempotency.Parse(r.Header); err != nil {
+			return err
+		}
 		raw, err := httpapi.ReadJSON(r, maxBody)
 		if err != nil {
 			return err
+		}
+		var claim *idempotency.Claim
+		if sp.cfg.Keys != nil {
+			var replay *store.KeyRecord
+			if claim, replay, err = sp.cfg.Keys.Begin(r, scope, raw); err != nil {
+				return err
+			}
+			if replay != nil {
+				return sp.replay(w, r, replay)
+			}
+			defer claim.Done()
 		}
 		var body dataBody
 		if err := sdk.DecodeStrict(raw, &body); err != nil {
@@ -44,8 +64,30 @@ func (sp *Spool) handleData(batch bool, maxBody int64) httpapi.HandlerFunc {
 		if err != nil {
 			return err
 		}
-		return sp.accept(w, r, body.UUID, rows)
+		return sp.accept(w, r, claim, body.UUID, rows)
 	}
+}
+
+// replay answers a request whose Idempotency-Key was stored with the same
+// body: the original 202, with the delivery as it was accepted.
+func (sp *Spool) replay(w http.ResponseWriter, r *http.Request, rec *store.KeyRecord) error {
+	id, err := idempotency.RefID(rec)
+	if err != nil {
+		return err
+	}
+	d, tasks, err := sp.store.GetDelivery(r.Context(), id)
+	if err != nil {
+		return err
+	}
+	names := make([]string, len(tasks))
+	for i, t := range tasks {
+		names[i] = t.Pusher
+	}
+	sort.Strings(names)
+	idempotency.Replayed(w)
+	w.Header().Set("Location", fmt.Sprintf("/data/%d", d.ID))
+	httpapi.WriteJSON(w, rec.Status, Accepted{ID: d.ID, UUID: d.UUID, Rows: d.RowCount, Pushers: names})
+	return nil
 }
 
 // validate checks a decoded body and returns its rows.
@@ -140,7 +182,7 @@ func (sp *Spool) verify(r *http.Request, uuid string, rows []sdk.Row, path strin
 // why it cannot take them now: 503 without pushers, 413 for a row too
 // large for a push or rows larger than the whole spool, 507 when the spool
 // is full, 429 when a delivering pusher's backlog is full.
-func (sp *Spool) accept(w http.ResponseWriter, r *http.Request, uuid string, rows []sdk.Row) error {
+func (sp *Spool) accept(w http.ResponseWriter, r *http.Request, claim *idempotency.Claim, uuid string, rows []sdk.Row) error {
 	pushers := sp.pushers()
 	if len(pushers) == 0 {
 		return &httpapi.Error{Status: http.StatusServiceUnavailable, RetryAfter: 30,
@@ -170,9 +212,14 @@ func (sp *Spool) accept(w http.ResponseWriter, r *http.Request, uuid string, row
 	for i, p := range pushers {
 		names[i] = p.Name
 	}
-	d, err := sp.store.InsertDelivery(r.Context(), uuid, encoded, len(rows), names)
+	d, err := sp.store.InsertDeliveryWithKey(r.Context(), claim.Key(), uuid, encoded, len(rows), names)
 	if err != nil {
 		sp.ledger.cancel(res)
+		// Another instance stored the key meanwhile: its answer is this one's.
+		replay, err := claim.Resolve(err)
+		if replay != nil {
+			return sp.replay(w, r, replay)
+		}
 		return err
 	}
 	sp.ledger.commit(res)

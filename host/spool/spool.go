@@ -16,6 +16,7 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 
+	"github.com/routinglayer/routing/host/idempotency"
 	"github.com/routinglayer/routing/host/internal/poll"
 	"github.com/routinglayer/routing/host/metrics"
 	"github.com/routinglayer/routing/host/store"
@@ -59,6 +60,8 @@ type Config struct {
 	MaxBatchRows int
 	// Metrics receives the spool's series.
 	Metrics *metrics.Gateway
+	// Keys holds the requests' Idempotency-Keys; nil ignores the header.
+	Keys *idempotency.Keys
 	// Instance names this spool in task claims; it must stay the same
 	// across restarts and differ between instances sharing a database
 	// (the services use host name and data directory).

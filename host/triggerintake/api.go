@@ -10,6 +10,7 @@ import (
 	"github.com/gorilla/mux"
 
 	"github.com/routinglayer/routing/host/httpapi"
+	"github.com/routinglayer/routing/host/idempotency"
 	"github.com/routinglayer/routing/host/store"
 	"github.com/routinglayer/routing/sdk"
 )
@@ -18,11 +19,13 @@ import (
 type API struct {
 	intake       *Intake
 	maxBodyBytes int64
+	keys         *idempotency.Keys
 }
 
-// NewAPI returns the trigger API over intake.
-func NewAPI(intake *Intake, maxBodyBytes int64) *API {
-	return &API{intake: intake, maxBodyBytes: maxBodyBytes}
+// NewAPI returns the trigger API over intake. keys holds the
+// Idempotency-Keys of POST /triggers; nil ignores the header.
+func NewAPI(intake *Intake, maxBodyBytes int64, keys *idempotency.Keys) *API {
+	return &API{intake: intake, maxBodyBytes: maxBodyBytes, keys: keys}
 }
 
 // Routes mounts:
@@ -42,9 +45,23 @@ func (a *API) Routes(r *mux.Router) {
 var defaultHTTPMetadata = sdk.Metadata{Source: "control-tower.api", Spec: json.RawMessage(`{"endpoint":"/triggers"}`)}
 
 func (a *API) handlePost(w http.ResponseWriter, r *http.Request) error {
+	if _, err := idempotency.Parse(r.Header); err != nil {
+		return err
+	}
 	body, err := httpapi.ReadJSON(r, a.maxBodyBytes)
 	if err != nil {
 		return err
+	}
+	var claim *idempotency.Claim
+	if a.keys != nil {
+		var replay *store.KeyRecord
+		if claim, replay, err = a.keys.Begin(r, "/triggers", body); err != nil {
+			return err
+		}
+		if replay != nil {
+			return a.replay(w, r, replay)
+		}
+		defer claim.Done()
 	}
 	var t sdk.Trigger
 	if err := sdk.DecodeStrict(body, &t); err != nil {
@@ -54,8 +71,13 @@ func (a *API) handlePost(w http.ResponseWriter, r *http.Request) error {
 		md := defaultHTTPMetadata
 		t.Metadata = &md
 	}
-	stored, created, err := a.intake.Accept(r.Context(), t, SourceHTTP, "")
+	stored, created, err := a.intake.accept(r.Context(), t, SourceHTTP, "", claim.Key())
 	if err != nil {
+		// Another instance stored the key meanwhile: its answer is this one's.
+		replay, err := claim.Resolve(err)
+		if replay != nil {
+			return a.replay(w, r, replay)
+		}
 		return httpapi.Explain(err, ErrConflict, "%v: post the same content to repeat it, or use another uuid", err)
 	}
 	if !created {
@@ -64,6 +86,23 @@ func (a *API) handlePost(w http.ResponseWriter, r *http.Request) error {
 	}
 	w.Header().Set("Location", "/triggers/"+stored.UUID)
 	httpapi.WriteJSON(w, http.StatusCreated, stored)
+	return nil
+}
+
+// replay answers a request whose Idempotency-Key was stored with the same
+// body: the original status (201, or 200 for a trigger that was stored
+// already) with the trigger as it is stored now (its status may have
+// moved on, to published say).
+func (a *API) replay(w http.ResponseWriter, r *http.Request, rec *store.KeyRecord) error {
+	t, err := a.intake.Get(r.Context(), rec.Ref)
+	if err != nil {
+		return err
+	}
+	idempotency.Replayed(w)
+	if rec.Status == http.StatusCreated {
+		w.Header().Set("Location", "/triggers/"+t.UUID)
+	}
+	httpapi.WriteJSON(w, rec.Status, t)
 	return nil
 }
 

@@ -60,7 +60,14 @@ func New(st *store.Store, stored func(), m *metrics.Tower, log hclog.Logger) *In
 // content, is returned as it was. Errors: *sdk.ValidationError (matches
 // sdk.ErrInvalid), ErrConflict, or a store failure.
 func (in *Intake) Accept(ctx context.Context, t sdk.Trigger, source, key string) (sdk.StoredTrigger, bool, error) {
-	stored, created, err := in.accept(ctx, t, source, key)
+	return in.accept(ctx, t, source, key, nil)
+}
+
+// accept is Accept that also stores a request's Idempotency-Key (unless
+// nil) with the trigger; its errors also include the store's
+// *store.KeyUsedError and store.ErrKeyInFlight.
+func (in *Intake) accept(ctx context.Context, t sdk.Trigger, source, key string, hk *store.IdempotencyKey) (sdk.StoredTrigger, bool, error) {
+	stored, created, err := in.save(ctx, t, source, key, hk)
 	kind := SourceHTTP
 	if strings.HasPrefix(source, watcherSourcePrefix) {
 		kind = "watcher"
@@ -76,7 +83,7 @@ func (in *Intake) Accept(ctx context.Context, t sdk.Trigger, source, key string)
 	return stored, created, err
 }
 
-func (in *Intake) accept(ctx context.Context, t sdk.Trigger, source, key string) (sdk.StoredTrigger, bool, error) {
+func (in *Intake) save(ctx context.Context, t sdk.Trigger, source, key string, hk *store.IdempotencyKey) (sdk.StoredTrigger, bool, error) {
 	if err := t.Validate(); err != nil {
 		return sdk.StoredTrigger{}, false, err
 	}
@@ -87,7 +94,7 @@ func (in *Intake) accept(ctx context.Context, t sdk.Trigger, source, key string)
 	if err != nil {
 		return sdk.StoredTrigger{}, false, fmt.Errorf("encode trigger: %w", err)
 	}
-	stored, created, err := in.store.InsertTrigger(ctx, store.Trigger{
+	stored, created, err := in.store.InsertTriggerWithKey(ctx, hk, store.Trigger{
 		UUID:           t.UUID,
 		IdempotencyKey: key,
 		APIVersion:     t.APIVersion,
