@@ -159,7 +159,7 @@ type Rows struct {
 	queued  int      // rows in open and sealed batches
 	err     error    // sticky: a batch given up
 	closing bool
-	stopped bool // the sender has returned
+	stopped bool            // the sender has returned
 	ctx     context.Context // the sender's; cancelled by Close's deadline
 	cancel  context.CancelFunc
 	done    chan struct{}
