@@ -76,40 +76,11 @@ func (f *fieldErrors) add(field, format string, args ...any) {
 	f.list = append(f.list, FieldError{Field: field, Reason: fmt.Sprintf(format, args...)})
 }
 
-// merge adds the fields of err, a *ValidationError, under prefix.
-func (f *fieldErrors) merge(prefix string, err error) {
-	var ve *ValidationError
-	if !errors.As(err, &ve) {
-		if err != nil {
-			f.list = append(f.list, FieldError{Field: prefix, Reason: err.Error()})
-		}
-		return
-	}
-	for _, fe := range ve.Fields {
-		f.list = append(f.list, FieldError{Field: joinPath(prefix, fe.Field), Reason: fe.Reason})
-	}
-}
-
 func (f *fieldErrors) err() error {
 	if len(f.list) == 0 {
 		return nil
 	}
 	return &ValidationError{Fields: f.list}
-}
-
-// joinPath joins a JSON path prefix and a field: ("rows[3]", "data.x") ->
-// "rows[3].data.x"; an index suffix joins without a dot.
-func joinPath(prefix, field string) string {
-	switch {
-	case prefix == "":
-		return field
-	case field == "":
-		return prefix
-	case strings.HasPrefix(field, "["):
-		return prefix + field
-	default:
-		return prefix + "." + field
-	}
 }
 
 // Permanent marks err as a permanent failure: the host dead-letters the

@@ -12,8 +12,8 @@ import (
 	"github.com/go-json-experiment/json/jsontext"
 )
 
-// MaxDataKeys bounds the number of keys of one row's data.
-const MaxDataKeys = 1000
+// maxDataKeys bounds the number of keys of one row's data.
+const maxDataKeys = 1000
 
 // Row is one data row a service-layer program sends for a trigger.
 type Row struct {
@@ -63,10 +63,10 @@ func (d Data) Get(key string) (Field, bool) {
 
 // UnmarshalJSON decodes a JSON object keeping its members' order and
 // each value's bytes as sent; a member name repeated is kept twice (Validate
-// reports it). Values share one copy of b, and keys one string, so a row
-// costs a few allocations however many fields it has. Anything but an
-// object is a *json.UnmarshalTypeError; malformed JSON, a
-// *jsontext.SyntacticError.
+// reports it). Values share one copy of b, and keys are shared with
+// earlier rows that had the same ones, so a row costs a few allocations
+// however many fields it has. Anything but an object is a
+// *json.UnmarshalTypeError; malformed JSON, a *jsontext.SyntacticError.
 func (d *Data) UnmarshalJSON(b []byte) error {
 	if k := jsonKind(b); k != '{' {
 		return &json.UnmarshalTypeError{Value: strings.TrimPrefix(strings.TrimPrefix(jsonTypeName(b), "an "), "a "), Type: dataType}
@@ -82,13 +82,18 @@ func (d *Data) UnmarshalJSON(b []byte) error {
 }
 
 // dataDecoder splits an object into fields with jsontext, which checks its
-// syntax; decoders are pooled, as each holds a buffer.
+// syntax. Decoders are pooled: each holds jsontext's buffer and the keys
+// it has seen (rows of one source repeat theirs).
 type dataDecoder struct {
-	r   bytes.Reader
-	dec jsontext.Decoder
+	r    bytes.Reader
+	dec  jsontext.Decoder
+	keys map[string]string
 }
 
-var dataDecoders = sync.Pool{New: func() any { return new(dataDecoder) }}
+// maxInternedKeys bounds the keys a dataDecoder keeps.
+const maxInternedKeys = 4096
+
+var dataDecoders = sync.Pool{New: func() any { return &dataDecoder{keys: make(map[string]string)} }}
 
 func (d *dataDecoder) decode(in []byte) (Data, error) {
 	d.r.Reset(in)
@@ -100,30 +105,20 @@ func (d *dataDecoder) decode(in []byte) (Data, error) {
 		return nil, err
 	}
 	var (
-		buf  = bytes.Clone(in) // what values are slices of
-		keys = string(in)      // what keys are substrings of
-		out  = make(Data, 0, 8)
+		buf = bytes.Clone(in) // what values are slices of
+		out = make(Data, 0, 8)
 	)
 	for d.dec.PeekKind() != '}' {
 		name, err := d.dec.ReadValue()
 		if err != nil {
 			return nil, err
 		}
-		end := int(d.dec.InputOffset())
-		key := keys[end-len(name)+1 : end-1]
-		if bytes.IndexByte(name, '\\') >= 0 || !utf8.ValidString(key) {
-			// Escapes, or bytes that are not UTF-8 (each becomes U+FFFD,
-			// as encoding/json has it).
-			// ReadValue checked the syntax: the one error left to
-			// AppendUnquote is the invalid UTF-8 it replaced.
-			unquoted, _ := jsontext.AppendUnquote(nil, name)
-			key = string(unquoted)
-		}
+		key := d.key(name)
 		value, err := d.dec.ReadValue()
 		if err != nil {
 			return nil, err
 		}
-		end = int(d.dec.InputOffset())
+		end := int(d.dec.InputOffset())
 		out = append(out, Field{Key: key, Value: json.RawMessage(buf[end-len(value) : end : end])})
 	}
 	if _, err := d.dec.ReadToken(); err != nil { // '}'
@@ -133,6 +128,26 @@ func (d *dataDecoder) decode(in []byte) (Data, error) {
 		return nil, fmt.Errorf("data after the object at byte %d", d.dec.InputOffset())
 	}
 	return out, nil
+}
+
+// key returns the member name of the quoted JSON string name.
+func (d *dataDecoder) key(name []byte) string {
+	raw := name[1 : len(name)-1]
+	if bytes.IndexByte(raw, '\\') >= 0 || !utf8.Valid(raw) {
+		// Escapes, or bytes that are not UTF-8 (each becomes U+FFFD, as
+		// encoding/json has it). ReadValue checked the syntax: the one
+		// error left to AppendUnquote is the invalid UTF-8 it replaced.
+		unquoted, _ := jsontext.AppendUnquote(nil, name)
+		return string(unquoted)
+	}
+	if k, ok := d.keys[string(raw)]; ok {
+		return k
+	}
+	k := string(raw)
+	if len(d.keys) < maxInternedKeys {
+		d.keys[k] = k
+	}
+	return k
 }
 
 // MarshalJSON encodes the fields as one JSON object in their order.
@@ -186,9 +201,10 @@ func appendKey(b []byte, key string) []byte {
 	return append(b, '"')
 }
 
-// Validate checks r against the row contract and returns a
-// *ValidationError naming every offending field (relative to the row, e.g.
-// "data.Key_One"), or nil.
+// Validate checks r against the row contract (an index >= 0 if any; data
+// of 1 to 1000 camelCase keys, each once, with scalar values) and returns
+// a *ValidationError naming every offending field (relative to the row,
+// e.g. "data.Key_One"), or nil.
 func (r *Row) Validate() error {
 	var errs fieldErrors
 	if r.Index != nil && *r.Index < 0 {
@@ -199,8 +215,8 @@ func (r *Row) Validate() error {
 		errs.add("data", "is required: an object of camelCase keys to scalar values")
 	case len(r.Data) == 0:
 		errs.add("data", "must not be empty")
-	case len(r.Data) > MaxDataKeys:
-		errs.add("data", "has %d keys, at most %d are allowed", len(r.Data), MaxDataKeys)
+	case len(r.Data) > maxDataKeys:
+		errs.add("data", "has %d keys, at most %d are allowed", len(r.Data), maxDataKeys)
 	}
 	// Rows are small: a map to find duplicates only pays for large ones.
 	var seen map[string]struct{}

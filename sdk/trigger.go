@@ -14,10 +14,10 @@ var (
 	uuidRE       = regexp.MustCompile(`^[A-Za-z0-9_-]{1,64}$`)
 )
 
-// Limits of a trigger.
+// Limits of a trigger, which Validate enforces.
 const (
-	MaxPlateSide      = 1000 // rows or columns of a plate
-	MaxProtocolLength = 128
+	maxPlateSide      = 1000 // rows or columns of a plate
+	maxProtocolLength = 128  // bytes of Protocol
 )
 
 // Trigger is a protocol trigger: a request for a service-layer program (a
@@ -60,13 +60,6 @@ type Metadata struct {
 	Spec json.RawMessage `json:"spec,omitempty"`
 }
 
-// Trigger statuses, as stored by the control-tower.
-const (
-	StatusPending    = "pending"
-	StatusPublished  = "published"
-	StatusUnroutable = "unroutable"
-)
-
 // StoredTrigger is a trigger as the control-tower stored it, with its
 // read-only fields. It is what GET /triggers/{uuid} returns and what a
 // pusher receives with each push.
@@ -74,7 +67,7 @@ type StoredTrigger struct {
 	Trigger
 	CreatedAt   time.Time  `json:"createdAt"`
 	Source      string     `json:"source"` // "http" or "watcher:<name>"
-	Status      string     `json:"status"`
+	Status      string     `json:"status"` // "pending", "published" (the broker confirmed it) or "unroutable" (no queue was bound)
 	PublishedAt *time.Time `json:"publishedAt,omitempty"`
 }
 
@@ -85,8 +78,10 @@ func ValidAPIVersion(s string) bool { return apiVersionRE.MatchString(s) }
 // ValidUUID reports whether s is acceptable as a client-supplied uuid.
 func ValidUUID(s string) bool { return uuidRE.MatchString(s) }
 
-// Validate checks t against the trigger contract and returns a
-// *ValidationError naming every offending field, or nil.
+// Validate checks t against the trigger contract (a valid uuid if set, an
+// apiVersion, a protocol of at most 128 bytes, plate sides of 1 to 1000,
+// a spec of one object or one object per well, metadata with a source)
+// and returns a *ValidationError naming every offending field, or nil.
 func (t *Trigger) Validate() error {
 	var errs fieldErrors
 	if t.UUID != "" && !ValidUUID(t.UUID) {
@@ -103,16 +98,16 @@ func (t *Trigger) Validate() error {
 		errs.add("protocol", "is required, e.g. SerialDilution")
 	case strings.TrimSpace(p) != p:
 		errs.add("protocol", "must not start or end with white space")
-	case len(p) > MaxProtocolLength:
-		errs.add("protocol", "must be at most %d characters", MaxProtocolLength)
+	case len(p) > maxProtocolLength:
+		errs.add("protocol", "must be at most %d characters", maxProtocolLength)
 	}
 	if t.Plate != nil {
 		for _, side := range []struct {
 			name string
 			n    int
 		}{{"plate.rows", t.Plate.Rows}, {"plate.columns", t.Plate.Columns}} {
-			if side.n < 1 || side.n > MaxPlateSide {
-				errs.add(side.name, "must be between 1 and %d", MaxPlateSide)
+			if side.n < 1 || side.n > maxPlateSide {
+				errs.add(side.name, "must be between 1 and %d", maxPlateSide)
 			}
 		}
 	}

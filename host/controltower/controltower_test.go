@@ -33,7 +33,7 @@ func TestPostedTriggerReachesABoundConsumer(t *testing.T) {
 	}
 	var created stored
 	resp.JSON(t, &created)
-	if len(created.UUID) != 16 || created.Status != sdk.StatusPending || created.Source != "http" ||
+	if len(created.UUID) != 16 || created.Status != "pending" || created.Source != "http" ||
 		resp.Header.Get("Location") != "/triggers/"+created.UUID || created.Metadata.Source != "control-tower.api" {
 		t.Fatalf("created: %+v (Location %q)", created, resp.Header.Get("Location"))
 	}
@@ -55,7 +55,7 @@ func TestPostedTriggerReachesABoundConsumer(t *testing.T) {
 		var got stored
 		r := call(t, http.MethodGet, base+"/triggers/"+created.UUID, nil)
 		r.JSON(t, &got)
-		return got.Status == sdk.StatusPublished && got.PublishedAt != nil
+		return got.Status == "published" && got.PublishedAt != nil
 	})
 
 	// Re-posting the same trigger under its uuid is idempotent; a

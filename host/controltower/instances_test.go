@@ -16,7 +16,6 @@ import (
 	"github.com/routinglayer/routing/host/internal/testkit"
 	"github.com/routinglayer/routing/host/metrics/metricstest"
 	"github.com/routinglayer/routing/host/store"
-	"github.com/routinglayer/routing/sdk"
 )
 
 // towerOn is a control-tower configuration for instance id on the
@@ -191,7 +190,7 @@ func TestClaimsOfADeadInstanceAreTakenOver(t *testing.T) {
 	waitFor(t, 10*time.Second, "both triggers marked published", func() bool {
 		for _, uuid := range []string{"dead0000", "restarted0000"} {
 			var got stored
-			if call(t, http.MethodGet, base+"/triggers/"+uuid, nil).JSON(t, &got); got.Status != sdk.StatusPublished {
+			if call(t, http.MethodGet, base+"/triggers/"+uuid, nil).JSON(t, &got); got.Status != "published" {
 				return false
 			}
 		}

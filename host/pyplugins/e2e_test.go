@@ -178,7 +178,9 @@ type pluginStatus struct {
 	PID       int    `json:"pid"`
 	Restarts  int    `json:"restarts"`
 	LastError string `json:"lastError"`
-	Info      *struct {
+	// PreviousError is, while it runs, why the process before ended.
+	PreviousError string `json:"previousError"`
+	Info          *struct {
 		Name     string `json:"name"`
 		Version  string `json:"version"`
 		Language string `json:"language"`
@@ -357,8 +359,8 @@ func TestPythonPusherKilledIsRestartedAndDeliversWhatFollows(t *testing.T) {
 	testkit.Must(t, syscall.Kill(first.PID, syscall.SIGKILL))
 	sentWhileDown := send(10, 20)
 	second := gw.waitRunning(t, "pyjsonl", first.PID)
-	if second.Restarts < 1 || !strings.Contains(second.LastError, "exited") {
-		t.Errorf("after kill -9: restarts %d, last error %q; want a restart after the exit", second.Restarts, second.LastError)
+	if second.Restarts < 1 || !strings.Contains(second.PreviousError, "exited") {
+		t.Errorf("after kill -9: restarts %d, previous error %q; want a restart after the exit", second.Restarts, second.PreviousError)
 	}
 	waitDelivered(t, gw, sentWhileDown, "pyjsonl")
 	waitDelivered(t, gw, send(20, 30), "pyjsonl")

@@ -103,7 +103,7 @@ func TestPushesStayWithinTheMessageLimit(t *testing.T) {
 		uuid := strings.TrimPrefix(r.URL.Path, "/triggers/")
 		_ = json.NewEncoder(w).Encode(sdk.StoredTrigger{
 			Trigger:   sdk.Trigger{UUID: uuid, APIVersion: "OT-2/v1", Protocol: "Grow", Spec: fmt.Appendf(nil, `{"blob":"%s"}`, strings.Repeat("s", 20000))},
-			CreatedAt: time.Now(), Source: "http", Status: sdk.StatusPublished,
+			CreatedAt: time.Now(), Source: "http", Status: "published",
 		})
 	}))
 	defer tower.Close()

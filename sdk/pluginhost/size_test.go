@@ -27,7 +27,7 @@ func TestPushRequestSizeIsTheWireSize(t *testing.T) {
 		"with trigger": {UUID: "run-7", Attempt: 300, Trigger: &sdk.StoredTrigger{
 			Trigger: sdk.Trigger{UUID: "run-7", APIVersion: "OT-2/v1", Protocol: "Grow", Plate: &sdk.Plate{Rows: 8, Columns: 12},
 				Spec: []byte(`{"volume": 20}`), Metadata: &sdk.Metadata{Source: "riffyn", Spec: []byte(`{"run": 1}`)}},
-			CreatedAt: time.Now(), Source: "http", Status: sdk.StatusPublished, PublishedAt: &published,
+			CreatedAt: time.Now(), Source: "http", Status: "published", PublishedAt: &published,
 		}},
 	} {
 		for _, r := range []EncodedRows{nil, rows} {

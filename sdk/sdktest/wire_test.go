@@ -269,7 +269,7 @@ func TestPushRequestAndOutcomesCrossTheWire(t *testing.T) {
 			{Index: &idx, Data: sdk.Data{{Key: "zeta", Value: json.RawMessage(`1.50`)}, {Key: "alpha", Value: json.RawMessage(`"x"`)}}},
 			{Data: sdk.Data{{Key: "flag", Value: json.RawMessage(`true`)}}},
 		},
-		Trigger: &sdk.StoredTrigger{Trigger: sampleTrigger(), CreatedAt: created, Source: "watcher:riffyn", Status: sdk.StatusPublished},
+		Trigger: &sdk.StoredTrigger{Trigger: sampleTrigger(), CreatedAt: created, Source: "watcher:riffyn", Status: "published"},
 		Attempt: 2,
 	}
 	ctx := context.Background()
@@ -351,7 +351,7 @@ func TestEncodedRowsCrossTheWireAsRows(t *testing.T) {
 		t.Fatalf("Decode: %s, want %s", b, want)
 	}
 
-	trigger := &sdk.StoredTrigger{Trigger: sampleTrigger(), Source: "http", Status: sdk.StatusPublished}
+	trigger := &sdk.StoredTrigger{Trigger: sampleTrigger(), Source: "http", Status: "published"}
 	if err := client.Client.Push(context.Background(), sdk.PushRequest{UUID: "run9", Trigger: trigger, Attempt: 3}, both); err != nil {
 		t.Fatal(err)
 	}

@@ -32,7 +32,7 @@ func TestTrigger(t *testing.T) {
 	ctx := context.Background()
 
 	tr, err := c.Trigger(ctx, "known")
-	if err != nil || tr.UUID != "known" || tr.Plate.Wells() != 2 || tr.Metadata.Source != "riffyn" || tr.Source != "watcher:riffyn" || tr.Status != sdk.StatusPublished {
+	if err != nil || tr.UUID != "known" || tr.Plate.Wells() != 2 || tr.Metadata.Source != "riffyn" || tr.Source != "watcher:riffyn" || tr.Status != "published" {
 		t.Fatalf("trigger: %+v %v", tr, err)
 	}
 	if _, err := c.Trigger(ctx, "unknown"); !errors.Is(err, sdk.ErrNotFound) {

@@ -77,7 +77,7 @@ func trigger(source string, plate *sdk.Plate, spec string) *sdk.StoredTrigger {
 			UUID: "t1", APIVersion: riffyntest.APIVersion, Protocol: "PlateTransfer", Plate: plate, Spec: json.RawMessage(`{"volume":1}`),
 			Metadata: &sdk.Metadata{Source: source, Spec: json.RawMessage(spec)},
 		},
-		CreatedAt: time.Now(), Source: "watcher:riffyn", Status: sdk.StatusPublished,
+		CreatedAt: time.Now(), Source: "watcher:riffyn", Status: "published",
 	}
 }
 

@@ -125,7 +125,7 @@ func PushRequest(tb testing.TB, n int) sdk.PushRequest {
 			Trigger:     Trigger(tb),
 			CreatedAt:   created,
 			Source:      "watcher:riffyn",
-			Status:      sdk.StatusPublished,
+			Status:      "published",
 			PublishedAt: &published,
 		},
 		Attempt: 1,
