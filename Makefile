@@ -28,7 +28,7 @@ help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
 
 .PHONY: run
-run: build broker ## build, start RabbitMQ if needed, then run both services with the example plugins (embedded SQLite, data/)
+run: build broker ## build, start RabbitMQ if needed, then run both services with the example plugins (embedded SQLite, data/) and the example robot
 	scripts/run
 
 # broker makes RabbitMQ reachable as `make test` does, and when it cannot,
@@ -39,10 +39,11 @@ broker: ## make RabbitMQ reachable (scripts/services up rabbitmq); say why when 
 	@scripts/services up rabbitmq || echo "make: RabbitMQ is not reachable (see above): the services run anyway; triggers are stored and stay pending until a broker answers on 127.0.0.1:5672, then they are published" >&2
 
 .PHONY: build
-build: ## build the services into bin/, the example plugins into bin/plugins/, the Riffyn plugins into bin/riffyn/, the Python examples into bin/python/
+build: ## build the services into bin/, the example plugins into bin/plugins/, the example robot into bin/robot-sim, the Riffyn plugins into bin/riffyn/, the Python examples into bin/python/
 	@mkdir -p $(BIN) $(PLUGINS)
 	$(GO) build -o $(BIN)/ ./host/cmd/...
 	$(GO) build -o $(PLUGINS)/ ./examples/cmd/...
+	$(GO) build -o $(BIN)/ ./examples/servicelayer/cmd/...
 	$(GO) build -o $(BIN)/riffyn/ ./plugins/riffyn/cmd/...
 	@# Zipapps need only a python3 to be built; they run on $(PYTHON).
 	@if command -v python3 >/dev/null; then python3 scripts/pyplugins -o $(BIN)/python; \

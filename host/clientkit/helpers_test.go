@@ -41,6 +41,7 @@ func TestMain(m *testing.M) {
 		"data-gateway":  "github.com/routinglayer/routing/host/cmd/data-gateway",
 		"pusher-jsonl":  "github.com/routinglayer/routing/examples/cmd/pusher-jsonl",
 		"pusher-probe":  "../datagateway/testdata/probe",
+		"robot-sim":     "github.com/routinglayer/routing/examples/servicelayer/cmd/robot-sim",
 	}, bins)
 }
 
