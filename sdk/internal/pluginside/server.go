@@ -127,15 +127,16 @@ func (s *watcherServer) Run(stream pluginpb.Watcher_RunServer) error {
 	done := func(err error) error {
 		return send.send(&pluginpb.WatcherMessage{Msg: &pluginpb.WatcherMessage_Done{Done: &pluginpb.Done{Error: wire.ToPBError(err)}}})
 	}
-	info := s.impl.Info()
-	if err := wire.LoadConfig(info.Config, s.rt.Instance, s.rt.Environ); err != nil {
-		return done(err)
-	}
+	// State first: the host serves it for this run, and a run ending on
+	// its configuration then ends that service cleanly too.
 	state, err := dialState(s.broker, start.GetStateBrokerId())
 	if err != nil {
 		return done(err)
 	}
 	defer state.conn.Close()
+	if err := wire.LoadConfig(s.impl.Info().Config, s.rt.Instance, s.rt.Environ); err != nil {
+		return done(err)
+	}
 
 	ctx, cancel := context.WithCancel(stream.Context())
 	defer cancel()
@@ -276,9 +277,8 @@ type pusherServer struct {
 }
 
 func (s *pusherServer) Start(ctx context.Context, req *pluginpb.StartRequest) (*pluginpb.StartResponse, error) {
-	if err := wire.LoadConfig(s.impl.Info().Config, s.rt.Instance, s.rt.Environ); err != nil {
-		return &pluginpb.StartResponse{Error: wire.ToPBError(err)}, nil
-	}
+	// State first: the host serves it for this start, whatever the
+	// configuration says.
 	state, err := dialState(s.broker, req.GetStateBrokerId())
 	if err != nil {
 		return &pluginpb.StartResponse{Error: wire.ToPBError(err)}, nil
@@ -289,6 +289,9 @@ func (s *pusherServer) Start(ctx context.Context, req *pluginpb.StartRequest) (*
 	}
 	s.state = state
 	s.mu.Unlock()
+	if err := wire.LoadConfig(s.impl.Info().Config, s.rt.Instance, s.rt.Environ); err != nil {
+		return &pluginpb.StartResponse{Error: wire.ToPBError(err)}, nil
+	}
 	err = s.impl.Start(ctx, &pluginHost{rt: s.rt, state: state})
 	return &pluginpb.StartResponse{Error: wire.ToPBError(err)}, nil
 }
