@@ -3,7 +3,6 @@ package clientkit_test
 import (
 	"bufio"
 	"bytes"
-	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -420,11 +419,4 @@ func countRows(rows []row) map[string]int {
 		out[k]++
 	}
 	return out
-}
-
-// consumeCtx is a context for a consumer that ends with the test.
-func consumeCtx(tb testing.TB) context.Context {
-	ctx, cancel := context.WithCancel(context.Background())
-	tb.Cleanup(cancel)
-	return ctx
 }
