@@ -68,6 +68,10 @@ type relogger struct {
 
 func newRelogger(log hclog.Logger) *relogger { return &relogger{log: log} }
 
+// maxLogLine bounds what a relogger holds of a line without its newline;
+// a longer one is logged in pieces of this size.
+const maxLogLine = 64 << 10
+
 // Write takes what go-plugin copies from stderr: each line, then its
 // newline, in separate writes.
 func (r *relogger) Write(p []byte) (int, error) {
@@ -77,11 +81,16 @@ func (r *relogger) Write(p []byte) (int, error) {
 	for {
 		i := bytes.IndexByte(r.partial, '\n')
 		if i < 0 {
-			return len(p), nil
+			break
 		}
 		r.relog(r.partial[:i])
 		r.partial = r.partial[i+1:]
 	}
+	for len(r.partial) >= maxLogLine {
+		r.relog(r.partial[:maxLogLine])
+		r.partial = r.partial[maxLogLine:]
+	}
+	return len(p), nil
 }
 
 func (r *relogger) relog(line []byte) {

@@ -61,3 +61,15 @@ func TestRelogKeepsValues(t *testing.T) {
 		}
 	}
 }
+
+// A line without its newline is logged in pieces, not held whole.
+func TestRelogBoundsALine(t *testing.T) {
+	var buf bytes.Buffer
+	r := pluginmgr.NewRelogger(&buf)
+	if _, err := r.Write(bytes.Repeat([]byte("x"), 150<<10)); err != nil {
+		t.Fatal(err)
+	}
+	if n := strings.Count(buf.String(), "[DEBUG]"); n != 2 {
+		t.Fatalf("%d lines logged of 150 KiB without a newline, want 2 pieces of 64 KiB (the rest held)", n)
+	}
+}
