@@ -161,6 +161,17 @@ func (p *blockingProxy) Pause() {
 	p.mu.Unlock()
 }
 
+// Cut closes every connection through the proxy at once, as a lost
+// network or a broker that died looks to a client.
+func (p *blockingProxy) Cut() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, c := range p.conns {
+		_ = c.Close()
+	}
+	p.conns, p.clients = nil, nil
+}
+
 // Held is how many bytes clients sent since the proxy paused.
 func (p *blockingProxy) Held() int {
 	p.mu.Lock()

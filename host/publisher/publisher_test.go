@@ -359,7 +359,8 @@ func TestPublishWithoutBrokerFailsFast(t *testing.T) {
 func TestConnectionLostMidPublishSettlesEveryMessage(t *testing.T) {
 	exchange := randomName("test-")
 	deliveries := consumer(t, exchange, "Bound.#")
-	p := start(t, publisher.Config{Exchange: exchange, MaxInFlight: 64})
+	proxy := newBlockingProxy(t)
+	p := start(t, publisher.Config{URLs: []string{proxy.url()}, Exchange: exchange, MaxInFlight: 64})
 	waitFor(t, "connect", p.Connected)
 	// Unroutable messages among them: the broker is sending returns when
 	// the connection goes.
@@ -387,7 +388,7 @@ func TestConnectionLostMidPublishSettlesEveryMessage(t *testing.T) {
 	case <-time.After(30 * time.Second):
 		t.Fatal("no message of the batch reached the consumer")
 	}
-	closeConnection(t, p.name)
+	proxy.Cut()
 	select {
 	case o := <-done:
 		must(t, o.err)
