@@ -15,6 +15,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"regexp"
 	"strconv"
 	"strings"
 	"sync"
@@ -247,8 +248,9 @@ func (p *Rows) notify() {
 
 // Add queues rows for the trigger uuid. It returns once they are queued
 // (blocking while QueueRows rows wait), not once they are delivered; see
-// Flush. Its error is a row that cannot be encoded as a JSON object (then
-// none is queued), the poster's sticky error (a *BatchError), ErrClosed,
+// Flush. Its error is a row the gateway would refuse (a negative index;
+// data not a non-empty object of camelCase keys with string, number,
+// boolean or null values: then none is queued), the poster's sticky error (a *BatchError), ErrClosed,
 // or ctx's (then the rows before the first that found the queue full are
 // queued).
 func (p *Rows) Add(ctx context.Context, uuid string, rows ...Row) error {
@@ -257,15 +259,9 @@ func (p *Rows) Add(ctx context.Context, uuid string, rows ...Row) error {
 	}
 	encoded := make([]json.RawMessage, len(rows))
 	for i, r := range rows {
-		b, err := json.Marshal(r)
+		b, err := encodeRow(r)
 		if err != nil {
 			return fmt.Errorf("client: row %d: %w", i, err)
-		}
-		var probe struct {
-			Data json.RawMessage `json:"data"`
-		}
-		if json.Unmarshal(b, &probe) != nil || len(probe.Data) == 0 || probe.Data[0] != '{' {
-			return fmt.Errorf("client: row %d: data must encode as a JSON object, not %s", i, probe.Data)
 		}
 		encoded[i] = b
 	}
@@ -305,6 +301,41 @@ func (p *Rows) Add(ctx context.Context, uuid string, rows ...Row) error {
 	}
 	p.notify()
 	return nil
+}
+
+var camelCase = regexp.MustCompile(`^[a-z][a-zA-Z0-9]*$`)
+
+// encodeRow encodes r as the gateway takes it, checking what would make
+// the gateway refuse it (and stop the poster) at once: a negative index,
+// data that is not a non-empty object of camelCase keys with string,
+// number, boolean or null values.
+func encodeRow(r Row) (json.RawMessage, error) {
+	if r.Index != nil && *r.Index < 0 {
+		return nil, fmt.Errorf("index %d: want 0 or more", *r.Index)
+	}
+	b, err := json.Marshal(r)
+	if err != nil {
+		return nil, err
+	}
+	var probe struct {
+		Data json.RawMessage `json:"data"`
+	}
+	var fields map[string]json.RawMessage
+	if json.Unmarshal(b, &probe) != nil || len(probe.Data) == 0 || probe.Data[0] != '{' || json.Unmarshal(probe.Data, &fields) != nil {
+		return nil, fmt.Errorf("data must encode as a JSON object, not %s", probe.Data)
+	}
+	if len(fields) == 0 {
+		return nil, errors.New("data is empty: want at least one key")
+	}
+	for k, v := range fields {
+		if !camelCase.MatchString(k) {
+			return nil, fmt.Errorf("data key %q: want camelCase (^[a-z][a-zA-Z0-9]*$)", k)
+		}
+		if v[0] == '{' || v[0] == '[' {
+			return nil, fmt.Errorf("data.%s: want a string, number, boolean or null, not an object or array", k)
+		}
+	}
+	return b, nil
 }
 
 // usable is the error Add meets now, or nil; p.mu is held.
@@ -490,10 +521,10 @@ func (p *Rows) Post(ctx context.Context, uuid string, rows []Row) ([]Accepted, e
 	for len(rows) > 0 {
 		n := min(len(rows), p.opts.BatchRows)
 		b := &batch{uuid: uuid, key: newKey()}
-		for _, r := range rows[:n] {
-			enc, err := json.Marshal(r)
+		for i, r := range rows[:n] {
+			enc, err := encodeRow(r)
 			if err != nil {
-				return out, fmt.Errorf("client: row: %w", err)
+				return out, fmt.Errorf("client: row %d: %w", len(out)*p.opts.BatchRows+i, err)
 			}
 			b.rows, b.encoded = append(b.rows, r), append(b.encoded, enc)
 		}
@@ -524,10 +555,10 @@ func (p *Rows) PostBatch(ctx context.Context, key, uuid string, rows []Row) (Acc
 		return Accepted{}, errors.New("client: PostBatch: no rows")
 	}
 	b := &batch{uuid: uuid, key: key}
-	for _, r := range rows {
-		enc, err := json.Marshal(r)
+	for i, r := range rows {
+		enc, err := encodeRow(r)
 		if err != nil {
-			return Accepted{}, fmt.Errorf("client: row: %w", err)
+			return Accepted{}, fmt.Errorf("client: row %d: %w", i, err)
 		}
 		b.rows, b.encoded = append(b.rows, r), append(b.encoded, enc)
 	}

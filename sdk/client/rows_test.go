@@ -269,8 +269,14 @@ func TestRowsAddChecksAndBackpressure(t *testing.T) {
 	g := newGateway(t)
 	p := newPoster(t, RowsOptions{URL: g.URL, BatchRows: 2, QueueRows: 2, BatchDelay: time.Hour})
 	ctx := context.Background()
-	if err := p.Add(ctx, "u1", Row{Data: []int{1}}); err == nil {
-		t.Fatal("array data accepted")
+	for _, bad := range []Row{
+		{Data: []int{1}}, {Data: map[string]any{}}, {Data: map[string]any{"Key_One": 1}},
+		{Data: map[string]any{"nested": map[string]int{"a": 1}}}, {Index: Well(-1), Data: map[string]any{"a": 1}},
+		{Data: json.RawMessage(`{"a":[1]}`)},
+	} {
+		if err := p.Add(ctx, "u1", bad); err == nil {
+			t.Fatalf("%+v accepted", bad)
+		}
 	}
 	if err := p.Add(ctx, "", row(0)); err == nil {
 		t.Fatal("empty uuid accepted")

@@ -6,6 +6,7 @@ import email.utils
 import json
 import logging
 import random
+import re
 import secrets
 import ssl
 import threading
@@ -17,6 +18,10 @@ from dataclasses import dataclass, field
 from typing import Any, Optional, Sequence
 
 log = logging.getLogger("routing_client.rows")
+
+# The gateway's rule for data keys; a row breaking it would be refused
+# and stop the poster, so add refuses it at once.
+_CAMEL = re.compile(r"^[a-z][a-zA-Z0-9]*$")
 
 
 @dataclass
@@ -175,9 +180,10 @@ class Rows:
         """Queues rows (Row, or dicts {"index": i, "data": {...}}) for the
         trigger uuid; returns once queued (waiting while queue_rows rows
         wait), not once delivered: see flush. Raises ValueError for a row
-        whose data is not a JSON object (none is queued then), the poster's
-        BatchError, Closed, or TimeoutError (the rows before the one that
-        found the queue full are queued)."""
+        the gateway would refuse (a negative index; data not a non-empty
+        dict of camelCase keys to strings, numbers, booleans or None): none
+        is queued then; the poster's BatchError; Closed; or TimeoutError
+        (the rows before the one that found the queue full are queued)."""
         if not uuid:
             raise ValueError("the uuid is empty: want the trigger's uuid")
         encoded = [_encode(r, i) for i, r in enumerate(rows)]
@@ -407,8 +413,17 @@ def _encode(row: Row | dict, i: int) -> bytes:
         doc = {k: row[k] for k in ("index", "data") if k in row and row[k] is not None}
     else:
         raise ValueError(f"row {i}: want a Row or a dict with data")
-    if not isinstance(doc.get("data"), dict):
-        raise ValueError(f"row {i}: data must be a JSON object")
+    data = doc.get("data")
+    if not isinstance(data, dict) or not data:
+        raise ValueError(f"row {i}: data must be a non-empty JSON object")
+    index = doc.get("index")
+    if index is not None and (not isinstance(index, int) or isinstance(index, bool) or index < 0):
+        raise ValueError(f"row {i}: index {index!r}: want an integer, 0 or more")
+    for k, v in data.items():
+        if not isinstance(k, str) or not _CAMEL.match(k):
+            raise ValueError(f"row {i}: data key {k!r}: want camelCase (^[a-z][a-zA-Z0-9]*$)")
+        if v is not None and not isinstance(v, (str, int, float, bool)):
+            raise ValueError(f"row {i}: data.{k}: want a string, number, boolean or None, not {type(v).__name__}")
     try:
         return json.dumps(doc, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode()
     except (TypeError, ValueError) as e:

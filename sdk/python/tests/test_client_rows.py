@@ -185,8 +185,10 @@ class RowsTest(unittest.TestCase):
                 p.add("u1", Row(bad))  # type: ignore[arg-type]
         with self.assertRaises(ValueError):
             p.add("", row(0))
-        with self.assertRaises(ValueError):
-            p.add("u1", Row({"x": float("nan")}))
+        for bad in (Row({"x": float("nan")}), Row({}), Row({"Key_One": 1}), Row({"a": {"b": 1}}), Row({"a": [1]}),
+                    Row({"a": 1}, index=-1), {"index": 1}):
+            with self.subTest(bad=bad), self.assertRaises(ValueError):
+                p.add("u1", bad)
         for i in range(20):
             p.add("u1", row(i))
         p.flush(timeout=10)
