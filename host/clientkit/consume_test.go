@@ -235,3 +235,23 @@ func TestConsumeReturnsARefusedDeclaration(t *testing.T) {
 		t.Fatalf("Consume on a classic queue of that name: %v", err)
 	}
 }
+
+// With AMQP_URL listing several nodes, a node that does not answer is
+// passed over for the next.
+func TestConsumerTriesTheNextNode(t *testing.T) {
+	cfg, tower := startTower(t, brokerURL())
+	queue := testkit.RandomName("test-nodes-")
+	deleteQueues(t, queue, cfg.AMQPExchange)
+	h := newHandled()
+	var lg logs
+	dead := fmt.Sprintf("amqp://guest:guest@127.0.0.1:%d/", freePort(t))
+	run(t, dead+" , "+brokerURL(), "OT-2.v1alpha1.#", func(_ context.Context, m client.Message) error {
+		h.add(m)
+		return nil
+	}, client.ConsumeOptions{Queue: queue, Exchange: cfg.AMQPExchange, ReconnectMin: 20 * time.Millisecond, ReconnectMax: 50 * time.Millisecond}, &lg)
+	u := postTrigger(t, tower, `{"apiVersion":"OT-2/v1alpha1","protocol":"Run","spec":{"volume":1}}`)
+	waitFor(t, 15*time.Second, "the trigger handled", func() bool { return h.snapshot()[u] == 1 })
+	if lg.count("broker connection lost") == 0 {
+		t.Fatal("the dead node was not tried first")
+	}
+}
