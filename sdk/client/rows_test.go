@@ -3,12 +3,16 @@ package client
 import (
 	"context"
 	"encoding/json"
+	"encoding/pem"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -306,5 +310,38 @@ func TestParseRetryAfter(t *testing.T) {
 	}
 	if parseRetryAfter("") != 0 || parseRetryAfter("soon") != 0 {
 		t.Fatal("unreadable Retry-After")
+	}
+}
+
+// An https gateway is trusted through CAFile; without it the poster
+// retries (the certificate is unknown) until it gives up.
+func TestRowsHTTPSWithCAFile(t *testing.T) {
+	srv := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("Authorization") != "Bearer tls-token-0123456789" {
+			w.WriteHeader(http.StatusUnauthorized)
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusAccepted)
+		fmt.Fprint(w, `{"id":7,"uuid":"u1","rows":1,"pushers":["jsonl"]}`)
+	}))
+	defer srv.Close()
+	ca := filepath.Join(t.TempDir(), "ca.pem")
+	if err := os.WriteFile(ca, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: srv.Certificate().Raw}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	p := newPoster(t, RowsOptions{URL: srv.URL, CAFile: ca, Token: "tls-token-0123456789"})
+	acc, err := p.Post(context.Background(), "u1", []Row{row(0)})
+	if err != nil || len(acc) != 1 || acc[0].ID != 7 {
+		t.Fatalf("%+v %v", acc, err)
+	}
+	untrusted := newPoster(t, RowsOptions{URL: srv.URL, GiveUpAfter: 100 * time.Millisecond})
+	_, err = untrusted.Post(context.Background(), "u1", []Row{row(0)})
+	var be *BatchError
+	if !errors.As(err, &be) || be.Status != 0 || !strings.Contains(err.Error(), "certificate") {
+		t.Fatalf("untrusted: %v", err)
+	}
+	if _, err := NewRows(RowsOptions{URL: srv.URL, CAFile: filepath.Join(t.TempDir(), "none.pem")}); err == nil {
+		t.Fatal("a missing CA file accepted")
 	}
 }
