@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/routinglayer/routing/host/internal/retry"
@@ -36,36 +37,93 @@ type outcome struct {
 	hung   bool // the plugin did not answer within PushTimeout
 }
 
+// pool is what the pushes of one pusher's worker pool share: the
+// outcomes being recorded, in order per uuid.
+type pool struct {
+	records sync.WaitGroup
+	mu      sync.Mutex
+	last    map[string]chan struct{} // per uuid: closed once its last outcome is recorded
+}
+
+// recordInOrder runs record in the background after the uuid's previous
+// outcome is recorded, so outcomes commit in the order of the pushes.
+func (p *pool) recordInOrder(uuid string, record func()) {
+	p.mu.Lock()
+	if p.last == nil {
+		p.last = map[string]chan struct{}{}
+	}
+	prev, mine := p.last[uuid], make(chan struct{})
+	p.last[uuid] = mine
+	p.mu.Unlock()
+	p.records.Go(func() {
+		if prev != nil {
+			<-prev
+		}
+		record()
+		close(mine)
+		p.mu.Lock()
+		if p.last[uuid] == mine {
+			delete(p.last, uuid)
+		}
+		p.mu.Unlock()
+	})
+}
+
+// lease is how long a claim holds its tasks: a batch waits in the queue
+// for at most one push per worker before its own.
+func (sp *Spool) lease() time.Duration { return 2*sp.cfg.PushTimeout + 10*time.Second }
+
 // deliver runs one pusher's worker pool: it claims due tasks (at most one
-// per uuid at a time, so each uuid's rows arrive in order) and pushes up
-// to Concurrency of them in parallel.
+// batch per uuid at a time, so each uuid's rows arrive in order) and
+// pushes up to Concurrency batches in parallel. Claims are taken ahead, up
+// to Concurrency batches beyond those being pushed, in one transaction,
+// and kept in memory until a worker is free: a push does not wait for a
+// claim of its own. A pushed batch's outcome is recorded while the worker
+// goes on with the next batch: the store settles the batch's tasks at
+// once (SettleTasks), so the uuid's next batch can be claimed and pushed
+// before the outcome is committed. Outcomes commit in the order of their
+// pushes; after a crash, what was pushed but not recorded is pushed again,
+// in order (at least once).
 func (sp *Spool) deliver(ctx context.Context, pusher string, pc pluginhost.PusherClient) error {
 	log := sp.log.With("pusher", pusher)
 	kick := sp.kickChan(pusher)
 	done := make(chan outcome, sp.cfg.Concurrency)
-	inFlight := 0
+	var (
+		inFlight int
+		queue    [][]store.ClaimedTask // claimed, waiting for a worker
+		p        pool
+	)
 	defer func() {
 		for ; inFlight > 0; inFlight-- {
 			<-done
+		}
+		p.records.Wait()
+		var left []store.ClaimedTask
+		for _, b := range queue {
+			left = append(left, b...)
+		}
+		if len(left) > 0 {
+			sp.releaseAll(context.WithoutCancel(ctx), left, 0)
 		}
 	}()
 	// Runs before the wait above: pushes still in flight when the loop
 	// gives up on the process end now and are released uncounted.
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	lease := 2*sp.cfg.PushTimeout + 10*time.Second
 	for {
-		if free := sp.cfg.Concurrency - inFlight; free > 0 && ctx.Err() == nil {
-			batches, err := sp.store.ClaimBatches(ctx, pusher, sp.owner, free, sp.batchRows(pusher), int64(sp.batchBytes()), lease)
-			if err != nil && ctx.Err() == nil {
-				log.Warn("cannot claim tasks", "error", err)
+		if ctx.Err() == nil {
+			if free := sp.cfg.Concurrency - inFlight; free > 0 && len(queue) < free {
+				want := free + sp.cfg.Concurrency - len(queue)
+				batches, err := sp.store.ClaimBatches(ctx, pusher, sp.owner, want, sp.batchRows(pusher), int64(sp.batchBytes()), sp.lease())
+				if err != nil && ctx.Err() == nil {
+					log.Warn("cannot claim tasks", "error", err)
+				}
+				queue = append(queue, batches...)
 			}
-			for _, b := range batches {
-				inFlight++
-				go func() { done <- sp.push(ctx, pc, b) }()
-			}
-			if len(batches) == free {
-				continue // there may be more
+			for ; inFlight < sp.cfg.Concurrency && len(queue) > 0; inFlight++ {
+				b := queue[0]
+				queue = queue[1:]
+				go func() { done <- sp.push(ctx, pc, b, &p) }()
 			}
 		}
 		select {
@@ -81,6 +139,7 @@ func (sp *Spool) deliver(ctx context.Context, pusher string, pc pluginhost.Pushe
 				// attachment makes its supervisor kill and restart it.
 				return fmt.Errorf("push did not answer within %s; restarting the plugin", sp.cfg.PushTimeout)
 			}
+			continue // a worker is free: take the next batch
 		case <-kick:
 		case <-time.After(duePoll):
 		}
@@ -126,7 +185,10 @@ func (sp *Spool) setSingle(pusher, uuid string, on bool) {
 // tasks go one at a time until one is delivered; a single task follows
 // the retry policy. Bookkeeping outlives a cancelled ctx: a task must end
 // claimed by nobody or finished.
-func (sp *Spool) push(ctx context.Context, pc pluginhost.PusherClient, batch []store.ClaimedTask) outcome {
+//
+// A delivered or skipped batch's outcome is recorded in the background
+// (see deliver), so that the worker is free at once.
+func (sp *Spool) push(ctx context.Context, pc pluginhost.PusherClient, batch []store.ClaimedTask, p *pool) outcome {
 	bg := context.WithoutCancel(ctx)
 	t := batch[0]
 	log := sp.log.With("pusher", t.Pusher, "uuid", t.UUID, "delivery", t.DeliveryID, "attempt", t.Attempts+1)
@@ -208,11 +270,11 @@ func (sp *Spool) push(ctx context.Context, pc pluginhost.PusherClient, batch []s
 			sp.cfg.Metrics.RowsDelivered.WithLabelValues(t.Pusher).Add(float64(len(rowSizes(c))))
 		}
 		sp.setSingle(t.Pusher, t.UUID, false)
-		sp.record(bg, batch, store.TaskDelivered, note)
+		sp.settle(bg, p, batch, store.TaskDelivered, note)
 	case errors.Is(err, sdk.ErrSkipped):
 		count("skipped")
 		sp.setSingle(t.Pusher, t.UUID, false)
-		sp.record(bg, batch, store.TaskSkipped, err.Error())
+		sp.settle(bg, p, batch, store.TaskSkipped, err.Error())
 	case errors.Is(err, sdk.ErrPermanent):
 		count("dead")
 		log.Warn("permanent failure; dead-lettered", "error", err)
@@ -338,6 +400,18 @@ func (sp *Spool) record(ctx context.Context, batch []store.ClaimedTask, state st
 		sp.ledger.settled(batch[0].Pusher, len(ids), freed)
 	}
 	sp.kick(batch[0].Pusher) // the uuid's next task may be due
+}
+
+// settle records a batch's final outcome in the background, in order
+// with its uuid's earlier outcomes; its tasks count as finished for
+// claims from now on.
+func (sp *Spool) settle(ctx context.Context, p *pool, batch []store.ClaimedTask, state store.TaskState, msg string) {
+	ids := make([]int64, len(batch))
+	for i, t := range batch {
+		ids[i] = t.ID
+	}
+	sp.store.SettleTasks(sp.owner, ids)
+	p.recordInOrder(batch[0].UUID, func() { sp.record(ctx, batch, state, msg) })
 }
 
 func (sp *Spool) retry(ctx context.Context, t store.ClaimedTask, delay time.Duration, msg string, counted bool) {

@@ -116,6 +116,20 @@ func (s *Store) InsertDeliveryWithKey(ctx context.Context, key *IdempotencyKey, 
 // maxFollowers bounds the tasks one batch takes behind its head.
 const maxFollowers = 64
 
+// claimScan bounds the pending tasks one claim reads, oldest first, to
+// find the heads of the lines it claims.
+const claimScan = 4096
+
+// pendingTask is a pending task as a claim reads it.
+type pendingTask struct {
+	id, delivery int64
+	uuid         string
+	next         int64
+	until        sql.NullInt64
+	rows         int
+	bytes        int64
+}
+
 // ClaimBatches claims up to limit batches of due tasks of a pusher for
 // owner until the lease expires. A batch is the oldest pending task of one
 // uuid (so a pusher receives a uuid's rows in the order they were
@@ -126,113 +140,231 @@ const maxFollowers = 64
 // anyone else (another instance, with PostgreSQL) until their lease ends;
 // tasks behind a head are never claimed on their own, so its claimer owns
 // them.
+//
+// The lines are read outside the write transaction (the oldest claimScan
+// pending tasks of the pusher, in one indexed scan), with the tasks
+// settled in this process (see SettleTasks) left out. With PostgreSQL a
+// transaction then claims the tasks found, those still pending and
+// unclaimed, giving up a batch whose head it could not claim; with SQLite
+// the claims are kept in memory (see localClaims) and nothing is written.
+// The rows are read last.
 func (s *Store) ClaimBatches(ctx context.Context, pusher, owner string, limit int, maxRows func(uuid string) int, maxBytes int64, lease time.Duration) ([][]ClaimedTask, error) {
 	now := micros(time.Now())
-	lock := ""
-	if s.dialect == "postgres" {
-		lock = " FOR UPDATE OF t SKIP LOCKED"
+	plan, err := s.planBatches(ctx, pusher, limit, maxRows, maxBytes, now)
+	if err != nil || len(plan) == 0 {
+		return nil, err
 	}
-	var batches [][]ClaimedTask
-	err := s.inTx(ctx, func(ctx context.Context, tx *sql.Tx) error {
-		batches = nil
-		type head struct {
-			id, delivery int64
-			uuid         string
-			rows         int
-			bytes        int64
-		}
-		var heads []head
-		rows, err := s.txQuery(ctx, tx, qClaimHeads+lock, pusher, pusher, now, now, limit)
-		if err != nil {
-			return fmt.Errorf("claim tasks: %w", err)
-		}
-		for rows.Next() {
-			var h head
-			if err := rows.Scan(&h.id, &h.delivery, &h.uuid, &h.rows, &h.bytes); err != nil {
-				rows.Close()
-				return fmt.Errorf("claim tasks: %w", err)
-			}
-			heads = append(heads, h)
-		}
-		rows.Close()
-		if err := rows.Err(); err != nil || len(heads) == 0 {
+	var claimed [][]int64
+	if s.dialect == "sqlite" {
+		claimed = s.claimLocal(owner, lease, now, plan)
+	} else {
+		err = s.inTx(ctx, func(ctx context.Context, tx *sql.Tx) error {
+			var err error
+			claimed, err = s.claimPlanned(ctx, tx, owner, lease, now, plan)
 			return err
-		}
-		batchOf := map[int64]int{} // task id -> batch index
-		var ids []any
-		for i, h := range heads {
-			batchOf[h.id] = i
-			ids = append(ids, h.id)
-			room, roomBytes := maxRows(h.uuid)-h.rows, maxBytes-h.bytes
-			if room <= 0 || roomBytes <= 0 {
-				continue
-			}
-			followers, err := s.followers(ctx, tx, pusher, h.uuid, h.delivery, room, roomBytes, now)
-			if err != nil {
-				return err
-			}
-			for _, id := range followers {
-				batchOf[id] = i
-				ids = append(ids, id)
-			}
-		}
-		in := placeholders(len(ids))
-		args := append([]any{owner, micros(time.Now().Add(lease))}, ids...)
-		if _, err := tx.ExecContext(ctx, s.q("UPDATE tasks SET claimed_by = ?, claimed_until = ? WHERE id IN ("+in+")"), args...); err != nil {
-			return fmt.Errorf("claim tasks: %w", err)
-		}
-		got, err := tx.QueryContext(ctx, s.q("SELECT "+taskColumns+", d.rows FROM tasks t JOIN deliveries d ON d.id = t.delivery_id WHERE t.id IN ("+in+") ORDER BY t.delivery_id"), ids...)
-		if err != nil {
-			return fmt.Errorf("claim tasks: %w", err)
-		}
-		defer got.Close()
-		batches = make([][]ClaimedTask, len(heads))
-		for got.Next() {
-			var c ClaimedTask
-			if c.Task, err = scanTask(got, &c.Rows); err != nil {
-				return fmt.Errorf("claim tasks: %w", err)
-			}
-			i := batchOf[c.ID]
-			batches[i] = append(batches[i], c)
-		}
-		return got.Err()
-	})
-	return batches, err
+		})
+	}
+	if err != nil || len(claimed) == 0 {
+		return nil, err
+	}
+	return s.claimedRows(ctx, claimed)
 }
 
-// followers lists the tasks queued right behind a uuid's head (delivery
-// id after), in order, while they are due and unclaimed and their rows fit
-// in room rows and roomBytes bytes.
-func (s *Store) followers(ctx context.Context, tx *sql.Tx, pusher, uuid string, after int64, room int, roomBytes int64, now int64) ([]int64, error) {
-	rows, err := s.txQuery(ctx, tx, qFollowers, pusher, uuid, after, maxFollowers)
+// claimLocal claims the planned batches' tasks for owner in memory
+// (SQLite), as claimPlanned does in the database.
+func (s *Store) claimLocal(owner string, lease time.Duration, now int64, plan [][]pendingTask) [][]int64 {
+	until := micros(time.Now().Add(lease))
+	s.local.mu.Lock()
+	defer s.local.mu.Unlock()
+	s.local.purge(now)
+	var claimed [][]int64
+	for _, b := range plan {
+		var batch []int64
+		for _, t := range b {
+			if _, taken := s.local.get(t.id, now); taken {
+				break
+			}
+			s.local.m[t.id] = localClaim{owner: owner, until: until}
+			batch = append(batch, t.id)
+		}
+		if len(batch) > 0 && batch[0] == b[0].id {
+			claimed = append(claimed, batch)
+		}
+	}
+	return claimed
+}
+
+// claimPlanned claims the planned batches' tasks for owner, those still
+// pending and unclaimed, in tx; a batch whose head it cannot claim is
+// given up, and one ends at the first task it cannot claim (what it claimed
+// behind is released). It returns the task ids of each batch claimed.
+func (s *Store) claimPlanned(ctx context.Context, tx *sql.Tx, owner string, lease time.Duration, now int64, plan [][]pendingTask) ([][]int64, error) {
+	var ids []any
+	for _, b := range plan {
+		for _, t := range b {
+			ids = append(ids, t.id)
+		}
+	}
+	lock := ""
+	if s.dialect == "postgres" {
+		lock = " FOR UPDATE SKIP LOCKED"
+	}
+	args := append([]any{owner, micros(time.Now().Add(lease))}, ids...)
+	args = append(args, now)
+	rows, err := tx.QueryContext(ctx, s.q(`UPDATE tasks SET claimed_by = ?, claimed_until = ? WHERE id IN (
+		SELECT id FROM tasks WHERE id IN (`+placeholders(len(ids))+`) AND state = 'pending' AND (claimed_until IS NULL OR claimed_until < ?)`+lock+`) RETURNING id`), args...)
+	if err != nil {
+		return nil, fmt.Errorf("claim tasks: %w", err)
+	}
+	got := map[int64]bool{}
+	for rows.Next() {
+		var id int64
+		if err := rows.Scan(&id); err != nil {
+			rows.Close()
+			return nil, fmt.Errorf("claim tasks: %w", err)
+		}
+		got[id] = true
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("claim tasks: %w", err)
+	}
+	var (
+		claimed  [][]int64
+		giveBack []any
+	)
+	for _, b := range plan {
+		var batch []int64
+		for i, t := range b {
+			switch {
+			case got[t.id] && len(batch) == i:
+				batch = append(batch, t.id)
+			case got[t.id]:
+				giveBack = append(giveBack, t.id)
+			}
+		}
+		if len(batch) > 0 {
+			claimed = append(claimed, batch)
+		}
+	}
+	if len(giveBack) > 0 {
+		args := append([]any{owner}, giveBack...)
+		if _, err := tx.ExecContext(ctx, s.q("UPDATE tasks SET claimed_by = NULL, claimed_until = NULL WHERE claimed_by = ? AND id IN ("+placeholders(len(giveBack))+")"), args...); err != nil {
+			return nil, fmt.Errorf("claim tasks: %w", err)
+		}
+	}
+	return claimed, nil
+}
+
+// planLine groups tasks, a line's pending tasks in order, into the batch
+// a claim would take: the first when due and unclaimed (whatever its
+// size), then those right behind it while they are due and unclaimed and
+// fit in maxRows rows (0: the head alone) and maxBytes bytes. ok is false
+// when the head cannot be claimed now.
+func planLine(tasks []pendingTask, maxRows int, maxBytes int64, now int64) (batch []pendingTask, ok bool) {
+	claimable := func(t pendingTask) bool { return t.next <= now && (!t.until.Valid || t.until.Int64 < now) }
+	if len(tasks) == 0 || !claimable(tasks[0]) {
+		return nil, false
+	}
+	batch = tasks[:1]
+	room, roomBytes := maxRows-tasks[0].rows, maxBytes-tasks[0].bytes
+	if room <= 0 || roomBytes <= 0 {
+		return batch, true
+	}
+	for _, t := range tasks[1:] {
+		if !claimable(t) || t.rows > room || t.bytes > roomBytes || len(batch) > maxFollowers {
+			break // the line must stay in order: stop at the first that cannot come
+		}
+		room, roomBytes = room-t.rows, roomBytes-t.bytes
+		batch = append(batch, t)
+	}
+	return batch, true
+}
+
+// planBatches reads the oldest pending tasks of pusher and groups them
+// into the batches a claim would take: per uuid, its oldest pending task
+// when due and unclaimed, and the due, unclaimed tasks right behind it
+// that fit.
+func (s *Store) planBatches(ctx context.Context, pusher string, limit int, maxRows func(uuid string) int, maxBytes int64, now int64) ([][]pendingTask, error) {
+	rows, err := s.query(ctx, qPlanBatches, pusher, claimScan)
 	if err != nil {
 		return nil, fmt.Errorf("claim tasks: %w", err)
 	}
 	defer rows.Close()
-	var ids []int64
+	var pending []pendingTask
 	for rows.Next() {
-		var (
-			id, next, size int64
-			until          sql.NullInt64
-			n              int
-		)
-		if err := rows.Scan(&id, &next, &until, &n, &size); err != nil {
+		var t pendingTask
+		if err := rows.Scan(&t.id, &t.delivery, &t.uuid, &t.next, &t.until, &t.rows, &t.bytes); err != nil {
 			return nil, fmt.Errorf("claim tasks: %w", err)
 		}
-		if next > now || (until.Valid && until.Int64 >= now) || n > room || size > roomBytes {
-			break // the line must stay in order: stop at the first that cannot come
-		}
-		room, roomBytes = room-n, roomBytes-size
-		ids = append(ids, id)
+		pending = append(pending, t)
 	}
-	return ids, rows.Err()
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("claim tasks: %w", err)
+	}
+	lines := map[string][]pendingTask{}
+	var uuids []string // in the order of their heads
+	for _, t := range s.local.overlay(pending, now) {
+		if _, seen := lines[t.uuid]; !seen {
+			uuids = append(uuids, t.uuid)
+		}
+		lines[t.uuid] = append(lines[t.uuid], t)
+	}
+	var plan [][]pendingTask
+	for _, u := range uuids {
+		if len(plan) == limit {
+			break
+		}
+		if batch, ok := planLine(lines[u], maxRows(u), maxBytes, now); ok {
+			plan = append(plan, batch)
+		}
+	}
+	return plan, nil
+}
+
+// claimedRows reads the claimed batches' tasks with their rows, each
+// batch in its line's order.
+func (s *Store) claimedRows(ctx context.Context, claimed [][]int64) ([][]ClaimedTask, error) {
+	batchOf := map[int64]int{}
+	var ids []any
+	for i, b := range claimed {
+		for _, id := range b {
+			batchOf[id] = i
+			ids = append(ids, id)
+		}
+	}
+	got, err := s.r.QueryContext(ctx, s.q("SELECT "+taskColumns+", d.rows FROM tasks t JOIN deliveries d ON d.id = t.delivery_id WHERE t.id IN ("+placeholders(len(ids))+") ORDER BY t.delivery_id"), ids...)
+	if err != nil {
+		return nil, fmt.Errorf("claim tasks: %w", err)
+	}
+	defer got.Close()
+	batches := make([][]ClaimedTask, len(claimed))
+	for got.Next() {
+		var c ClaimedTask
+		if c.Task, err = scanTask(got, &c.Rows); err != nil {
+			return nil, fmt.Errorf("claim tasks: %w", err)
+		}
+		i := batchOf[c.ID]
+		batches[i] = append(batches[i], c)
+	}
+	return batches, got.Err()
 }
 
 // ReleaseClaims frees every task claimed by owner: an instance calls it
 // when it starts, since claims its previous run held can no longer be
 // worked on. It reports how many it freed.
 func (s *Store) ReleaseClaims(ctx context.Context, owner string) (int, error) {
+	s.local.mu.Lock()
+	released := 0
+	for id, c := range s.local.m {
+		if c.owner == owner && !c.done {
+			delete(s.local.m, id)
+			released++
+		}
+	}
+	s.local.mu.Unlock()
 	n, err := s.exec(ctx, "UPDATE tasks SET claimed_by = NULL, claimed_until = NULL WHERE claimed_by = ? AND state = 'pending'", owner)
+	n += int64(released)
 	if err != nil {
 		return 0, fmt.Errorf("release claims: %w", err)
 	}
@@ -245,33 +377,75 @@ var ErrNotClaimed = errors.New("task not claimed by this owner")
 
 // FinishTasks records the same final state for several claimed tasks in
 // one transaction; it fails, changing nothing, unless owner still holds
-// every one of them. It returns the bytes of stored rows this took out of
-// the backlog: those of the tasks' deliveries that have no pending task
-// left.
+// every one of them (ErrNotClaimed). It returns the bytes of stored rows
+// this took out of the backlog: those of the tasks' deliveries that have
+// no pending task left.
 func (s *Store) FinishTasks(ctx context.Context, ids []int64, owner string, state TaskState, lastErr string) (freed int64, err error) {
-	now := micros(time.Now())
 	err = s.inTx(ctx, func(ctx context.Context, tx *sql.Tx) error {
-		deliveries := make([]int64, 0, len(ids))
-		for _, id := range ids {
-			var d int64
-			err := s.txQueryRow(ctx, tx, qFinishTask,
-				string(state), nullString(lastErr), now, id, owner).Scan(&d)
-			if errors.Is(err, sql.ErrNoRows) {
-				return fmt.Errorf("task %d: %w", id, ErrNotClaimed)
-			}
-			if err != nil {
-				return fmt.Errorf("update task %d: %w", id, err)
-			}
-			deliveries = append(deliveries, d)
-		}
 		var err error
-		freed, err = s.settledBytes(ctx, tx, deliveries)
+		freed, err = s.finishTx(ctx, tx, ids, owner, state, lastErr)
 		return err
 	})
+	s.finished(ids, err == nil)
 	if err != nil {
 		return 0, err
 	}
 	return freed, nil
+}
+
+func (s *Store) finishTx(ctx context.Context, tx *sql.Tx, ids []int64, owner string, state TaskState, lastErr string) (int64, error) {
+	now := micros(time.Now())
+	deliveries := make([]int64, 0, len(ids))
+	var (
+		rows *sql.Rows
+		err  error
+	)
+	switch {
+	case s.dialect == "sqlite":
+		// Claims are in memory (see localClaims).
+		if !s.holds(owner, ids) {
+			return 0, fmt.Errorf("tasks %v: %w", ids, ErrNotClaimed)
+		}
+		if len(ids) == 1 {
+			rows, err = s.txQuery(ctx, tx, qFinishLocal, string(state), nullString(lastErr), now, ids[0])
+			break
+		}
+		args := []any{string(state), nullString(lastErr), now}
+		for _, id := range ids {
+			args = append(args, id)
+		}
+		rows, err = tx.QueryContext(ctx, `UPDATE tasks SET state = ?, attempts = attempts + 1, last_error = ?, finished_at = ?,
+			claimed_by = NULL, claimed_until = NULL WHERE state = 'pending' AND id IN (`+placeholders(len(ids))+`) RETURNING delivery_id`, args...)
+	case len(ids) == 1:
+		rows, err = s.txQuery(ctx, tx, qFinishTask, string(state), nullString(lastErr), now, ids[0], owner)
+	default:
+		args := []any{string(state), nullString(lastErr), now, owner}
+		for _, id := range ids {
+			args = append(args, id)
+		}
+		rows, err = tx.QueryContext(ctx, s.q(`UPDATE tasks SET state = ?, attempts = attempts + 1, last_error = ?, finished_at = ?,
+			claimed_by = NULL, claimed_until = NULL WHERE claimed_by = ? AND state = 'pending' AND id IN (`+placeholders(len(ids))+`) RETURNING delivery_id`), args...)
+	}
+	if err != nil {
+		return 0, fmt.Errorf("update tasks: %w", err)
+	}
+	for rows.Next() {
+		var d int64
+		if err := rows.Scan(&d); err != nil {
+			rows.Close()
+			return 0, fmt.Errorf("update tasks: %w", err)
+		}
+		deliveries = append(deliveries, d)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return 0, fmt.Errorf("update tasks: %w", err)
+	}
+	if len(deliveries) != len(ids) {
+		// Rolled back with this write's savepoint: nothing changes.
+		return 0, fmt.Errorf("%d of tasks %v: %w", len(ids)-len(deliveries), ids, ErrNotClaimed)
+	}
+	return s.settledBytes(ctx, tx, deliveries)
 }
 
 // settledBytes sums the stored rows of those deliveries that have no
@@ -331,14 +505,26 @@ func (s *Store) DeadLetterPending(ctx context.Context, pusher, reason string) (t
 // in one transaction; tasks no longer claimed by owner are left alone.
 func (s *Store) ReleaseTasks(ctx context.Context, ids []int64, owner string) error {
 	now := micros(time.Now())
-	return s.inTx(ctx, func(ctx context.Context, tx *sql.Tx) error {
+	err := s.inTx(ctx, func(ctx context.Context, tx *sql.Tx) error {
 		for _, id := range ids {
-			if _, err := s.txExec(ctx, tx, qRetryTask, 0, now, nil, id, owner); err != nil {
+			var err error
+			switch {
+			case s.dialect == "sqlite" && !s.holds(owner, []int64{id}):
+			case s.dialect == "sqlite":
+				_, err = s.txExec(ctx, tx, qRetryLocal, 0, now, nil, id)
+			default:
+				_, err = s.txExec(ctx, tx, qRetryTask, 0, now, nil, id, owner)
+			}
+			if err != nil {
 				return fmt.Errorf("release task %d: %w", id, err)
 			}
 		}
 		return nil
 	})
+	if err == nil {
+		s.unclaim(owner, ids, 0)
+	}
+	return err
 }
 
 // RetryTask releases a claimed task to be tried again after delay. With
@@ -348,13 +534,36 @@ func (s *Store) RetryTask(ctx context.Context, id int64, owner string, delay tim
 	if counted {
 		inc = 1
 	}
-	n, err := s.exec(ctx, qRetryTask, inc, micros(time.Now().Add(delay)), nullString(lastErr), id, owner)
+	next := micros(time.Now().Add(delay))
+	var (
+		n   int64
+		err error
+	)
+	if s.dialect == "sqlite" {
+		err = s.inTx(ctx, func(ctx context.Context, tx *sql.Tx) error {
+			if !s.holds(owner, []int64{id}) {
+				return nil
+			}
+			res, err := s.txExec(ctx, tx, qRetryLocal, inc, next, nullString(lastErr), id)
+			if err != nil {
+				return err
+			}
+			n, err = res.RowsAffected()
+			return err
+		})
+	} else {
+		n, err = s.exec(ctx, qRetryTask, inc, next, nullString(lastErr), id, owner)
+	}
 	if err != nil {
 		return fmt.Errorf("update task %d: %w", id, err)
 	}
 	if n == 0 {
 		return fmt.Errorf("task %d: %w", id, ErrNotClaimed)
 	}
+	if delay <= 0 {
+		next = 0
+	}
+	s.unclaim(owner, []int64{id}, next)
 	return nil
 }
 
@@ -537,19 +746,17 @@ func (s *Store) countTasks(ctx context.Context, state TaskState) (map[string]int
 var (
 	qInsertDelivery = hot("INSERT INTO deliveries (uuid, rows, row_count, created_at) VALUES (?, ?, ?, ?) RETURNING id")
 	qInsertTask     = hot("INSERT INTO tasks (delivery_id, pusher, uuid, state, next_attempt_at) VALUES (?, ?, ?, ?, ?)")
-	// The head of each uuid's line is its oldest pending task (found in
-	// the tasks_line index alone); it is claimable when due and unclaimed.
-	qClaimHeads = hot(`SELECT t.id, t.delivery_id, t.uuid, d.row_count, length(d.rows)
-		FROM (SELECT uuid, MIN(delivery_id) AS head FROM tasks WHERE pusher = ? AND state = 'pending' GROUP BY uuid) h
-		JOIN tasks t ON t.pusher = ? AND t.uuid = h.uuid AND t.delivery_id = h.head AND t.state = 'pending'
-		JOIN deliveries d ON d.id = t.delivery_id
-		WHERE t.next_attempt_at <= ? AND (t.claimed_until IS NULL OR t.claimed_until < ?)
-		ORDER BY t.delivery_id LIMIT ?`)
-	qFollowers = hot(`SELECT t.id, t.next_attempt_at, t.claimed_until, d.row_count, length(d.rows) FROM tasks t JOIN deliveries d ON d.id = t.delivery_id
-		WHERE t.pusher = ? AND t.uuid = ? AND t.state = 'pending' AND t.delivery_id > ?
-		ORDER BY t.delivery_id LIMIT ?`)
+	// A pusher's pending tasks, oldest first (index tasks_pending).
+	qPlanBatches = hotRead(`SELECT t.id, t.delivery_id, t.uuid, t.next_attempt_at, t.claimed_until, d.row_count, length(d.rows)
+		FROM tasks t JOIN deliveries d ON d.id = t.delivery_id
+		WHERE t.pusher = ? AND t.state = 'pending' ORDER BY t.delivery_id LIMIT ?`)
 	qFinishTask = hot(`UPDATE tasks SET state = ?, attempts = attempts + 1, last_error = ?, finished_at = ?,
 		claimed_by = NULL, claimed_until = NULL WHERE id = ? AND claimed_by = ? AND state = 'pending' RETURNING delivery_id`)
 	qSettledBytes = hot("SELECT coalesce(sum(length(d.rows)), 0) FROM deliveries d WHERE d.id = ? AND " + noPendingTask)
-	qRetryTask    = hot("UPDATE tasks SET attempts = attempts + ?, next_attempt_at = ?, last_error = ?, claimed_by = NULL, claimed_until = NULL WHERE id = ? AND claimed_by = ? AND state = 'pending'")
+	// SQLite's claims are in memory (see localClaims): its statements do
+	// not check them.
+	qFinishLocal = hot(`UPDATE tasks SET state = ?, attempts = attempts + 1, last_error = ?, finished_at = ?,
+		claimed_by = NULL, claimed_until = NULL WHERE id = ? AND state = 'pending' RETURNING delivery_id`)
+	qRetryLocal = hot("UPDATE tasks SET attempts = attempts + ?, next_attempt_at = ?, last_error = ?, claimed_by = NULL, claimed_until = NULL WHERE id = ? AND state = 'pending'")
+	qRetryTask  = hot("UPDATE tasks SET attempts = attempts + ?, next_attempt_at = ?, last_error = ?, claimed_by = NULL, claimed_until = NULL WHERE id = ? AND claimed_by = ? AND state = 'pending'")
 )

@@ -61,6 +61,28 @@ type Store struct {
 	// connection: parsing one costs more than running it. (pgx caches
 	// PostgreSQL's statements itself.)
 	prepared map[string]*sql.Stmt
+	// readPrepared holds SQLite's hot reads, prepared on the read pool.
+	readPrepared map[string]*sql.Stmt
+	// local holds SQLite's task claims and both dialects' settled tasks.
+	local localClaims
+}
+
+// readQueries are the reads prepared once (see hotRead).
+var readQueries []string
+
+// hotRead registers a read run often outside write transactions.
+func hotRead(query string) string {
+	readQueries = append(readQueries, query)
+	return query
+}
+
+// query runs a read on the read pool, as a prepared statement when it is
+// a hot one.
+func (s *Store) query(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
+	if st, ok := s.readPrepared[query]; ok {
+		return st.QueryContext(ctx, args...)
+	}
+	return s.r.QueryContext(ctx, s.q(query), args...)
 }
 
 // hotQueries are the statements prepared once (see hot).
@@ -81,6 +103,14 @@ func (s *Store) prepare(ctx context.Context) error {
 			return fmt.Errorf("prepare %q: %w", q, err)
 		}
 		s.prepared[q] = st
+	}
+	s.readPrepared = make(map[string]*sql.Stmt, len(readQueries))
+	for _, q := range readQueries {
+		st, err := s.r.PrepareContext(ctx, q)
+		if err != nil {
+			return fmt.Errorf("prepare %q: %w", q, err)
+		}
+		s.readPrepared[q] = st
 	}
 	return nil
 }
@@ -110,7 +140,7 @@ func (s *Store) txQueryRow(ctx context.Context, tx *sql.Tx, query string, args .
 
 // Open opens (creating if needed) and migrates the database.
 func Open(ctx context.Context, cfg Config, log hclog.Logger) (*Store, error) {
-	s := &Store{log: log.Named("store")}
+	s := &Store{log: log.Named("store"), local: localClaims{m: map[int64]localClaim{}}}
 	var err error
 	if cfg.DatabaseURL != "" {
 		s.dialect = "postgres"
