@@ -25,12 +25,81 @@ type EncodedRows []byte
 const rowsField protowire.Number = 2
 
 // EncodeRows encodes rows for PusherClient.Push.
+//
+// The bytes are proto.Marshal's of a PushRequest holding the rows,
+// written directly (one allocation) rather than through messages.
 func EncodeRows(rows []sdk.Row) (EncodedRows, error) {
-	b, err := proto.Marshal(&pluginpb.PushRequest{Rows: wire.ToPBRows(rows)})
-	if err != nil {
-		return nil, fmt.Errorf("encode rows: %w", err)
+	size := 0
+	for i := range rows {
+		n := rowSize(&rows[i])
+		size += protowire.SizeTag(rowsField) + protowire.SizeBytes(n)
+	}
+	b := make([]byte, 0, size)
+	for i := range rows {
+		r := &rows[i]
+		b = protowire.AppendTag(b, rowsField, protowire.BytesType)
+		b = protowire.AppendVarint(b, uint64(rowSize(r)))
+		if r.Index != nil {
+			b = protowire.AppendTag(b, rowHasIndex, protowire.VarintType)
+			b = protowire.AppendVarint(b, 1)
+			if *r.Index != 0 {
+				b = protowire.AppendTag(b, rowIndex, protowire.VarintType)
+				b = protowire.AppendVarint(b, uint64(int64(*r.Index)))
+			}
+		}
+		for _, f := range r.Data {
+			b = protowire.AppendTag(b, rowData, protowire.BytesType)
+			b = protowire.AppendVarint(b, uint64(fieldSize(f)))
+			if f.Key != "" {
+				b = protowire.AppendTag(b, fieldKey, protowire.BytesType)
+				b = protowire.AppendString(b, f.Key)
+			}
+			if len(f.Value) > 0 {
+				b = protowire.AppendTag(b, fieldValue, protowire.BytesType)
+				b = protowire.AppendBytes(b, f.Value)
+			}
+		}
+	}
+	if len(b) != size {
+		return nil, fmt.Errorf("encode rows: %d bytes written, %d expected", len(b), size)
 	}
 	return b, nil
+}
+
+// The field numbers of Row and Field (plugin.proto).
+const (
+	rowHasIndex protowire.Number = 1
+	rowIndex    protowire.Number = 2
+	rowData     protowire.Number = 3
+	fieldKey    protowire.Number = 1
+	fieldValue  protowire.Number = 2
+)
+
+// rowSize is the size of r's Row message; fields at their default value
+// are left out, as proto3 has it.
+func rowSize(r *sdk.Row) int {
+	n := 0
+	if r.Index != nil {
+		n += protowire.SizeTag(rowHasIndex) + 1
+		if *r.Index != 0 {
+			n += protowire.SizeTag(rowIndex) + protowire.SizeVarint(uint64(int64(*r.Index)))
+		}
+	}
+	for _, f := range r.Data {
+		n += protowire.SizeTag(rowData) + protowire.SizeBytes(fieldSize(f))
+	}
+	return n
+}
+
+func fieldSize(f sdk.Field) int {
+	n := 0
+	if f.Key != "" {
+		n += protowire.SizeTag(fieldKey) + protowire.SizeBytes(len(f.Key))
+	}
+	if len(f.Value) > 0 {
+		n += protowire.SizeTag(fieldValue) + protowire.SizeBytes(len(f.Value))
+	}
+	return n
 }
 
 // Len checks the framing of e and counts its rows.
