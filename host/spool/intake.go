@@ -57,7 +57,7 @@ func (sp *Spool) handleData(batch bool, maxBody int64) httpapi.HandlerFunc {
 			defer claim.Done()
 		}
 		var body dataBody
-		if err := sdk.DecodeStrict(raw, &body); err != nil {
+		if err := decodeBody(raw, &body); err != nil {
 			return &httpapi.Error{Status: http.StatusBadRequest, Err: err}
 		}
 		rows, err := sp.validate(r, &body, batch)
