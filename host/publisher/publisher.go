@@ -18,7 +18,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"net/url"
 	"strings"
 	"sync"
@@ -30,6 +29,7 @@ import (
 
 	"github.com/routinglayer/routing/host/internal/defaults"
 	"github.com/routinglayer/routing/host/internal/retry"
+	"github.com/routinglayer/routing/sdk/client"
 )
 
 // ErrNotConnected is returned by Publish while there is no connection.
@@ -227,7 +227,7 @@ func (p *Publisher) Run(ctx context.Context) error {
 // ends, and reports whether it got as far as serving. It returns within
 // CloseTimeout of ctx ending, whatever the broker does.
 func (p *Publisher) session(ctx context.Context, uri string) (bool, error) {
-	conn, err := p.dial(ctx, uri)
+	conn, err := client.DialAMQP(ctx, uri, client.DialOptions{Timeout: p.cfg.DialTimeout, ConnectionName: p.cfg.ConnectionName})
 	if err != nil {
 		return false, fmt.Errorf("dial %s: %w", Redact(uri), err)
 	}
@@ -290,49 +290,6 @@ func (p *Publisher) session(ctx context.Context, uri string) (bool, error) {
 			return true, fmt.Errorf("channel closed: %v", e)
 		}
 	}
-}
-
-// dial connects to uri within DialTimeout, the AMQP handshake included,
-// and gives up as soon as ctx ends.
-func (p *Publisher) dial(ctx context.Context, uri string) (*amqp.Connection, error) {
-	var (
-		mu sync.Mutex
-		nc net.Conn
-	)
-	// Cancelling ctx ends the handshake: its reads and writes time out.
-	stop := context.AfterFunc(ctx, func() {
-		mu.Lock()
-		defer mu.Unlock()
-		if nc != nil {
-			_ = nc.SetDeadline(time.Now())
-		}
-	})
-	defer stop()
-	return amqp.DialConfig(uri, amqp.Config{
-		Heartbeat:  10 * time.Second,
-		Properties: amqp.Table{"connection_name": p.cfg.ConnectionName},
-		Dial: func(network, addr string) (net.Conn, error) {
-			d := net.Dialer{Timeout: p.cfg.DialTimeout}
-			c, err := d.DialContext(ctx, network, addr)
-			if err != nil {
-				return nil, err
-			}
-			// The client clears the deadline once the handshake is done.
-			deadline := time.Now().Add(p.cfg.DialTimeout)
-			mu.Lock()
-			nc = c
-			if ctx.Err() != nil {
-				deadline = time.Now()
-			}
-			err = c.SetDeadline(deadline)
-			mu.Unlock()
-			if err != nil {
-				c.Close()
-				return nil, err
-			}
-			return c, nil
-		},
-	})
 }
 
 // close closes conn within CloseTimeout, at once if the broker blocks it.

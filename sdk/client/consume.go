@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
 	"net/url"
 	"strings"
 	"sync"
@@ -286,7 +285,7 @@ type consumer struct {
 // session consumes over one connection to node until it fails or ctx
 // ends. consumed reports whether it got as far as consuming.
 func (c *consumer) session(ctx context.Context, node string) (consumed bool, err error) {
-	conn, err := c.dial(ctx, node)
+	conn, err := DialAMQP(ctx, node, DialOptions{Timeout: c.opts.DialTimeout, TLS: c.opts.TLS, ConnectionName: c.opts.ConnectionName})
 	if err != nil {
 		return false, fmt.Errorf("connect: %w", err)
 	}
@@ -339,52 +338,6 @@ func (c *consumer) session(ctx context.Context, node string) (consumed bool, err
 		}
 		return true, e
 	}
-}
-
-// dial connects to node within DialTimeout, the handshake included, and
-// gives up as soon as ctx ends.
-func (c *consumer) dial(ctx context.Context, node string) (*amqp.Connection, error) {
-	var (
-		mu sync.Mutex
-		nc net.Conn
-	)
-	stop := context.AfterFunc(ctx, func() {
-		mu.Lock()
-		defer mu.Unlock()
-		if nc != nil {
-			_ = nc.SetDeadline(time.Now())
-		}
-	})
-	defer stop()
-	var tlsConfig *tls.Config
-	if c.opts.TLS != nil {
-		tlsConfig = c.opts.TLS.Clone()
-	}
-	return amqp.DialConfig(node, amqp.Config{
-		Heartbeat:       10 * time.Second,
-		TLSClientConfig: tlsConfig,
-		Properties:      amqp.Table{"connection_name": c.opts.ConnectionName},
-		Dial: func(network, addr string) (net.Conn, error) {
-			d := net.Dialer{Timeout: c.opts.DialTimeout}
-			conn, err := d.DialContext(ctx, network, addr)
-			if err != nil {
-				return nil, err
-			}
-			// The client clears the deadline once the handshake is done.
-			mu.Lock()
-			defer mu.Unlock()
-			nc = conn
-			deadline := time.Now().Add(c.opts.DialTimeout)
-			if ctx.Err() != nil {
-				deadline = time.Now()
-			}
-			if err := conn.SetDeadline(deadline); err != nil {
-				conn.Close()
-				return nil, err
-			}
-			return conn, nil
-		},
-	})
 }
 
 // declare declares the exchange, the dead-letter exchange and queue, and

@@ -14,6 +14,10 @@
 //     with backoff on 429, 5xx and network errors honouring Retry-After,
 //     and never dropped without an error its caller sees.
 //
+// DialAMQP, the connecting Consume does (within a timeout, the AMQP
+// handshake included, given up as soon as the context ends), serves a
+// program that opens its own connections to the broker too.
+//
 // The package stands alone: it imports neither the host nor the plugin
 // contract, and its types (Trigger, Row) are plain structs of its own
 // shaped like the JSON on the wire (see the repository's README, "The

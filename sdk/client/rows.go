@@ -246,6 +246,21 @@ func (p *Rows) notify() {
 	p.changed = make(chan struct{})
 }
 
+// await waits for the next change or for ctx to end, and returns ctx's
+// error if it ended. p.mu is held when it is called and when it returns,
+// and released meanwhile.
+func (p *Rows) await(ctx context.Context) error {
+	wait := p.changed
+	p.mu.Unlock()
+	defer p.mu.Lock()
+	select {
+	case <-wait:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
 // Add queues rows for the trigger uuid. It returns once they are queued
 // (blocking while QueueRows rows wait), not once they are delivered; see
 // Flush. Its error is a row the gateway would refuse (a negative index;
@@ -273,15 +288,9 @@ func (p *Rows) Add(ctx context.Context, uuid string, rows ...Row) error {
 		}
 		if p.queued >= p.opts.QueueRows {
 			p.notify() // the sender may have batches to send
-			wait := p.changed
-			p.mu.Unlock()
-			select {
-			case <-wait:
-			case <-ctx.Done():
-				p.mu.Lock()
-				return ctx.Err()
+			if err := p.await(ctx); err != nil {
+				return err
 			}
-			p.mu.Lock()
 			continue
 		}
 		b := p.open[uuid]
@@ -387,15 +396,9 @@ func (p *Rows) Flush(ctx context.Context) error {
 		if p.stopped {
 			return fmt.Errorf("client: %d rows not delivered (see Unsent): %w", p.queued, ErrClosed)
 		}
-		wait := p.changed
-		p.mu.Unlock()
-		select {
-		case <-wait:
-		case <-ctx.Done():
-			p.mu.Lock()
-			return ctx.Err()
+		if err := p.await(ctx); err != nil {
+			return err
 		}
-		p.mu.Lock()
 	}
 	return p.err
 }

@@ -16,34 +16,18 @@ import (
 
 var errDispenseOnly = errors.New("the host side's adapter does not serve plugins")
 
-// watcherPlugin is the go-plugin adapter that dispenses WatcherClients.
-type watcherPlugin struct {
+// dispenser is the go-plugin adapter of one kind of plugin on the host's
+// side: it dispenses the kind's client, which newClient makes from the
+// plugin's connection and broker and the Info client every kind has.
+type dispenser struct {
 	plugin.NetRPCUnsupportedPlugin
+	newClient func(info infoClient, conn *grpc.ClientConn, broker *plugin.GRPCBroker) any
 }
 
-func (p *watcherPlugin) GRPCServer(*plugin.GRPCBroker, *grpc.Server) error { return errDispenseOnly }
+func (p *dispenser) GRPCServer(*plugin.GRPCBroker, *grpc.Server) error { return errDispenseOnly }
 
-func (p *watcherPlugin) GRPCClient(_ context.Context, broker *plugin.GRPCBroker, conn *grpc.ClientConn) (any, error) {
-	return &watcherClient{
-		infoClient: infoClient{client: pluginpb.NewPluginClient(conn)},
-		watcher:    pluginpb.NewWatcherClient(conn),
-		broker:     broker,
-	}, nil
-}
-
-// pusherPlugin is the go-plugin adapter that dispenses PusherClients.
-type pusherPlugin struct {
-	plugin.NetRPCUnsupportedPlugin
-}
-
-func (p *pusherPlugin) GRPCServer(*plugin.GRPCBroker, *grpc.Server) error { return errDispenseOnly }
-
-func (p *pusherPlugin) GRPCClient(_ context.Context, broker *plugin.GRPCBroker, conn *grpc.ClientConn) (any, error) {
-	return &pusherClient{
-		infoClient: infoClient{client: pluginpb.NewPluginClient(conn)},
-		pusher:     pluginpb.NewPusherClient(conn),
-		broker:     broker,
-	}, nil
+func (p *dispenser) GRPCClient(_ context.Context, broker *plugin.GRPCBroker, conn *grpc.ClientConn) (any, error) {
+	return p.newClient(infoClient{client: pluginpb.NewPluginClient(conn)}, conn, broker), nil
 }
 
 type infoClient struct {

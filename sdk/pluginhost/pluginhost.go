@@ -22,6 +22,7 @@ import (
 	"google.golang.org/grpc"
 
 	"github.com/routinglayer/routing/sdk"
+	"github.com/routinglayer/routing/sdk/internal/pluginpb"
 	"github.com/routinglayer/routing/sdk/internal/wire"
 )
 
@@ -63,8 +64,12 @@ func Handshake() plugin.HandshakeConfig { return wire.Handshake() }
 func Plugins() map[int]plugin.PluginSet {
 	return map[int]plugin.PluginSet{
 		ProtocolVersion: {
-			string(KindWatcher): &watcherPlugin{},
-			string(KindPusher):  &pusherPlugin{},
+			string(KindWatcher): &dispenser{newClient: func(info infoClient, conn *grpc.ClientConn, broker *plugin.GRPCBroker) any {
+				return &watcherClient{infoClient: info, watcher: pluginpb.NewWatcherClient(conn), broker: broker}
+			}},
+			string(KindPusher): &dispenser{newClient: func(info infoClient, conn *grpc.ClientConn, broker *plugin.GRPCBroker) any {
+				return &pusherClient{infoClient: info, pusher: pluginpb.NewPusherClient(conn), broker: broker}
+			}},
 		},
 	}
 }
