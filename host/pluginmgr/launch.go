@@ -18,7 +18,9 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/go-plugin"
+	"google.golang.org/grpc/experimental"
 	"google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/mem"
 
 	"github.com/routinglayer/routing/sdk/pluginhost"
 )
@@ -36,6 +38,24 @@ var allowedHostEnv = []string{
 // which the SDK learns its instance name and log level. A variable that
 // belongs to another instance with a longer matching prefix (PLUGIN_A_B_X
 // is b's of "a-b", not "a"'s) is withheld too.
+// gRPC marshals the messages to plugins into buffers of its default pool,
+// whose tiers jump from 32 KiB to 1 MiB: each push of a few hundred
+// kilobytes (a pusher's batch of rows) held a 1 MiB buffer. The host's
+// pool has a tier at every power of two from 256 bytes to 64 MiB.
+func init() { experimental.SetDefaultBufferPool(pushBuffers) }
+
+var pushBuffers = func() mem.BufferPool {
+	var exps []uint8
+	for e := uint8(8); e <= 26; e++ {
+		exps = append(exps, e)
+	}
+	p, err := mem.NewBinaryTieredBufferPool(exps...)
+	if err != nil {
+		panic(err)
+	}
+	return p
+}()
+
 func pluginEnv(name string, others []string, hostEnv []string, level hclog.Level) []string {
 	prefix := pluginhost.EnvPrefix(name)
 	var longer []string

@@ -1,6 +1,7 @@
 package spool
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -14,6 +15,9 @@ import (
 	"github.com/routinglayer/routing/sdk"
 	"github.com/routinglayer/routing/sdk/pluginhost"
 )
+
+// claimGap is the least time between two claims of a pusher's pool.
+const claimGap = 3 * time.Millisecond
 
 // duePoll is how often a pusher's pool looks for due tasks without a wake-up
 // (retries come due, other instances' leases run out).
@@ -89,9 +93,10 @@ func (sp *Spool) deliver(ctx context.Context, pusher string, pc pluginhost.Pushe
 	kick := sp.kickChan(pusher)
 	done := make(chan outcome, sp.cfg.Concurrency)
 	var (
-		inFlight int
-		queue    [][]store.ClaimedTask // claimed, waiting for a worker
-		p        pool
+		inFlight  int
+		queue     [][]store.ClaimedTask // claimed, waiting for a worker
+		lastClaim time.Time
+		p         pool
 	)
 	defer func() {
 		for ; inFlight > 0; inFlight-- {
@@ -113,8 +118,14 @@ func (sp *Spool) deliver(ctx context.Context, pusher string, pc pluginhost.Pushe
 	for {
 		if ctx.Err() == nil {
 			if free := sp.cfg.Concurrency - inFlight; free > 0 && len(queue) < free {
+				// Requests arriving together are claimed, and pushed,
+				// together.
+				if wait := claimGap - time.Since(lastClaim); wait > 0 {
+					time.Sleep(wait)
+				}
+				lastClaim = time.Now()
 				want := free + sp.cfg.Concurrency - len(queue)
-				batches, err := sp.store.ClaimBatches(ctx, pusher, sp.owner, want, sp.batchRows(pusher), int64(sp.batchBytes()), sp.lease())
+				batches, err := sp.store.ClaimTasks(ctx, pusher, sp.owner, want, sp.batchRows(pusher), int64(sp.batchBytes()), sp.lease())
 				if err != nil && ctx.Err() == nil {
 					log.Warn("cannot claim tasks", "error", err)
 				}
@@ -192,6 +203,12 @@ func (sp *Spool) push(ctx context.Context, pc pluginhost.PusherClient, batch []s
 	bg := context.WithoutCancel(ctx)
 	t := batch[0]
 	log := sp.log.With("pusher", t.Pusher, "uuid", t.UUID, "delivery", t.DeliveryID, "attempt", t.Attempts+1)
+	if err := sp.store.LoadRows(ctx, batch); err != nil {
+		// Claimed but unreadable now: released, to be tried again.
+		log.Warn("cannot read the rows to push", "error", err)
+		sp.releaseAll(bg, batch, 0)
+		return outcome{}
+	}
 	parts := make([]pluginhost.EncodedRows, len(batch))
 	for i, bt := range batch {
 		part, err := storedRows(bt.Rows)
@@ -228,11 +245,7 @@ func (sp *Spool) push(ctx context.Context, pc pluginhost.PusherClient, batch []s
 	count := func(outcome string) { sp.cfg.Metrics.Tasks.WithLabelValues(t.Pusher, outcome).Add(float64(len(batch))) }
 	var chunks []pluginhost.EncodedRows
 	if len(batch) > 1 {
-		rows := make(pluginhost.EncodedRows, 0, size)
-		for _, p := range parts {
-			rows = append(rows, p...)
-		}
-		chunks = []pluginhost.EncodedRows{rows}
+		chunks = []pluginhost.EncodedRows{concat(parts, size)}
 	} else {
 		var err error
 		if chunks, err = splitRows(parts[0], room); err != nil {
@@ -301,6 +314,29 @@ func (sp *Spool) push(ctx context.Context, pc pluginhost.PusherClient, batch []s
 		sp.retry(bg, t, delay, err.Error(), true)
 	}
 	return outcome{}
+}
+
+// concat returns the parts, size bytes in all, as one run of rows: the
+// parts themselves when they lie one after the other in memory (as
+// LoadRows reads a batch), else a copy.
+func concat(parts []pluginhost.EncodedRows, size int) pluginhost.EncodedRows {
+	if first := parts[0]; cap(first) >= size {
+		run, off := first[:size], 0
+		for _, p := range parts {
+			if !bytes.Equal(run[off:off+len(p)], p) {
+				break
+			}
+			off += len(p)
+		}
+		if off == size {
+			return run
+		}
+	}
+	rows := make(pluginhost.EncodedRows, 0, size)
+	for _, p := range parts {
+		rows = append(rows, p...)
+	}
+	return rows
 }
 
 // pushParts pushes the chunks of rows in order, one Push each, and stops

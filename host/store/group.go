@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"sync"
 	"sync/atomic"
+	"time"
 )
 
 // ErrClosed is returned for writes after the store was closed.
@@ -15,7 +16,9 @@ var ErrClosed = errors.New("store closed")
 
 // stats counts this process's write transactions and the writes they
 // held, over every store it opened; the debug server (DEBUG_ADDR) serves
-// them as the expvar "store": {"transactions": n, "writes": n}.
+// them as the expvar "store": {"transactions": n, "writes": n, "busy_us":
+// n}, busy_us being the microseconds SQLite's single writer spent in
+// transactions (commits included).
 var stats = expvar.NewMap("store")
 
 // maxGroup bounds the writes that share one transaction.
@@ -149,6 +152,8 @@ func (c *committer) commit(batch []*groupOp) {
 	c.writes.Add(int64(len(batch)))
 	stats.Add("transactions", 1)
 	stats.Add("writes", int64(len(batch)))
+	started := time.Now()
+	defer func() { stats.Add("busy_us", time.Since(started).Microseconds()) }()
 	tx, err := c.db.BeginTx(context.Background(), nil)
 	if err != nil {
 		fail(fmt.Errorf("begin: %w", err))

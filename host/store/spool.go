@@ -149,6 +149,17 @@ type pendingTask struct {
 // the claims are kept in memory (see localClaims) and nothing is written.
 // The rows are read last.
 func (s *Store) ClaimBatches(ctx context.Context, pusher, owner string, limit int, maxRows func(uuid string) int, maxBytes int64, lease time.Duration) ([][]ClaimedTask, error) {
+	return s.claimBatches(ctx, pusher, owner, limit, maxRows, maxBytes, lease, true)
+}
+
+// ClaimTasks is ClaimBatches without the rows: the tasks' Rows are nil
+// until LoadRows reads them, so that batches claimed ahead wait without
+// holding their rows in memory.
+func (s *Store) ClaimTasks(ctx context.Context, pusher, owner string, limit int, maxRows func(uuid string) int, maxBytes int64, lease time.Duration) ([][]ClaimedTask, error) {
+	return s.claimBatches(ctx, pusher, owner, limit, maxRows, maxBytes, lease, false)
+}
+
+func (s *Store) claimBatches(ctx context.Context, pusher, owner string, limit int, maxRows func(uuid string) int, maxBytes int64, lease time.Duration, withRows bool) ([][]ClaimedTask, error) {
 	now := micros(time.Now())
 	plan, err := s.planBatches(ctx, pusher, limit, maxRows, maxBytes, now)
 	if err != nil || len(plan) == 0 {
@@ -167,7 +178,7 @@ func (s *Store) ClaimBatches(ctx context.Context, pusher, owner string, limit in
 	if err != nil || len(claimed) == 0 {
 		return nil, err
 	}
-	return s.claimedRows(ctx, claimed)
+	return s.claimedTasks(ctx, claimed, withRows)
 }
 
 // claimLocal claims the planned batches' tasks for owner in memory
@@ -322,9 +333,9 @@ func (s *Store) planBatches(ctx context.Context, pusher string, limit int, maxRo
 	return plan, nil
 }
 
-// claimedRows reads the claimed batches' tasks with their rows, each
-// batch in its line's order.
-func (s *Store) claimedRows(ctx context.Context, claimed [][]int64) ([][]ClaimedTask, error) {
+// claimedTasks reads the claimed batches' tasks, with their rows if
+// asked, each batch in its line's order.
+func (s *Store) claimedTasks(ctx context.Context, claimed [][]int64, withRows bool) ([][]ClaimedTask, error) {
 	batchOf := map[int64]int{}
 	var ids []any
 	for i, b := range claimed {
@@ -333,7 +344,11 @@ func (s *Store) claimedRows(ctx context.Context, claimed [][]int64) ([][]Claimed
 			ids = append(ids, id)
 		}
 	}
-	got, err := s.r.QueryContext(ctx, s.q("SELECT "+taskColumns+", d.rows FROM tasks t JOIN deliveries d ON d.id = t.delivery_id WHERE t.id IN ("+placeholders(len(ids))+") ORDER BY t.delivery_id"), ids...)
+	query := "SELECT " + taskColumns + " FROM tasks t WHERE t.id IN (" + placeholders(len(ids)) + ") ORDER BY t.delivery_id"
+	if withRows {
+		query = "SELECT " + taskColumns + ", d.rows FROM tasks t JOIN deliveries d ON d.id = t.delivery_id WHERE t.id IN (" + placeholders(len(ids)) + ") ORDER BY t.delivery_id"
+	}
+	got, err := s.r.QueryContext(ctx, s.q(query), ids...)
 	if err != nil {
 		return nil, fmt.Errorf("claim tasks: %w", err)
 	}
@@ -341,13 +356,81 @@ func (s *Store) claimedRows(ctx context.Context, claimed [][]int64) ([][]Claimed
 	batches := make([][]ClaimedTask, len(claimed))
 	for got.Next() {
 		var c ClaimedTask
-		if c.Task, err = scanTask(got, &c.Rows); err != nil {
+		var extra []any
+		if withRows {
+			extra = append(extra, &c.Rows)
+		}
+		if c.Task, err = scanTask(got, extra...); err != nil {
 			return nil, fmt.Errorf("claim tasks: %w", err)
 		}
 		i := batchOf[c.ID]
 		batches[i] = append(batches[i], c)
 	}
 	return batches, got.Err()
+}
+
+// LoadRows reads the rows of tasks (of ClaimTasks) into one buffer, each
+// task's Rows a part of it in the tasks' order: a task's Rows has the
+// capacity of the buffer from its start, so the rows of consecutive tasks
+// are one slice, tasks[0].Rows[:n], without a copy.
+func (s *Store) LoadRows(ctx context.Context, tasks []ClaimedTask) error {
+	if len(tasks) == 0 {
+		return nil
+	}
+	ids := make([]any, len(tasks))
+	for i, t := range tasks {
+		ids[i] = t.DeliveryID
+	}
+	rows, err := s.r.QueryContext(ctx, s.q("SELECT id, rows FROM deliveries WHERE id IN ("+placeholders(len(ids))+") ORDER BY id"), ids...)
+	if err != nil {
+		return fmt.Errorf("read rows: %w", err)
+	}
+	defer rows.Close()
+	var (
+		buf  []byte
+		ends = map[int64][2]int{}
+	)
+	for rows.Next() {
+		var (
+			id  int64
+			raw sql.RawBytes
+		)
+		if err := rows.Scan(&id, &raw); err != nil {
+			return fmt.Errorf("read rows: %w", err)
+		}
+		ends[id] = [2]int{len(buf), len(buf) + len(raw)}
+		buf = append(buf, raw...)
+	}
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("read rows: %w", err)
+	}
+	// A batch's tasks are in delivery order, as the rows were read:
+	// otherwise they are laid out again in the tasks' order.
+	out, next := buf, 0
+	for _, t := range tasks {
+		e, ok := ends[t.DeliveryID]
+		if !ok {
+			return fmt.Errorf("read rows: delivery %d: %w", t.DeliveryID, ErrNotFound)
+		}
+		if e[0] != next {
+			out = nil
+		}
+		next = e[1]
+	}
+	if out == nil {
+		out = make([]byte, 0, len(buf))
+		for _, t := range tasks {
+			e := ends[t.DeliveryID]
+			out = append(out, buf[e[0]:e[1]]...)
+		}
+	}
+	off := 0
+	for i := range tasks {
+		n := ends[tasks[i].DeliveryID][1] - ends[tasks[i].DeliveryID][0]
+		tasks[i].Rows = out[off : off+n]
+		off += n
+	}
+	return nil
 }
 
 // ReleaseClaims frees every task claimed by owner: an instance calls it
@@ -711,6 +794,25 @@ func (s *Store) Usage(ctx context.Context) (SpoolUsage, error) {
 		return SpoolUsage{}, fmt.Errorf("spool usage: %w", err)
 	}
 	return u, nil
+}
+
+// OldestDue returns, per pusher with pending tasks, the earliest time one
+// of them is or was due (a new task is due when accepted, a retried one
+// after its delay): the longest a due task of the pusher has been
+// waiting, when it is in the past. It reads the tasks_due index, one
+// entry per pusher.
+func (s *Store) OldestDue(ctx context.Context, pushers []string) (map[string]time.Time, error) {
+	out := make(map[string]time.Time, len(pushers))
+	for _, p := range pushers {
+		var at sql.NullInt64
+		if err := s.r.QueryRowContext(ctx, s.q("SELECT min(next_attempt_at) FROM tasks WHERE pusher = ? AND state = 'pending'"), p).Scan(&at); err != nil {
+			return nil, fmt.Errorf("oldest due task: %w", err)
+		}
+		if at.Valid {
+			out[p] = fromMicros(at.Int64)
+		}
+	}
+	return out, nil
 }
 
 // Backlog counts pending tasks per pusher.
