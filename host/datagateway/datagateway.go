@@ -35,6 +35,7 @@ type Config struct {
 	VerifyTriggers    bool          `env:"VERIFY_TRIGGERS" envDefault:"false"`
 	MaxRows           int           `env:"MAX_ROWS_PER_REQUEST" envDefault:"10000"`
 	MaxBacklog        int           `env:"MAX_BACKLOG" envDefault:"100000"`
+	MaxBacklogAge     time.Duration `env:"MAX_BACKLOG_AGE" envDefault:"5s"`
 	MaxSpoolBytes     int64         `env:"MAX_SPOOL_BYTES" envDefault:"1073741824"`
 	PushConcurrency   int           `env:"PUSH_CONCURRENCY" envDefault:"8"`
 	PushTimeout       time.Duration `env:"PUSH_TIMEOUT" envDefault:"30s"`
@@ -60,6 +61,7 @@ func (c Config) Validate() error {
 		{c.ServerPort >= 0 && c.ServerPort <= 65535, fmt.Sprintf("SERVER_PORT=%d: want 0-65535", c.ServerPort)},
 		{c.MaxRows >= 1, fmt.Sprintf("MAX_ROWS_PER_REQUEST=%d: want at least 1", c.MaxRows)},
 		{c.MaxBacklog >= 1, fmt.Sprintf("MAX_BACKLOG=%d: want at least 1", c.MaxBacklog)},
+		{c.MaxBacklogAge >= 0, fmt.Sprintf("MAX_BACKLOG_AGE=%s: want 0 (no bound) or a positive duration, e.g. 5s", c.MaxBacklogAge)},
 		{c.MaxSpoolBytes >= c.MaxBodyBytes, fmt.Sprintf("MAX_SPOOL_BYTES=%d: want at least MAX_BODY_BYTES (%d), or a large request could never be taken", c.MaxSpoolBytes, c.MaxBodyBytes)},
 		{c.PushConcurrency >= 1, fmt.Sprintf("PUSH_CONCURRENCY=%d: want at least 1", c.PushConcurrency)},
 		{c.PushTimeout > 0, fmt.Sprintf("PUSH_TIMEOUT=%s: want a positive duration", c.PushTimeout)},
@@ -100,6 +102,7 @@ func Start(ctx context.Context, cfg Config, log hclog.Logger) (*Service, error) 
 		Metrics:           gateway,
 		MaxRows:           cfg.MaxRows,
 		MaxBacklog:        cfg.MaxBacklog,
+		MaxBacklogAge:     cfg.MaxBacklogAge,
 		MaxSpoolBytes:     cfg.MaxSpoolBytes,
 		MaxPushBytes:      cfg.MaxPushBytes,
 		Concurrency:       cfg.PushConcurrency,
@@ -126,6 +129,16 @@ func Start(ctx context.Context, cfg Config, log hclog.Logger) (*Service, error) 
 		Gauges: []metrics.GaugeSource{
 			perPusher("backlog_tasks", "Tasks waiting for delivery, by pusher.", withPushers(st.Backlog, plugins)),
 			perPusher("dead_letters", "Dead-lettered tasks, by pusher.", withPushers(st.DeadLetterCounts, plugins)),
+			{
+				Name: "backlog_age_seconds", Help: "How long each pusher's oldest due task has waited, as intake checks it against MAX_BACKLOG_AGE.", Labels: []string{"pusher"},
+				Read: func(context.Context) ([]metrics.Gauge, error) {
+					var out []metrics.Gauge
+					for p, age := range sp.BacklogAge() {
+						out = append(out, metrics.Gauge{Labels: []string{p}, Value: age.Seconds()})
+					}
+					return out, nil
+				},
+			},
 			{
 				Name: "spool_bytes", Help: "Bytes of stored rows waiting for delivery, as counted against MAX_SPOOL_BYTES.",
 				Read: func(context.Context) ([]metrics.Gauge, error) {

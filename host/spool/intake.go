@@ -251,7 +251,9 @@ func oversizeRows(encoded pluginhost.EncodedRows, max int, batch bool) []sdk.Fie
 }
 
 // refusal is the answer to a request the spool cannot take now: 507 when
-// it is full, else 429 naming the pushers whose backlog is full.
+// it is full, else 429 naming the pushers whose backlog is full (Retry-After
+// 5 s) or, failing that, those whose oldest due task waited longer than
+// MaxBacklogAge (Retry-After 1 s).
 func (sp *Spool) refusal(ref *refusal, pushers []Pusher, size int64) error {
 	if ref.spoolFull {
 		var paused, behind []string
@@ -277,6 +279,15 @@ func (sp *Spool) refusal(ref *refusal, pushers []Pusher, size int64) error {
 			detail += "."
 		}
 		return &httpapi.Error{Status: http.StatusInsufficientStorage, RetryAfter: 30, Err: errors.New(detail)}
+	}
+	if len(ref.full) == 0 {
+		var behind []string
+		for p, age := range ref.behind {
+			behind = append(behind, fmt.Sprintf("%s (oldest due task waiting %.1f s)", p, age.Seconds()))
+		}
+		sort.Strings(behind)
+		return &httpapi.Error{Status: http.StatusTooManyRequests, RetryAfter: 1, Err: fmt.Errorf(
+			"delivery is behind: MAX_BACKLOG_AGE=%s passed for %s; retry later", sp.cfg.MaxBacklogAge, strings.Join(behind, ", "))}
 	}
 	full := make([]string, len(ref.full))
 	for i, p := range ref.full {

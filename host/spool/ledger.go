@@ -4,6 +4,7 @@ import (
 	"context"
 	"maps"
 	"sync"
+	"time"
 
 	"github.com/routinglayer/routing/host/store"
 )
@@ -25,6 +26,11 @@ import (
 type ledger struct {
 	maxBacklog int
 	maxBytes   int64
+	// maxAge bounds how long a delivering pusher's oldest due task may
+	// have waited (0: no bound); oldest is that task's due time per
+	// pusher, as last read (see Spool.Run).
+	maxAge time.Duration
+	oldest map[string]time.Time
 
 	mu      sync.Mutex
 	pending map[string]int // pending tasks per pusher, reservations included
@@ -43,8 +49,24 @@ type reservation struct {
 	bytes   int64
 }
 
-func newLedger(maxBacklog int, maxBytes int64) *ledger {
-	return &ledger{maxBacklog: maxBacklog, maxBytes: maxBytes, pending: map[string]int{}, reserved: map[string]int{}}
+func newLedger(maxBacklog int, maxBytes int64, maxAge time.Duration) *ledger {
+	return &ledger{maxBacklog: maxBacklog, maxBytes: maxBytes, maxAge: maxAge, pending: map[string]int{}, reserved: map[string]int{}}
+}
+
+// setOldest records each pusher's oldest due task (none: absent).
+func (l *ledger) setOldest(oldest map[string]time.Time) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.oldest = oldest
+}
+
+// age is how long pusher's oldest due task has waited; l.mu held.
+func (l *ledger) age(pusher string, now time.Time) time.Duration {
+	at, ok := l.oldest[pusher]
+	if !ok || at.After(now) {
+		return 0
+	}
+	return now.Sub(at)
 }
 
 // refusal says why a request cannot be taken now.
@@ -57,11 +79,15 @@ type refusal struct {
 	// has every given pusher's pending tasks.
 	full    []string
 	pending map[string]int
+	// behind lists the delivering pushers whose oldest due task waited
+	// longer than MaxBacklogAge, with that wait.
+	behind map[string]time.Duration
 }
 
 // admit reserves one task for each of pushers and size bytes of rows, or
 // refuses: when the bytes would pass MaxSpoolBytes, or when a pusher that
-// is not paused has MaxBacklog pending tasks. A paused pusher (failed, or
+// is not paused has MaxBacklog pending tasks or a due task waiting for
+// longer than MaxBacklogAge. A paused pusher (failed, or
 // stopped by an operator) gets its task whatever its backlog.
 func (l *ledger) admit(pushers []Pusher, size int64) (*reservation, *refusal) {
 	l.mu.Lock()
@@ -70,12 +96,22 @@ func (l *ledger) admit(pushers []Pusher, size int64) (*reservation, *refusal) {
 	if l.bytes+size > l.maxBytes {
 		ref = &refusal{spoolFull: true, spoolBytes: l.bytes}
 	}
+	now := time.Now()
 	for _, p := range pushers {
 		if !p.Paused && l.pending[p.Name] >= l.maxBacklog {
 			if ref == nil {
 				ref = &refusal{}
 			}
 			ref.full = append(ref.full, p.Name)
+		}
+		if age := l.age(p.Name, now); !p.Paused && l.maxAge > 0 && age > l.maxAge {
+			if ref == nil {
+				ref = &refusal{}
+			}
+			if ref.behind == nil {
+				ref.behind = map[string]time.Duration{}
+			}
+			ref.behind[p.Name] = age
 		}
 	}
 	if ref != nil {

@@ -32,6 +32,11 @@ type Config struct {
 	// MaxBacklog is how many pending tasks a delivering pusher may have
 	// before intake answers 429; a paused pusher's backlog does not count.
 	MaxBacklog int
+	// MaxBacklogAge bounds how long a delivering pusher's oldest due task
+	// may have waited before intake answers 429 (0: no bound), so that
+	// when delivery cannot keep up with intake, intake slows down to it
+	// and the delivery lag stays bounded.
+	MaxBacklogAge time.Duration
 	// MaxSpoolBytes bounds the bytes of stored rows waiting for delivery
 	// (each request's rows once, however many pushers it waits for);
 	// intake answers 507 to a request that would pass it.
@@ -106,7 +111,7 @@ func New(cfg Config, st *store.Store, pushers func() []Pusher, log hclog.Logger)
 		pushers: pushers,
 		log:     log.Named("gateway"),
 		owner:   cfg.Instance,
-		ledger:  newLedger(cfg.MaxBacklog, cfg.MaxSpoolBytes),
+		ledger:  newLedger(cfg.MaxBacklog, cfg.MaxSpoolBytes, cfg.MaxBacklogAge),
 		kicks:   make(map[string]chan struct{}),
 		single:  make(map[string]bool),
 	}
@@ -140,8 +145,14 @@ const syncEvery = time.Second
 // Run keeps intake's figures of the spool current until ctx is done. With
 // PostgreSQL, where other instances may add and deliver tasks, they are
 // read from the store every second; with SQLite this instance is the
-// only writer and its own bookkeeping is exact.
+// only writer and its own bookkeeping is exact. With MaxBacklogAge, how
+// long each pusher's oldest due task has waited is read every agePoll.
 func (sp *Spool) Run(ctx context.Context) {
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	if sp.cfg.MaxBacklogAge > 0 {
+		wg.Go(func() { sp.watchAges(ctx) })
+	}
 	if sp.store.Dialect() != "postgres" {
 		return
 	}
@@ -157,6 +168,47 @@ func (sp *Spool) Run(ctx context.Context) {
 		failing = err != nil
 		return true
 	})
+}
+
+// agePoll is how often the pushers' oldest due tasks are read when
+// MaxBacklogAge is set.
+const agePoll = 100 * time.Millisecond
+
+// watchAges reads each installed pusher's oldest due task every agePoll
+// for intake's MaxBacklogAge check.
+func (sp *Spool) watchAges(ctx context.Context) {
+	failing := false
+	poll.Every(ctx, agePoll, func() bool {
+		var names []string
+		for _, p := range sp.pushers() {
+			names = append(names, p.Name)
+		}
+		oldest, err := sp.store.OldestDue(ctx, names)
+		switch {
+		case err != nil && ctx.Err() == nil && !failing:
+			sp.log.Warn("cannot read the pushers' oldest due tasks; intake checks the last figures", "error", err)
+		case err == nil:
+			if failing {
+				sp.log.Info("oldest due tasks readable again")
+			}
+			sp.ledger.setOldest(oldest)
+		}
+		failing = err != nil
+		return true
+	})
+}
+
+// BacklogAge is how long each pusher's oldest due task has waited, as
+// intake last read it (only with MaxBacklogAge).
+func (sp *Spool) BacklogAge() map[string]time.Duration {
+	sp.ledger.mu.Lock()
+	defer sp.ledger.mu.Unlock()
+	now := time.Now()
+	out := make(map[string]time.Duration, len(sp.ledger.oldest))
+	for p := range sp.ledger.oldest {
+		out[p] = sp.ledger.age(p, now)
+	}
+	return out
 }
 
 // SpoolBytes is the bytes of stored rows waiting for delivery, as intake
