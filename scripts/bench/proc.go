@@ -186,8 +186,9 @@ func (s *service) metric(name string, want map[string]string) (float64, error) {
 
 // counters are the figures of a service that the bench takes the
 // difference of over a load: the store's write transactions and writes
-// (expvar "store" on DEBUG_ADDR) and the pushes made.
-type counters struct{ transactions, writes, pushes float64 }
+// (expvar "store" on DEBUG_ADDR), the time SQLite's writer was busy, and
+// the pushes made.
+type counters struct{ transactions, writes, busy, pushes float64 }
 
 func (s *service) counters(debugAddr string) counters {
 	var c counters
@@ -201,10 +202,11 @@ func (s *service) counters(debugAddr string) counters {
 		Store struct {
 			Transactions float64 `json:"transactions"`
 			Writes       float64 `json:"writes"`
+			Busy         float64 `json:"busy_us"`
 		} `json:"store"`
 	}
 	if json.NewDecoder(resp.Body).Decode(&vars) == nil {
-		c.transactions, c.writes = vars.Store.Transactions, vars.Store.Writes
+		c.transactions, c.writes, c.busy = vars.Store.Transactions, vars.Store.Writes, vars.Store.Busy
 	}
 	return c
 }

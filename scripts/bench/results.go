@@ -61,6 +61,7 @@ var report = []line{
 	{"  rows per Push", "rows", "store.rows_per_push", "", "", nil},
 	{"  store write transactions per Push (intake's included)", "count", "store.tx_per_push", "", "", nil},
 	{"  store writes per Push (intake's included)", "count", "store.writes_per_push", "", "", nil},
+	{"  SQLite writer busy (share of load + drain)", "ratio", "store.writer_busy", "", "", nil},
 	{"control-tower: watcher Emit to broker confirm", "triggers/s", "publish", "publish.base",
 		">= 0.5 of baseline", func(_, r float64) bool { return r >= 0.5 }},
 	{"control-tower: POST /triggers, 32 connections, to broker confirm", "requests/s", "post", "post.base", ">= 0.5 of baseline", func(_, r float64) bool { return r >= 0.5 }},

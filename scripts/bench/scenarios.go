@@ -143,6 +143,9 @@ func gatewayRun(ctx context.Context, o options, bins map[string]string, dir stri
 		return err
 	}
 	after := svc.counters(gatewayDebugAddr)
+	if after.busy > before.busy {
+		res.add("store.writer_busy", (after.busy-before.busy)/1e6/(r.Elapsed+lag).Seconds())
+	}
 	if pushes := after.pushes - before.pushes; pushes > 0 {
 		res.add("store.pushes", pushes)
 		res.add("store.tx_per_push", (after.transactions-before.transactions)/pushes)
