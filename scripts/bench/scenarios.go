@@ -242,19 +242,34 @@ func towerRun(ctx context.Context, o options, bins map[string]string, dir string
 	}
 	idle, _ := memory(svc.pid())
 	res.add("mem.tower.idle", idle)
+	before := svc.counters(towerDebugAddr)
 	start := time.Now()
 	stopProfile := profileDuring(o, towerDebugAddr, "control-tower", time.Second)
 	if err := os.WriteFile(goFile, nil, 0o644); err != nil {
 		return err
 	}
+	var stored time.Duration
 	if err := waitUntil(5*time.Minute, "every emitted trigger to be confirmed", func() bool {
+		if stored == 0 {
+			if n, err := svc.metric("routing_triggers_received_total", map[string]string{"source": "watcher", "result": "created"}); err == nil && n >= float64(o.triggers) {
+				stored = time.Since(start)
+			}
+		}
 		published, err1 := svc.metric("routing_triggers_published_total", map[string]string{"outcome": "published"})
 		unroutable, err2 := svc.metric("routing_triggers_published_total", map[string]string{"outcome": "unroutable"})
 		return err1 == nil && err2 == nil && published+unroutable >= float64(o.triggers)
 	}); err != nil {
 		return err
 	}
-	res.add("publish", float64(o.triggers)/time.Since(start).Seconds())
+	burst := time.Since(start)
+	res.add("publish", float64(o.triggers)/burst.Seconds())
+	if after := svc.counters(towerDebugAddr); after.busy > before.busy {
+		res.add("publish.writer_busy", (after.busy-before.busy)/1e6/burst.Seconds())
+		res.add("publish.tx", (after.transactions-before.transactions)/float64(o.triggers))
+	}
+	if stored > 0 {
+		res.add("publish.stored", float64(o.triggers)/stored.Seconds())
+	}
 	stopProfile()
 
 	bodies := triggerBodies(1000)
@@ -262,7 +277,9 @@ func towerRun(ctx context.Context, o options, bins map[string]string, dir string
 	base := load(ctx, baseURL+"/triggers", "", bodies, o.conns, o.duration/2, http.StatusCreated)
 	stop()
 	res.add("post.base", base.perSecond())
+	stopProfile = profileDuring(o, towerDebugAddr, "control-tower-post", o.duration/2)
 	r := load(ctx, svc.base+"/triggers", adminToken, bodies, o.conns, o.duration/2, http.StatusCreated)
+	stopProfile()
 	if r.OK == 0 {
 		return fmt.Errorf("POST /triggers: nothing created: %s", r.FirstError)
 	}
