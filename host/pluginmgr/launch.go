@@ -38,24 +38,6 @@ var allowedHostEnv = []string{
 // which the SDK learns its instance name and log level. A variable that
 // belongs to another instance with a longer matching prefix (PLUGIN_A_B_X
 // is b's of "a-b", not "a"'s) is withheld too.
-// gRPC marshals the messages to plugins into buffers of its default pool,
-// whose tiers jump from 32 KiB to 1 MiB: each push of a few hundred
-// kilobytes (a pusher's batch of rows) held a 1 MiB buffer. The host's
-// pool has a tier at every power of two from 256 bytes to 64 MiB.
-func init() { experimental.SetDefaultBufferPool(pushBuffers) }
-
-var pushBuffers = func() mem.BufferPool {
-	var exps []uint8
-	for e := uint8(8); e <= 26; e++ {
-		exps = append(exps, e)
-	}
-	p, err := mem.NewBinaryTieredBufferPool(exps...)
-	if err != nil {
-		panic(err)
-	}
-	return p
-}()
-
 func pluginEnv(name string, others []string, hostEnv []string, level hclog.Level) []string {
 	prefix := pluginhost.EnvPrefix(name)
 	var longer []string
@@ -323,4 +305,24 @@ func runs(pid int, exe string) bool {
 	}
 	args := strings.Split(strings.TrimSuffix(string(cmdline), "\x00"), "\x00")
 	return len(args) >= 2 && realPath(args[1]) == exe
+}
+
+// SetBufferPool makes gRPC marshal the messages to plugins into buffers
+// of a pool with a tier at every power of two from 256 bytes to 64 MiB.
+// gRPC's default pool jumps from 32 KiB to 1 MiB, so each push of a few
+// hundred kilobytes (a pusher's batch of rows) held a 1 MiB buffer. It
+// replaces gRPC's default pool for the whole process (gRPC marshals into
+// the default pool whatever the connection's options), so a service sets
+// it once at start, before any plugin runs.
+func SetBufferPool() error {
+	exps := make([]uint8, 0, 19)
+	for e := uint8(8); e <= 26; e++ {
+		exps = append(exps, e)
+	}
+	p, err := mem.NewBinaryTieredBufferPool(exps...)
+	if err != nil {
+		return fmt.Errorf("gRPC buffer pool: %w", err)
+	}
+	experimental.SetDefaultBufferPool(p)
+	return nil
 }

@@ -80,6 +80,9 @@ func Run[C any, P configOf[C]](ctx context.Context, name string, environ []strin
 	if _, set := os.LookupEnv("GOMEMLIMIT"); !set {
 		debug.SetMemoryLimit(defaultMemoryLimit)
 	}
+	if err := pluginmgr.SetBufferPool(); err != nil {
+		return err
+	}
 	if common.DebugAddr != "" {
 		if err := server.ServeDebug(ctx, common.DebugAddr, log); err != nil {
 			return fmt.Errorf("DEBUG_ADDR=%q: %w", common.DebugAddr, err)
