@@ -65,6 +65,8 @@ type Store struct {
 	readPrepared map[string]*sql.Stmt
 	// local holds SQLite's task claims and both dialects' settled tasks.
 	local localClaims
+	// stopCheckpoints ends SQLite's checkpointer (see checkpoints).
+	stopCheckpoints func()
 }
 
 // readQueries are the reads prepared once (see hotRead).
@@ -158,7 +160,8 @@ func Open(ctx context.Context, cfg Config, log hclog.Logger) (*Store, error) {
 		}
 		path := filepath.Join(cfg.DataDir, "routing.db")
 		pragmas := "_pragma=journal_mode(WAL)&_pragma=synchronous(FULL)&_pragma=busy_timeout(10000)&_pragma=foreign_keys(ON)"
-		if s.w, err = sql.Open("sqlite", "file:"+path+"?"+pragmas+"&_txlock=immediate"); err != nil {
+		// The writer does not checkpoint: the checkpointer does, beside it.
+		if s.w, err = sql.Open("sqlite", "file:"+path+"?"+pragmas+"&_pragma=wal_autocheckpoint(0)&_txlock=immediate"); err != nil {
 			return nil, fmt.Errorf("open sqlite: %w", err)
 		}
 		s.w.SetMaxOpenConns(1)
@@ -178,8 +181,51 @@ func Open(ctx context.Context, cfg Config, log hclog.Logger) (*Store, error) {
 			return nil, err
 		}
 		s.group = newCommitter(s.w)
+		s.stopCheckpoints = s.checkpoints()
 	}
 	return s, nil
+}
+
+// checkpointEvery is how often the checkpointer copies the WAL's committed
+// pages into the database file.
+const checkpointEvery = 100 * time.Millisecond
+
+// checkpoints runs SQLite's checkpoints on a read connection every
+// checkpointEvery until the returned func is called (which waits for it).
+// A checkpoint copies the WAL's pages into the database file and syncs
+// it; run by the writer on the commit that fills 1000 pages, as SQLite
+// does by default, it made that commit, and every write waiting behind
+// it, wait for a few megabytes of copying and an fsync. A passive
+// checkpoint runs beside the writer and readers, blocking neither;
+// commits are as durable as before (the WAL is synced on each commit).
+func (s *Store) checkpoints() (stop func()) {
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		t := time.NewTicker(checkpointEvery)
+		defer t.Stop()
+		failing := false
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+			}
+			_, err := s.r.ExecContext(ctx, "PRAGMA wal_checkpoint(PASSIVE)")
+			switch {
+			case err != nil && ctx.Err() == nil && !failing:
+				s.log.Warn("WAL checkpoint failed; retrying", "error", err)
+			case err == nil && failing:
+				s.log.Info("WAL checkpoints work again")
+			}
+			failing = err != nil && ctx.Err() == nil
+		}
+	}()
+	return func() {
+		cancel()
+		<-done
+	}
 }
 
 func (s *Store) migrate(ctx context.Context) error {
@@ -218,6 +264,9 @@ func (s *Store) migrate(ctx context.Context) error {
 func (s *Store) Close() error {
 	if s.group != nil {
 		s.group.close()
+	}
+	if s.stopCheckpoints != nil {
+		s.stopCheckpoints()
 	}
 	err := s.w.Close()
 	if s.r != s.w {
