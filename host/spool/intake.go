@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"sort"
 	"strings"
+	"time"
 
 	"github.com/routinglayer/routing/host/httpapi"
 	"github.com/routinglayer/routing/host/idempotency"
@@ -205,6 +206,17 @@ func (sp *Spool) accept(w http.ResponseWriter, r *http.Request, claim *idempoten
 			"the rows take %d bytes as stored, more than the whole spool may hold (MAX_SPOOL_BYTES=%d): send them in smaller requests", size, sp.cfg.MaxSpoolBytes)
 	}
 	res, ref := sp.ledger.admit(pushers, int64(len(encoded)))
+	// Delivery behind, and nothing else in the way: the request waits a
+	// little for it to catch up, so that intake follows delivery's pace
+	// rather than refusing whole seconds' worth (Retry-After).
+	for waited := time.Duration(0); ref != nil && ref.onlyBehind() && waited < admissionWait; waited += agePoll {
+		select {
+		case <-r.Context().Done():
+			return r.Context().Err()
+		case <-time.After(agePoll):
+		}
+		res, ref = sp.ledger.admit(pushers, int64(len(encoded)))
+	}
 	if ref != nil {
 		return sp.refusal(ref, pushers, int64(len(encoded)))
 	}
@@ -233,6 +245,10 @@ func (sp *Spool) accept(w http.ResponseWriter, r *http.Request, claim *idempoten
 	return nil
 }
 
+// admissionWait bounds how long a request waits for delivery to catch up
+// (MaxBacklogAge) before it is refused with 429.
+const admissionWait = time.Second
+
 // oversizeRows names the rows whose encoding alone is over max bytes: no
 // push could carry them.
 func oversizeRows(encoded pluginhost.EncodedRows, max int, batch bool) []sdk.FieldError {
@@ -253,7 +269,7 @@ func oversizeRows(encoded pluginhost.EncodedRows, max int, batch bool) []sdk.Fie
 // refusal is the answer to a request the spool cannot take now: 507 when
 // it is full, else 429 naming the pushers whose backlog is full (Retry-After
 // 5 s) or, failing that, those whose oldest due task waited longer than
-// MaxBacklogAge (Retry-After 1 s).
+// MaxBacklogAge for the whole admissionWait (Retry-After 1 s).
 func (sp *Spool) refusal(ref *refusal, pushers []Pusher, size int64) error {
 	if ref.spoolFull {
 		var paused, behind []string

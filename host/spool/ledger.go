@@ -84,6 +84,12 @@ type refusal struct {
 	behind map[string]time.Duration
 }
 
+// onlyBehind reports whether the refusal is only for delivery being
+// behind (MaxBacklogAge), which a short wait may lift.
+func (r *refusal) onlyBehind() bool {
+	return !r.spoolFull && len(r.full) == 0 && len(r.behind) > 0
+}
+
 // admit reserves one task for each of pushers and size bytes of rows, or
 // refuses: when the bytes would pass MaxSpoolBytes, or when a pusher that
 // is not paused has MaxBacklog pending tasks or a due task waiting for

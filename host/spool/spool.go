@@ -33,7 +33,8 @@ type Config struct {
 	// before intake answers 429; a paused pusher's backlog does not count.
 	MaxBacklog int
 	// MaxBacklogAge bounds how long a delivering pusher's oldest due task
-	// may have waited before intake answers 429 (0: no bound), so that
+	// may have waited before intake holds requests (up to a second, for
+	// delivery to catch up) and then answers 429 (0: no bound), so that
 	// when delivery cannot keep up with intake, intake slows down to it
 	// and the delivery lag stays bounded.
 	MaxBacklogAge time.Duration
@@ -171,8 +172,8 @@ func (sp *Spool) Run(ctx context.Context) {
 }
 
 // agePoll is how often the pushers' oldest due tasks are read when
-// MaxBacklogAge is set.
-const agePoll = 100 * time.Millisecond
+// MaxBacklogAge is set (an indexed lookup per pusher).
+const agePoll = 25 * time.Millisecond
 
 // watchAges reads each installed pusher's oldest due task every agePoll
 // for intake's MaxBacklogAge check.

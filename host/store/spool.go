@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 )
 
@@ -86,6 +87,25 @@ func (s *Store) InsertDelivery(ctx context.Context, uuid string, rows []byte, ro
 func (s *Store) InsertDeliveryWithKey(ctx context.Context, key *IdempotencyKey, uuid string, rows []byte, rowCount int, pushers []string) (Delivery, error) {
 	now := time.Now()
 	d := Delivery{UUID: uuid, Rows: rows, RowCount: rowCount, CreatedAt: fromMicros(micros(now))}
+	if s.dialect == "postgres" && key == nil && len(pushers) > 0 {
+		// One statement, one round trip, its own transaction.
+		var q strings.Builder
+		q.WriteString(`WITH d AS (INSERT INTO deliveries (uuid, rows, row_count, created_at) VALUES ($1, $2, $3, $4) RETURNING id),
+			t AS (INSERT INTO tasks (delivery_id, pusher, uuid, state, next_attempt_at) SELECT d.id, p.pusher, $1, 'pending', $4 FROM d, (VALUES `)
+		args := []any{uuid, rows, rowCount, micros(now)}
+		for i, p := range pushers {
+			if i > 0 {
+				q.WriteString(", ")
+			}
+			fmt.Fprintf(&q, "($%d)", len(args)+1)
+			args = append(args, p)
+		}
+		q.WriteString(`) p (pusher)) SELECT id FROM d`)
+		if err := s.w.QueryRowContext(ctx, q.String(), args...).Scan(&d.ID); err != nil {
+			return Delivery{}, fmt.Errorf("insert delivery: %w", err)
+		}
+		return d, nil
+	}
 	err := s.inTx(ctx, func(ctx context.Context, tx *sql.Tx) error {
 		if key != nil {
 			if err := s.claimKey(ctx, tx, key); err != nil {

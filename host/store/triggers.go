@@ -89,6 +89,17 @@ func (s *Store) InsertTriggerWithKey(ctx context.Context, key *IdempotencyKey, t
 }
 
 func (s *Store) insertTrigger(ctx context.Context, key *IdempotencyKey, t Trigger) (stored Trigger, created bool, err error) {
+	if s.dialect == "postgres" && key == nil {
+		// The common case in one statement, one round trip: a new trigger
+		// and its outbox entry. An existing uuid or key inserts nothing and
+		// goes the transaction's way below, which reads what is stored.
+		if stored, err = s.insertNewTrigger(ctx, t); err == nil {
+			return stored, true, nil
+		}
+		if !errors.Is(err, sql.ErrNoRows) {
+			return Trigger{}, false, err
+		}
+	}
 	err = s.inTx(ctx, func(ctx context.Context, tx *sql.Tx) error {
 		if key != nil {
 			if err := s.claimKey(ctx, tx, key); err != nil {
@@ -106,6 +117,28 @@ func (s *Store) insertTrigger(ctx context.Context, key *IdempotencyKey, t Trigge
 		return s.recordKey(ctx, tx, key, status, stored.UUID)
 	})
 	return stored, created, err
+}
+
+// insertNewTrigger stores t (status pending) and its outbox entry in one
+// PostgreSQL statement, its own transaction; sql.ErrNoRows when t's uuid
+// or idempotency key is stored already (nothing is written then).
+func (s *Store) insertNewTrigger(ctx context.Context, t Trigger) (Trigger, error) {
+	now := time.Now()
+	n := t
+	n.Status, n.CreatedAt, n.PublishedAt = StatusPending, fromMicros(micros(now)), nil
+	var key any
+	if n.IdempotencyKey != "" {
+		key = n.IdempotencyKey
+	}
+	err := s.w.QueryRowContext(ctx, qInsertTriggerAndOutbox,
+		n.UUID, key, n.APIVersion, n.Protocol, n.Body, n.Source, string(n.Status), micros(now)).Scan(&n.Seq)
+	if err != nil {
+		if errors.Is(err, sql.ErrNoRows) {
+			return Trigger{}, err
+		}
+		return Trigger{}, fmt.Errorf("insert trigger: %w", err)
+	}
+	return n, nil
 }
 
 // insertTriggerTx is insertTrigger's work in tx: the stored trigger and
@@ -249,5 +282,11 @@ var (
 	qTriggerByUUID = hot("SELECT " + triggerColumns + " FROM triggers WHERE uuid = ?")
 	qInsertTrigger = hot(`INSERT INTO triggers (uuid, idempotency_key, api_version, protocol, body, source, status, created_at)
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING RETURNING seq`)
+	// PostgreSQL's insert of a new trigger and its outbox entry in one
+	// statement (the foreign key is checked at its end).
+	qInsertTriggerAndOutbox = `WITH t AS (INSERT INTO triggers (uuid, idempotency_key, api_version, protocol, body, source, status, created_at)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT DO NOTHING RETURNING seq, uuid),
+		o AS (INSERT INTO outbox (trigger_uuid, next_attempt_at) SELECT uuid, $8 FROM t)
+		SELECT seq FROM t`
 	qInsertOutbox = hot("INSERT INTO outbox (trigger_uuid, next_attempt_at) VALUES (?, ?)")
 )

@@ -51,7 +51,7 @@ var report = []line{
 	{"  latency p50", "ms", "intake.p50", "intake.base.p50", "", nil},
 	{"  latency p99", "ms", "intake.p99", "intake.base.p99", "<= 1.5x baseline", func(_, r float64) bool { return r <= 1.5 }},
 	{"  requests failed (not 2xx, not 429)", "count", "intake.failed", "", "0", func(v, _ float64) bool { return v == 0 }},
-	{"  requests refused: 429, delivery behind (admission on backlog age)", "count", "intake.refused", "", "", nil},
+	{"  requests refused: 429, delivery behind (MAX_BACKLOG_AGE=" + maxBacklogAge + ")", "count", "intake.refused", "", "", nil},
 	{"peer (Benthos) intake, same load", "rows/s", "peer.intake", "intake.base", "", nil},
 	{"  peer latency p99", "ms", "peer.p99", "intake.base.p99", "", nil},
 	{"end to end: rows in pusher-jsonl's files over load + drain", "rows/s", "delivery", "peer", ">= 2.0x peer", func(_, r float64) bool { return r >= 2.0 }},
