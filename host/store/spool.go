@@ -101,6 +101,8 @@ func (s *Store) InsertDeliveryWithKey(ctx context.Context, key *IdempotencyKey, 
 			args = append(args, p)
 		}
 		q.WriteString(`) p (pusher)) SELECT id FROM d`)
+		stats.Add("transactions", 1)
+		stats.Add("writes", 1)
 		if err := s.w.QueryRowContext(ctx, q.String(), args...).Scan(&d.ID); err != nil {
 			return Delivery{}, fmt.Errorf("insert delivery: %w", err)
 		}

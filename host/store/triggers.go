@@ -130,6 +130,8 @@ func (s *Store) insertNewTrigger(ctx context.Context, t Trigger) (Trigger, error
 	if n.IdempotencyKey != "" {
 		key = n.IdempotencyKey
 	}
+	stats.Add("transactions", 1)
+	stats.Add("writes", 1)
 	err := s.w.QueryRowContext(ctx, qInsertTriggerAndOutbox,
 		n.UUID, key, n.APIVersion, n.Protocol, n.Body, n.Source, string(n.Status), micros(now)).Scan(&n.Seq)
 	if err != nil {

@@ -88,24 +88,40 @@ var baselines = map[string]string{
 	"peer":         "Benthos v4.60.0 (scripts/bench/benthos): http_server, a mapping splitting rows and adding the uuid, unarchive, file output one line per row in <uuid>.jsonl on the same tmpfs; one process, nothing stored durably; same load generator and bodies, end to end measured the same way",
 }
 
-func (r results) markdown(o options, machine string) string {
+// storeResults are the figures of the runs on one store.
+type storeResults struct {
+	store string
+	res   results
+}
+
+var storeNames = map[string]string{
+	"sqlite":   "embedded SQLite (WAL, fsync on commit) in a temporary directory",
+	"postgres": "PostgreSQL on this machine (a fresh schema per run)",
+}
+
+func markdown(o options, machine string, stores []storeResults) string {
 	var b strings.Builder
 	commit := "unknown"
 	if out, err := exec.Command("git", "describe", "--always", "--dirty").Output(); err == nil {
 		commit = strings.TrimSpace(string(out))
 	}
 	fmt.Fprintf(&b, "# Benchmark results\n\n")
-	flags := fmt.Sprintf("-runs %d -duration %s", o.runs, o.duration)
-	if o.postgres != "" {
-		flags += " -postgres ..."
-	}
+	flags := fmt.Sprintf("-runs %d -duration %s -stores %s", o.runs, o.duration, o.stores)
 	fmt.Fprintf(&b, "`make bench` (`go run ./scripts/bench %s`), %s.\n\n", flags, time.Now().UTC().Format("2006-01-02 15:04 MST"))
-	fmt.Fprintf(&b, "- Machine: %s\n- Commit: %s\n- Runs: %d; figures are median (min-max) over the runs; each ratio is taken within one run, against a baseline measured in that run.\n", machine, commit, o.runs)
-	store := "embedded SQLite (WAL, fsync on commit) in a temporary directory"
-	if o.postgres != "" {
-		store = "PostgreSQL on this machine (a fresh schema per run)"
+	fmt.Fprintf(&b, "- Machine: %s\n- Commit: %s\n- Runs: %d per store; figures are median (min-max) over the runs; each ratio is taken within one run, against a baseline or the peer measured in that run.\n", machine, commit, o.runs)
+	fmt.Fprintf(&b, "- Services run as child processes; RabbitMQ on this machine; %d-trigger bursts; %d connections, %s per load; the data-gateway with MAX_BACKLOG_AGE=%s.\n", o.triggers, o.conns, o.duration, maxBacklogAge)
+	for _, st := range stores {
+		fmt.Fprintf(&b, "\n## %s\n\n", storeNames[st.store])
+		st.res.table(&b)
 	}
-	fmt.Fprintf(&b, "- Services run as child processes on %s; RabbitMQ on this machine; %d-trigger bursts.\n\n", store, o.triggers)
+	b.WriteString("\nBaselines:\n\n")
+	for _, k := range []string{"intake.base", "publish.base", "post.base", "peer"} {
+		fmt.Fprintf(&b, "- `%s`: %s.\n", k, baselines[k])
+	}
+	return b.String()
+}
+
+func (r results) table(b *strings.Builder) {
 	b.WriteString("| measurement | unit | result | baseline | ratio | target | met |\n|---|---|---|---|---|---|---|\n")
 	for _, l := range report {
 		if len(r[l.key]) == 0 {
@@ -130,11 +146,6 @@ func (r results) markdown(o options, machine string) string {
 		row += fmt.Sprintf(" %s | %s |\n", l.target, met)
 		b.WriteString(row)
 	}
-	b.WriteString("\nBaselines:\n\n")
-	for _, k := range []string{"intake.base", "publish.base", "post.base", "peer"} {
-		fmt.Fprintf(&b, "- `%s`: %s.\n", k, baselines[k])
-	}
-	return b.String()
 }
 
 func fmtSpread(s spread) string {
