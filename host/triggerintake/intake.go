@@ -67,6 +67,17 @@ func (in *Intake) Accept(ctx context.Context, t sdk.Trigger, source, key string)
 // nil) with the trigger; its errors also include the store's
 // *store.KeyUsedError and store.ErrKeyInFlight.
 func (in *Intake) accept(ctx context.Context, t sdk.Trigger, source, key string, hk *store.IdempotencyKey) (sdk.StoredTrigger, bool, error) {
+	row, created, err := in.keep(ctx, t, source, key, hk)
+	if err != nil {
+		return sdk.StoredTrigger{}, false, err
+	}
+	stored, err := decode(row)
+	return stored, created, err
+}
+
+// keep is accept without decoding the stored trigger (a watcher's
+// receipt needs its uuid alone).
+func (in *Intake) keep(ctx context.Context, t sdk.Trigger, source, key string, hk *store.IdempotencyKey) (store.Trigger, bool, error) {
 	stored, created, err := in.save(ctx, t, source, key, hk)
 	kind := SourceHTTP
 	if strings.HasPrefix(source, watcherSourcePrefix) {
@@ -83,16 +94,16 @@ func (in *Intake) accept(ctx context.Context, t sdk.Trigger, source, key string,
 	return stored, created, err
 }
 
-func (in *Intake) save(ctx context.Context, t sdk.Trigger, source, key string, hk *store.IdempotencyKey) (sdk.StoredTrigger, bool, error) {
+func (in *Intake) save(ctx context.Context, t sdk.Trigger, source, key string, hk *store.IdempotencyKey) (store.Trigger, bool, error) {
 	if err := t.Validate(); err != nil {
-		return sdk.StoredTrigger{}, false, err
+		return store.Trigger{}, false, err
 	}
 	if t.UUID == "" {
 		t.UUID = newUUID()
 	}
 	body, err := json.Marshal(t)
 	if err != nil {
-		return sdk.StoredTrigger{}, false, fmt.Errorf("encode trigger: %w", err)
+		return store.Trigger{}, false, fmt.Errorf("encode trigger: %w", err)
 	}
 	stored, created, err := in.store.InsertTriggerWithKey(ctx, hk, store.Trigger{
 		UUID:           t.UUID,
@@ -103,17 +114,16 @@ func (in *Intake) save(ctx context.Context, t sdk.Trigger, source, key string, h
 		Source:         source,
 	})
 	if errors.Is(err, store.ErrConflict) {
-		return sdk.StoredTrigger{}, false, fmt.Errorf("%w: %s", ErrConflict, t.UUID)
+		return store.Trigger{}, false, fmt.Errorf("%w: %s", ErrConflict, t.UUID)
 	}
 	if err != nil {
-		return sdk.StoredTrigger{}, false, fmt.Errorf("store trigger: %w", err)
+		return store.Trigger{}, false, fmt.Errorf("store trigger: %w", err)
 	}
 	if created {
 		in.log.Debug("trigger stored", "uuid", stored.UUID, "apiVersion", stored.APIVersion, "source", source)
 		in.stored()
 	}
-	out, err := decode(stored)
-	return out, created, err
+	return stored, created, nil
 }
 
 // Get returns a stored trigger; errors match store.ErrNotFound.
@@ -155,7 +165,7 @@ func (w watcherSink) Accept(ctx context.Context, e pluginhost.Emission) (sdk.Rec
 	if e.Key != "" {
 		key = w.instance + ":" + e.Key
 	}
-	stored, created, err := w.in.Accept(ctx, e.Trigger, watcherSourcePrefix+w.instance, key)
+	stored, created, err := w.in.keep(ctx, e.Trigger, watcherSourcePrefix+w.instance, key, nil)
 	switch {
 	case errors.Is(err, ErrConflict):
 		return sdk.Receipt{}, &sdk.ValidationError{Fields: []sdk.FieldError{{Field: "uuid", Reason: err.Error()}}}
