@@ -60,8 +60,9 @@ type configOf[C any] interface {
 // when GOMEMLIMIT is not set: under load the collector runs before the
 // heap doubles, which keeps a service's resident memory (its binary's
 // code and tables, about 21 MiB, included) under 64 MiB; the gateway's
-// live heap under the benchmark's load is about 11 MiB. A limit is soft: a request larger
-// than it is still served, with the collector working harder meanwhile.
+// live heap under the benchmark's load is about 11 MiB. A limit is soft:
+// a request larger than it is still served, with the collector working
+// harder meanwhile.
 const defaultMemoryLimit = 32 << 20
 
 // Run runs a service until ctx ends: it loads the service's Config from
