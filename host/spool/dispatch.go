@@ -16,7 +16,8 @@ import (
 	"github.com/routinglayer/routing/sdk/pluginhost"
 )
 
-// claimGap is the least time between two claims of a pusher's pool.
+// claimGap is the least time between a claim of a pusher's pool that
+// found nothing and the next.
 const claimGap = 3 * time.Millisecond
 
 // duePoll is how often a pusher's pool looks for due tasks without a wake-up
@@ -95,7 +96,7 @@ func (sp *Spool) deliver(ctx context.Context, pusher string, pc pluginhost.Pushe
 	var (
 		inFlight  int
 		queue     [][]store.ClaimedTask // claimed, waiting for a worker
-		lastClaim time.Time
+		lastEmpty time.Time             // of the last claim that found nothing
 		p         pool
 	)
 	defer func() {
@@ -118,16 +119,19 @@ func (sp *Spool) deliver(ctx context.Context, pusher string, pc pluginhost.Pushe
 	for {
 		if ctx.Err() == nil {
 			if free := sp.cfg.Concurrency - inFlight; free > 0 && len(queue) < free {
-				// Requests arriving together are claimed, and pushed,
-				// together.
-				if wait := claimGap - time.Since(lastClaim); wait > 0 {
+				// After a claim that found nothing, the next waits a little:
+				// requests arriving together are claimed, and pushed,
+				// together, rather than one read per request.
+				if wait := claimGap - time.Since(lastEmpty); wait > 0 {
 					time.Sleep(wait)
 				}
-				lastClaim = time.Now()
 				want := free + sp.cfg.Concurrency - len(queue)
 				batches, err := sp.store.ClaimTasks(ctx, pusher, sp.owner, want, sp.batchRows(pusher), int64(sp.batchBytes()), sp.lease())
 				if err != nil && ctx.Err() == nil {
 					log.Warn("cannot claim tasks", "error", err)
+				}
+				if len(batches) == 0 {
+					lastEmpty = time.Now()
 				}
 				queue = append(queue, batches...)
 			}
