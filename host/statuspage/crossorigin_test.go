@@ -1,7 +1,6 @@
 package statuspage_test
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
 	"net"
@@ -12,11 +11,7 @@ import (
 	"time"
 
 	"github.com/chromedp/chromedp"
-	"github.com/hashicorp/go-hclog"
-	amqp "github.com/rabbitmq/amqp091-go"
 
-	"github.com/routinglayer/routing/host/config"
-	"github.com/routinglayer/routing/host/controltower"
 	"github.com/routinglayer/routing/host/metrics/metricstest"
 )
 
@@ -40,30 +35,7 @@ Promise.allSettled([
 // resolves to 127.0.0.1 posts real JSON, same-origin.
 func TestAWebPageCannotStartARobot(t *testing.T) {
 	browser := chromium(t)
-	const amqpURL = "amqp://guest:guest@127.0.0.1:5672/"
-	exchange := fmt.Sprintf("crossorigin-test-%d", time.Now().UnixNano())
-	t.Cleanup(func() {
-		if conn, err := amqp.Dial(amqpURL); err == nil {
-			if ch, err := conn.Channel(); err == nil {
-				_ = ch.ExchangeDelete(exchange, false, false)
-			}
-			conn.Close()
-		}
-	})
-	vars := []string{"SERVER_PORT=0", "DATA_DIR=" + t.TempDir(), "PLUGINS_DIR=" + t.TempDir(),
-		"AMQP_URL=" + amqpURL, "AMQP_EXCHANGE=" + exchange}
-	var cfg controltower.Config
-	if err := config.Load(&cfg, vars); err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	svc, err := controltower.Start(ctx, cfg, hclog.NewNullLogger())
-	if err != nil {
-		cancel()
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { cancel(); _ = svc.Wait() })
-	tower := svc.URL()
+	tower := startTower(t).URL()
 
 	evil := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "text/html; charset=utf-8")
@@ -76,7 +48,7 @@ func TestAWebPageCannotStartARobot(t *testing.T) {
 		return v
 	}
 	runCtx := browse(t, browser)
-	err = chromedp.Do(runCtx,
+	err := chromedp.Do(runCtx,
 		chromedp.Navigate(evil.URL),
 		until(`document.title === "sent"`, 20*time.Second),
 	)

@@ -21,6 +21,7 @@ import (
 	"github.com/routinglayer/routing/host/datagateway"
 	"github.com/routinglayer/routing/host/internal/testkit"
 	"github.com/routinglayer/routing/host/pluginmgr"
+	"github.com/routinglayer/routing/host/service"
 )
 
 var waitFor = testkit.WaitFor
@@ -202,31 +203,7 @@ func signIn(url string) chromedp.Action[chromedp.Void] {
 
 func TestControlTowerPageShowsRecentTriggersAndTheBroker(t *testing.T) {
 	browser := chromium(t)
-	const amqpURL = "amqp://guest:guest@127.0.0.1:5672/"
-	exchange := fmt.Sprintf("statuspage-test-%d", time.Now().UnixNano())
-	t.Cleanup(func() {
-		if conn, err := amqp.Dial(amqpURL); err == nil {
-			if ch, err := conn.Channel(); err == nil {
-				_ = ch.ExchangeDelete(exchange, false, false)
-			}
-			conn.Close()
-		}
-	})
-	vars := []string{
-		"SERVER_PORT=0", "DATA_DIR=" + t.TempDir(), "PLUGINS_DIR=" + t.TempDir(),
-		"ADMIN_TOKENS=" + adminToken, "AMQP_URL=" + amqpURL, "AMQP_EXCHANGE=" + exchange,
-	}
-	var cfg controltower.Config
-	if err := config.Load(&cfg, vars); err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	svc, err := controltower.Start(ctx, cfg, hclog.NewNullLogger())
-	if err != nil {
-		cancel()
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { cancel(); _ = svc.Wait() })
+	svc := startTower(t, "ADMIN_TOKENS="+adminToken)
 
 	req, _ := http.NewRequest(http.MethodPost, svc.URL()+"/triggers",
 		strings.NewReader(`{"uuid":"page0123456789ab","apiVersion":"OT-2/v1alpha1","protocol":"SimpleDilution","spec":{"volume":150}}`))
@@ -259,4 +236,35 @@ func TestControlTowerPageShowsRecentTriggersAndTheBroker(t *testing.T) {
 		t.Fatalf("trigger row %q (%v)", text, err)
 	}
 	saveScreenshot(t, runCtx, "statuspage-control-tower.png")
+}
+
+// startTower runs a control-tower in the test process on the local
+// RabbitMQ, with an exchange of its own (deleted when the test ends) and
+// the extra variables, until the test ends.
+func startTower(t *testing.T, extra ...string) *service.Service {
+	t.Helper()
+	const amqpURL = "amqp://guest:guest@127.0.0.1:5672/"
+	exchange := fmt.Sprintf("statuspage-test-%d", time.Now().UnixNano())
+	t.Cleanup(func() {
+		if conn, err := amqp.Dial(amqpURL); err == nil {
+			if ch, err := conn.Channel(); err == nil {
+				_ = ch.ExchangeDelete(exchange, false, false)
+			}
+			conn.Close()
+		}
+	})
+	vars := append([]string{"SERVER_PORT=0", "DATA_DIR=" + t.TempDir(), "PLUGINS_DIR=" + t.TempDir(),
+		"AMQP_URL=" + amqpURL, "AMQP_EXCHANGE=" + exchange}, extra...)
+	var cfg controltower.Config
+	if err := config.Load(&cfg, vars); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	svc, err := controltower.Start(ctx, cfg, hclog.NewNullLogger())
+	if err != nil {
+		cancel()
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cancel(); _ = svc.Wait() })
+	return svc
 }
