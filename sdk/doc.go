@@ -105,9 +105,18 @@
 // carries go-plugin's handshake, and a line written there first makes
 // the service refuse the plugin ("wrote to stdout before the handshake").
 //
+// # Tracing
+//
+// The services trace with OpenTelemetry. Push's ctx carries the push
+// span's context, in the trace of the request that brought the rows:
+// TraceContext gives it as W3C traceparent and tracestate header values
+// for a call to the destination (with OpenTelemetry's instrumentation,
+// passing ctx is enough). A watcher whose Emit ctx carries a span has the
+// trigger's trace continue it.
+//
 // # Versions
 //
-// This is version 1.0.0 of the SDK, speaking version 1 of the plugin
+// This is version 1.1.0 of the SDK, speaking version 1 of the plugin
 // protocol; sdk/CHANGELOG.md says how plugins and services of different
 // SDK versions work together.
 package sdk

@@ -55,7 +55,9 @@ type Pusher interface {
 	// carries the service's push timeout (PUSH_TIMEOUT, 30s by default)
 	// as its deadline and is cancelled when the service stops the plugin;
 	// a push still running at the deadline counts as a failed attempt and
-	// its process is restarted.
+	// its process is restarted. ctx also carries the trace context of the
+	// service's push span (see TraceContext): a call the plugin makes with
+	// ctx through OpenTelemetry's instrumentation joins the trace.
 	Push(ctx context.Context, req PushRequest) error
 }
 
@@ -85,7 +87,9 @@ type WatcherHost interface {
 	// rejection for bad input matches ErrInvalid and holds a
 	// *ValidationError; ErrUnavailable means retry later. Update your own
 	// bookkeeping only after Emit returns without error: that way a crash
-	// neither loses nor doubles a trigger.
+	// neither loses nor doubles a trigger. When ctx carries an
+	// OpenTelemetry span context, the trigger's trace continues it, up to
+	// the AMQP message the service layer receives.
 	Emit(ctx context.Context, t Trigger, key string) (Receipt, error)
 }
 

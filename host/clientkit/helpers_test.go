@@ -382,6 +382,8 @@ type row struct {
 	UUID  string          `json:"uuid"`
 	Index *int            `json:"index"`
 	Data  json.RawMessage `json:"data"`
+	// Traceparent is the trace context the probe's Push saw.
+	Traceparent string `json:"traceparent"`
 }
 
 // readRows reads every line of the JSON-lines files in dir.

@@ -25,6 +25,7 @@ import (
 	"github.com/routinglayer/routing/host/httpapi"
 	"github.com/routinglayer/routing/host/pluginmgr"
 	"github.com/routinglayer/routing/host/server"
+	"github.com/routinglayer/routing/host/tracing"
 	"github.com/routinglayer/routing/sdk/pluginhost"
 )
 
@@ -72,6 +73,9 @@ type Common struct {
 	// IdempotencyTTL is how long an accepted request's Idempotency-Key
 	// is kept: a repeat within it gets the original answer.
 	IdempotencyTTL time.Duration `env:"IDEMPOTENCY_TTL" envDefault:"24h"`
+	// Tracing is the OpenTelemetry configuration (OTEL_*): spans are
+	// exported only while an OTLP endpoint is set.
+	Tracing tracing.Config
 	// Environ is the environment plugins' variables come from; set by
 	// the caller, not read from a variable.
 	Environ []string `env:"-"`
@@ -164,7 +168,7 @@ func (c Common) Validate() error {
 	if c.DatabaseURL != "" && !strings.HasPrefix(c.DatabaseURL, "postgres://") && !strings.HasPrefix(c.DatabaseURL, "postgresql://") {
 		return errors.New("DATABASE_URL: want a postgres:// URL (leave it unset for the embedded SQLite database)")
 	}
-	return nil
+	return c.Tracing.Validate()
 }
 
 // PluginManager is the plugin manager's configuration for plugins of

@@ -77,12 +77,12 @@ func Start(ctx context.Context, cfg Config, log hclog.Logger) (*Service, error) 
 	tower := metrics.NewTower(b.Registry)
 	nodes := cfg.AMQPURLs()
 	pub := publisher.New(publisher.Config{URLs: nodes, Exchange: cfg.AMQPExchange}, log)
-	rel := relay.New(relay.Config{Owner: instance}, st, pub, tower, log)
+	rel := relay.New(relay.Config{Owner: instance, Tracer: b.Tracing.Tracer("github.com/routinglayer/routing/host/relay")}, st, pub, tower, log)
 	beat := &heartbeat{store: st, id: instance, started: time.Now(), log: log}
 	if err := errors.Join(rel.ReleaseStaleClaims(ctx), beat.start(ctx)); err != nil {
 		return nil, b.Abort(err)
 	}
-	intake := triggerintake.New(st, rel.Kick, tower, log)
+	intake := triggerintake.New(st, rel.Kick, tower, b.Tracing.Tracer("github.com/routinglayer/routing/host/triggerintake"), log)
 	pluginsCfg := cfg.PluginManager(pluginhost.KindWatcher)
 	if cfg.DatabaseURL != "" {
 		// Control-towers sharing the database run each watcher once.

@@ -116,6 +116,7 @@ func Start(ctx context.Context, cfg Config, log hclog.Logger) (*Service, error) 
 		VerifyTriggers:    cfg.VerifyTriggers,
 		Instance:          cfg.Instance(),
 		Keys:              b.Keys,
+		Tracer:            b.Tracing.Tracer("github.com/routinglayer/routing/host/spool"),
 	}, st, func() []spool.Pusher { return installed(plugins) }, log)
 	if err := errors.Join(sp.ReleaseStaleClaims(ctx), sp.LoadSpool(ctx)); err != nil {
 		return nil, b.Abort(err)

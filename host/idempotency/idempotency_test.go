@@ -92,7 +92,7 @@ func TestBegin(t *testing.T) {
 	if _, _, err := keys.Begin(request("k1"), "/data/batch", []byte(`{"a":1}`)); err != nil {
 		t.Fatalf("the key on another endpoint: %v", err)
 	}
-	if _, err := st.InsertDeliveryWithKey(context.Background(), c.Key(), "u", []byte("[]"), 1, []string{"p"}); err != nil {
+	if _, err := st.InsertDeliveryWithKey(context.Background(), c.Key(), store.Delivery{UUID: "u", Rows: []byte("[]"), RowCount: 1}, []string{"p"}); err != nil {
 		t.Fatal(err)
 	}
 	c.Done()

@@ -92,6 +92,10 @@ type Message struct {
 	Source     string
 	Body       []byte
 	Timestamp  time.Time
+	// TraceParent and TraceState are the W3C trace context of the
+	// message's publish span, sent as the traceparent and tracestate
+	// headers when set, so that a consumer continues the trace.
+	TraceParent, TraceState string
 }
 
 // Outcome is what became of a published message.
@@ -160,6 +164,9 @@ func RoutingKey(apiVersion string) string { return strings.ReplaceAll(apiVersion
 // Connected reports whether a channel is up. A blocked connection is
 // still connected.
 func (p *Publisher) Connected() bool { return p.connected.Load() }
+
+// Exchange is the exchange triggers are published to.
+func (p *Publisher) Exchange() string { return p.cfg.Exchange }
 
 // Node is the broker node in use, its password redacted, or "" while not
 // connected.
@@ -349,6 +356,13 @@ func (p *Publisher) Publish(ctx context.Context, msgs []Message) ([]Result, erro
 			notSent[i] = fmt.Errorf("not sent: %w (%s)", ErrBlocked, reason)
 			continue
 		}
+		headers := amqp.Table{"apiVersion": m.APIVersion, "protocol": m.Protocol, "source": m.Source}
+		if m.TraceParent != "" {
+			headers["traceparent"] = m.TraceParent
+			if m.TraceState != "" {
+				headers["tracestate"] = m.TraceState
+			}
+		}
 		dc, err := ch.PublishWithDeferredConfirmWithContext(ctx, p.cfg.Exchange, RoutingKey(m.APIVersion), true, false, amqp.Publishing{
 			ContentType:  "application/json",
 			DeliveryMode: amqp.Persistent,
@@ -356,7 +370,7 @@ func (p *Publisher) Publish(ctx context.Context, msgs []Message) ([]Result, erro
 			Type:         "protocol",
 			AppId:        "control-tower",
 			Timestamp:    m.Timestamp,
-			Headers:      amqp.Table{"apiVersion": m.APIVersion, "protocol": m.Protocol, "source": m.Source},
+			Headers:      headers,
 			Body:         m.Body,
 		})
 		if err != nil {

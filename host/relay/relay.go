@@ -24,12 +24,17 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-hclog"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/routinglayer/routing/host/internal/defaults"
 	"github.com/routinglayer/routing/host/internal/retry"
 	"github.com/routinglayer/routing/host/metrics"
 	"github.com/routinglayer/routing/host/publisher"
 	"github.com/routinglayer/routing/host/store"
+	"github.com/routinglayer/routing/host/tracing"
+	"github.com/routinglayer/routing/sdk"
 )
 
 // recordTimeout bounds recording one round's outcomes in the store, which
@@ -58,6 +63,10 @@ type Config struct {
 	// RetryMin and RetryMax bound the delay before a failed entry is tried
 	// again; defaults 1s and 1m.
 	RetryMin, RetryMax time.Duration
+	// Tracer records a publish span per trigger, a child of the trace the
+	// trigger was stored with; nil records none (the trigger's stored
+	// trace context is still sent on).
+	Tracer trace.Tracer
 }
 
 // DefaultConfig holds the relay's defaults: New gives each unset field of
@@ -87,6 +96,7 @@ func New(cfg Config, st *store.Store, pub *publisher.Publisher, m *metrics.Tower
 	if cfg.RetryMax < cfg.RetryMin {
 		cfg.RetryMax = max(d.RetryMax, cfg.RetryMin)
 	}
+	cfg.Tracer = tracing.Tracer(cfg.Tracer)
 	return &Relay{cfg: cfg, store: st, pub: pub, metrics: m, log: log.Named("relay"), kick: make(chan struct{}, 1)}
 }
 
@@ -148,6 +158,7 @@ func (r *Relay) round(ctx context.Context) (int, error) {
 	}
 	r.countReclaimed(entries)
 	msgs := make([]publisher.Message, len(entries))
+	spans := make([]trace.Span, len(entries))
 	for i, e := range entries {
 		msgs[i] = publisher.Message{
 			ID:         e.Trigger.UUID,
@@ -157,10 +168,29 @@ func (r *Relay) round(ctx context.Context) (int, error) {
 			Body:       e.Trigger.Body,
 			Timestamp:  e.Trigger.CreatedAt,
 		}
+		var sctx context.Context
+		sctx, spans[i] = r.startPublish(ctx, e)
+		msgs[i].TraceParent, msgs[i].TraceState = sdk.TraceContext(sctx)
 	}
 	pctx, cancel := context.WithTimeout(ctx, r.cfg.PublishTimeout)
 	results, err := r.pub.Publish(pctx, msgs)
 	cancel()
+	for i, s := range spans {
+		switch {
+		case err != nil:
+			s.SetStatus(codes.Error, err.Error())
+		case results[i].Outcome == publisher.Failed:
+			msg := "not confirmed"
+			if results[i].Err != nil {
+				msg = results[i].Err.Error()
+			}
+			s.SetStatus(codes.Error, msg)
+		}
+		if err == nil {
+			s.SetAttributes(attribute.String("routing.outcome", results[i].Outcome.String()))
+		}
+		s.End()
+	}
 	stopping := ctx.Err() != nil
 	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), recordTimeout)
 	defer cancel()
@@ -226,6 +256,20 @@ func (r *Relay) round(ctx context.Context) (int, error) {
 		r.metrics.TriggersPublished.WithLabelValues(res.Outcome.String()).Inc()
 	}
 	return len(entries), nil
+}
+
+// startPublish starts the publish span of an outbox entry: a producer
+// span in the trace the trigger was stored with (a root span when it was
+// stored without one). Its context goes in the message's headers.
+func (r *Relay) startPublish(ctx context.Context, e store.OutboxEntry) (context.Context, trace.Span) {
+	return r.cfg.Tracer.Start(tracing.Decode(ctx, e.Trigger.TraceContext), "publish "+r.pub.Exchange(),
+		trace.WithSpanKind(trace.SpanKindProducer), trace.WithAttributes(
+			attribute.String("messaging.system", "rabbitmq"),
+			attribute.String("messaging.operation.type", "send"),
+			attribute.String("messaging.destination.name", r.pub.Exchange()),
+			attribute.String("messaging.rabbitmq.destination.routing_key", publisher.RoutingKey(e.Trigger.APIVersion)),
+			attribute.String("messaging.message.id", e.Trigger.UUID),
+			attribute.Int("routing.attempt", e.Attempts+1)))
 }
 
 // countReclaimed counts and logs the entries whose previous claim expired

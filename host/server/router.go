@@ -36,8 +36,10 @@ type Access struct {
 // the status page (which holds no data) and the OpenAPI document are
 // public, the operator API, dead letters and metrics need an admin token,
 // everything else a data or admin token. With no token configured it warns that everything is open.
-func NewRouter(access Access, reg prometheus.Registerer, log hclog.Logger) *mux.Router {
+// The outer middlewares run first, around all of that (tracing).
+func NewRouter(access Access, reg prometheus.Registerer, log hclog.Logger, outer ...mux.MiddlewareFunc) *mux.Router {
 	router := mux.NewRouter()
+	router.Use(outer...)
 	router.Use(metrics.NewHTTP(reg).Middleware)
 	router.Use(access.Origins.Middleware)
 	router.Use(httpapi.Authenticate(access.Tokens, PublicPaths, OperatorPaths))

@@ -9,6 +9,7 @@
 package service
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -30,6 +31,7 @@ import (
 	"github.com/routinglayer/routing/host/server"
 	"github.com/routinglayer/routing/host/statuspage"
 	"github.com/routinglayer/routing/host/store"
+	"github.com/routinglayer/routing/host/tracing"
 )
 
 // Main is a service command's whole main: it runs the service start
@@ -106,26 +108,42 @@ type Base struct {
 	// Keys are the Idempotency-Keys of the service's intake, kept for
 	// IDEMPOTENCY_TTL; Serve purges the expired ones.
 	Keys *idempotency.Keys
-	cfg  config.Common
-	log  hclog.Logger
+	// Tracing is the service's tracer provider (OTEL_*); it exports
+	// nothing unless an OTLP endpoint is configured.
+	Tracing *tracing.Provider
+	cfg     config.Common
+	log     hclog.Logger
 }
 
-// Open opens the store cfg names (SQLite in DATA_DIR, or DATABASE_URL) and
-// a metrics registry for the service name ("control-tower").
+// Open opens the store cfg names (SQLite in DATA_DIR, or DATABASE_URL), a
+// metrics registry and the tracer provider for the service name
+// ("control-tower").
 func Open(ctx context.Context, name string, cfg config.Common, log hclog.Logger) (*Base, error) {
-	st, err := store.Open(ctx, store.Config{DataDir: cfg.DataDir, DatabaseURL: cfg.DatabaseURL}, log)
+	tp, err := tracing.Start(ctx, cfg.Tracing, name, cfg.Instance())
 	if err != nil {
 		return nil, err
 	}
-	return &Base{Name: name, Store: st, Registry: metrics.NewRegistry(), Keys: idempotency.New(st, cfg.IdempotencyTTL, log), cfg: cfg, log: log}, nil
+	st, err := store.Open(ctx, store.Config{DataDir: cfg.DataDir, DatabaseURL: cfg.DatabaseURL}, log)
+	if err != nil {
+		_ = tp.Shutdown(ctx)
+		return nil, err
+	}
+	if tp.Enabled() {
+		log.Info("tracing: exporting spans over OTLP", "endpoint", cmp.Or(cfg.Tracing.TracesEndpoint, cfg.Tracing.Endpoint, "the exporter's default"))
+	}
+	return &Base{Name: name, Store: st, Registry: metrics.NewRegistry(), Keys: idempotency.New(st, cfg.IdempotencyTTL, log), Tracing: tp, cfg: cfg, log: log}, nil
 }
 
 // Abort closes the store of a service that will not start, and returns
 // err, why.
 func (b *Base) Abort(err error) error {
 	b.Store.Close()
+	_ = b.Tracing.Shutdown(context.Background())
 	return err
 }
+
+// tracingFlushTimeout bounds exporting the last spans at shutdown.
+const tracingFlushTimeout = 5 * time.Second
 
 // Parts are a service's own parts, which Serve runs beside the shared
 // ones.
@@ -172,7 +190,7 @@ const shutdownTimeout = 10 * time.Second
 // closed and the error returned.
 func (b *Base) Serve(ctx context.Context, p Parts) (*Service, error) {
 	b.Registry.MustRegister(metrics.NewSampled(b.log, append(p.Plugins.MetricSources(), p.Gauges...)...))
-	router := server.NewRouter(b.cfg.Access(), b.Registry, b.log)
+	router := server.NewRouter(b.cfg.Access(), b.Registry, b.log, b.Tracing.Middleware())
 	p.Routes(router)
 	p.Plugins.Routes(router)
 	series := statuspage.NewSeries(p.Charts, b.cfg.SeriesInterval, b.log)
@@ -207,6 +225,11 @@ func (b *Base) Serve(ctx context.Context, p Parts) (*Service, error) {
 		stopBackends()
 		backendsWG.Wait()
 		s.err = errors.Join(s.err, b.Store.Close())
+		flush, cancel := context.WithTimeout(context.Background(), tracingFlushTimeout)
+		if err := b.Tracing.Shutdown(flush); err != nil {
+			b.log.Warn("tracing: the last spans were not exported", "error", err)
+		}
+		cancel()
 		b.log.Info(b.Name + " stopped")
 	}()
 	b.log.Info(b.Name+" listening", append([]any{"url", srv.URL(), "plugins", b.cfg.PluginsDir, "database", b.Store.Dialect()}, p.LogFields...)...)

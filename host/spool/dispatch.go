@@ -9,9 +9,14 @@ import (
 	"sync"
 	"time"
 
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/routinglayer/routing/host/internal/retry"
 	"github.com/routinglayer/routing/host/pluginmgr"
 	"github.com/routinglayer/routing/host/store"
+	"github.com/routinglayer/routing/host/tracing"
 	"github.com/routinglayer/routing/sdk"
 	"github.com/routinglayer/routing/sdk/pluginhost"
 )
@@ -223,6 +228,8 @@ func (sp *Spool) push(ctx context.Context, pc pluginhost.PusherClient, batch []s
 		}
 		parts[i] = part
 	}
+	ctx, span := sp.startDelivery(ctx, batch)
+	defer span.End()
 	var trigger *sdk.StoredTrigger
 	if sp.tower != nil {
 		var err error
@@ -264,6 +271,10 @@ func (sp *Spool) push(ctx context.Context, pc pluginhost.PusherClient, batch []s
 		}
 	}
 	note, err := sp.pushParts(ctx, pc, t.Pusher, req, chunks)
+	span.SetAttributes(attribute.Int("routing.tasks", len(batch)))
+	if err != nil && !errors.Is(err, sdk.ErrSkipped) {
+		span.SetStatus(codes.Error, err.Error())
+	}
 	if len(batch) > 1 && err != nil && !errors.Is(err, sdk.ErrSkipped) {
 		sp.releaseAll(bg, batch, 0)
 		if errors.Is(err, pluginhost.ErrPluginExited) || ctx.Err() != nil {
@@ -320,6 +331,29 @@ func (sp *Spool) push(ctx context.Context, pc pluginhost.PusherClient, batch []s
 	return outcome{}
 }
 
+// maxLinks bounds the links of a delivery span to the traces of the
+// requests it delivers beyond the first.
+const maxLinks = 32
+
+// startDelivery starts the span of one batch's delivery: a child of the
+// trace of the batch's first request, linked to the others' traces (up
+// to maxLinks), so that each request's trace leads to the push that
+// delivered its rows.
+func (sp *Spool) startDelivery(ctx context.Context, batch []store.ClaimedTask) (context.Context, trace.Span) {
+	t := batch[0]
+	var links []trace.Link
+	seen := map[trace.TraceID]bool{tracing.SpanContext(t.TraceContext).TraceID(): true}
+	for _, bt := range batch[1:] {
+		if sc := tracing.SpanContext(bt.TraceContext); sc.IsValid() && !seen[sc.TraceID()] && len(links) < maxLinks {
+			seen[sc.TraceID()] = true
+			links = append(links, trace.Link{SpanContext: sc})
+		}
+	}
+	return sp.cfg.Tracer.Start(tracing.Decode(ctx, t.TraceContext), "deliver "+t.Pusher, trace.WithLinks(links...), trace.WithAttributes(
+		attribute.String("routing.pusher", t.Pusher), attribute.String("routing.uuid", t.UUID),
+		attribute.Int64("routing.delivery", t.DeliveryID), attribute.Int("routing.attempt", t.Attempts+1)))
+}
+
 // concat returns the parts, size bytes in all, as one run of rows: the
 // parts themselves when they lie one after the other in memory (as
 // LoadRows reads a batch), else a copy.
@@ -348,10 +382,19 @@ func concat(parts []pluginhost.EncodedRows, size int) pluginhost.EncodedRows {
 // delivered pushes are joined.
 func (sp *Spool) pushParts(ctx context.Context, pc pluginhost.PusherClient, pusher string, req sdk.PushRequest, chunks []pluginhost.EncodedRows) (string, error) {
 	var notes []string
-	for _, rows := range chunks {
+	for i, rows := range chunks {
 		pctx, cancel := context.WithTimeout(ctx, sp.cfg.PushTimeout)
+		// The plugin's side of the call continues this span (see
+		// sdk.TraceContext).
+		pctx, span := sp.cfg.Tracer.Start(pctx, "push "+pusher, trace.WithSpanKind(trace.SpanKindClient), trace.WithAttributes(
+			attribute.String("routing.pusher", pusher), attribute.String("routing.uuid", req.UUID),
+			attribute.Int("routing.attempt", req.Attempt), attribute.Int("routing.part", i+1), attribute.Int("routing.parts", len(chunks))))
+		if span.IsRecording() {
+			span.SetAttributes(attribute.Int("routing.rows", len(rowSizes(rows))))
+		}
 		started := time.Now()
 		err := pc.Push(pctx, req, rows)
+		tracing.End(span, err, sdk.ErrDelivered, sdk.ErrSkipped)
 		cancel()
 		sp.cfg.Metrics.PushDuration.WithLabelValues(pusher).Observe(time.Since(started).Seconds())
 		if errors.Is(err, sdk.ErrDelivered) {

@@ -11,6 +11,7 @@ import (
 	"github.com/routinglayer/routing/host/httpapi"
 	"github.com/routinglayer/routing/host/idempotency"
 	"github.com/routinglayer/routing/host/store"
+	"github.com/routinglayer/routing/host/tracing"
 	"github.com/routinglayer/routing/sdk"
 	"github.com/routinglayer/routing/sdk/pluginhost"
 )
@@ -224,7 +225,12 @@ func (sp *Spool) accept(w http.ResponseWriter, r *http.Request, claim *idempoten
 	for i, p := range pushers {
 		names[i] = p.Name
 	}
-	d, err := sp.store.InsertDeliveryWithKey(r.Context(), claim.Key(), uuid, encoded, len(rows), names)
+	// The request's trace context is kept with the rows: their delivery
+	// and pushes continue the caller's trace.
+	ctx, span := tracing.StartStore(r.Context(), sp.cfg.Tracer, "INSERT", "deliveries", sp.store.Dialect())
+	d, err := sp.store.InsertDeliveryWithKey(ctx, claim.Key(),
+		store.Delivery{UUID: uuid, Rows: encoded, RowCount: len(rows), TraceContext: tracing.Encode(r.Context())}, names)
+	tracing.End(span, err)
 	if err != nil {
 		sp.ledger.cancel(res)
 		// Another instance stored the key meanwhile: its answer is this one's.

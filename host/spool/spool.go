@@ -15,11 +15,13 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-hclog"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/routinglayer/routing/host/idempotency"
 	"github.com/routinglayer/routing/host/internal/poll"
 	"github.com/routinglayer/routing/host/metrics"
 	"github.com/routinglayer/routing/host/store"
+	"github.com/routinglayer/routing/host/tracing"
 	"github.com/routinglayer/routing/sdk"
 	"github.com/routinglayer/routing/sdk/pluginhost"
 	"github.com/routinglayer/routing/sdk/towerclient"
@@ -72,6 +74,9 @@ type Config struct {
 	// across restarts and differ between instances sharing a database
 	// (the services use host name and data directory).
 	Instance string
+	// Tracer records the spool's spans (the store write of a request,
+	// each delivery and Push); nil records none.
+	Tracer trace.Tracer
 }
 
 // Pusher is an installed pusher as intake sees it.
@@ -106,6 +111,7 @@ func New(cfg Config, st *store.Store, pushers func() []Pusher, log hclog.Logger)
 	if cfg.MaxPushBytes <= 0 {
 		cfg.MaxPushBytes = pluginhost.MaxMessageBytes
 	}
+	cfg.Tracer = tracing.Tracer(cfg.Tracer)
 	sp := &Spool{
 		cfg:     cfg,
 		store:   st,

@@ -51,14 +51,14 @@ func TestKeyedDeliveryIsStoredOnce(t *testing.T) {
 	eachBackend(t, func(t *testing.T, s *Store, _ Config) {
 		ctx := context.Background()
 		k := testKey("/data/batch", "batch-1", `{"uuid":"u"}`, time.Hour)
-		d, err := s.InsertDeliveryWithKey(ctx, k, "u", []byte(`[]`), 2, []string{"p", "q"})
+		d, err := s.InsertDeliveryWithKey(ctx, k, Delivery{UUID: "u", Rows: []byte(`[]`), RowCount: 2}, []string{"p", "q"})
 		testkit.Must(t, err)
 		rec, err := s.LookupKey(ctx, "/data/batch", "batch-1")
 		testkit.Must(t, err)
 		if rec.Status != http.StatusAccepted || rec.Ref != itoa(d.ID) || !rec.SameBody(k.Hash) || rec.ExpiresAt.Sub(rec.CreatedAt) != time.Hour {
 			t.Fatalf("record %+v, delivery %d", rec, d.ID)
 		}
-		_, err = s.InsertDeliveryWithKey(ctx, testKey("/data/batch", "batch-1", `other`, time.Hour), "u", []byte(`[]`), 2, []string{"p"})
+		_, err = s.InsertDeliveryWithKey(ctx, testKey("/data/batch", "batch-1", `other`, time.Hour), Delivery{UUID: "u", Rows: []byte(`[]`), RowCount: 2}, []string{"p"})
 		var used *KeyUsedError
 		if !errors.As(err, &used) || used.Record.Ref != rec.Ref || used.Record.SameBody(testKey("", "", "other", 0).Hash) {
 			t.Fatalf("second insert: %v", err)
@@ -69,7 +69,7 @@ func TestKeyedDeliveryIsStoredOnce(t *testing.T) {
 		if n := countRows(t, s, "tasks"); n != 2 {
 			t.Fatalf("%d tasks, want 2", n)
 		}
-		if _, err := s.InsertDeliveryWithKey(ctx, testKey("/data", "batch-1", `{"uuid":"u"}`, time.Hour), "u", []byte(`[]`), 1, []string{"p"}); err != nil {
+		if _, err := s.InsertDeliveryWithKey(ctx, testKey("/data", "batch-1", `{"uuid":"u"}`, time.Hour), Delivery{UUID: "u", Rows: []byte(`[]`), RowCount: 1}, []string{"p"}); err != nil {
 			t.Fatalf("the key on another endpoint: %v", err)
 		}
 		if _, err := s.LookupKey(ctx, "/data/batch", "nope"); !errors.Is(err, ErrNotFound) {
@@ -118,17 +118,17 @@ func TestKeyedTriggerRecordsItsStatus(t *testing.T) {
 func TestExpiredKeysAreReusedAndPurged(t *testing.T) {
 	eachBackend(t, func(t *testing.T, s *Store, _ Config) {
 		ctx := context.Background()
-		_, err := s.InsertDeliveryWithKey(ctx, testKey("/data", "old", "a", time.Millisecond), "u", []byte(`[]`), 1, []string{"p"})
+		_, err := s.InsertDeliveryWithKey(ctx, testKey("/data", "old", "a", time.Millisecond), Delivery{UUID: "u", Rows: []byte(`[]`), RowCount: 1}, []string{"p"})
 		testkit.Must(t, err)
-		_, err = s.InsertDeliveryWithKey(ctx, testKey("/data", "gone", "a", time.Millisecond), "u", []byte(`[]`), 1, []string{"p"})
+		_, err = s.InsertDeliveryWithKey(ctx, testKey("/data", "gone", "a", time.Millisecond), Delivery{UUID: "u", Rows: []byte(`[]`), RowCount: 1}, []string{"p"})
 		testkit.Must(t, err)
-		_, err = s.InsertDeliveryWithKey(ctx, testKey("/data", "kept", "a", time.Hour), "u", []byte(`[]`), 1, []string{"p"})
+		_, err = s.InsertDeliveryWithKey(ctx, testKey("/data", "kept", "a", time.Hour), Delivery{UUID: "u", Rows: []byte(`[]`), RowCount: 1}, []string{"p"})
 		testkit.Must(t, err)
 		time.Sleep(5 * time.Millisecond)
 		if _, err := s.LookupKey(ctx, "/data", "old"); !errors.Is(err, ErrNotFound) {
 			t.Fatalf("expired key found: %v", err)
 		}
-		d, err := s.InsertDeliveryWithKey(ctx, testKey("/data", "old", "b", time.Hour), "u", []byte(`[]`), 1, []string{"p"})
+		d, err := s.InsertDeliveryWithKey(ctx, testKey("/data", "old", "b", time.Hour), Delivery{UUID: "u", Rows: []byte(`[]`), RowCount: 1}, []string{"p"})
 		if err != nil {
 			t.Fatalf("reusing an expired key: %v", err)
 		}
@@ -171,7 +171,7 @@ func TestConcurrentKeyedWritesStoreOnce(t *testing.T) {
 		)
 		for range 20 {
 			wg.Go(func() {
-				_, err := s.InsertDeliveryWithKey(ctx, testKey("/data", "same", "a", time.Hour), "u", []byte(`[]`), 1, []string{"p"})
+				_, err := s.InsertDeliveryWithKey(ctx, testKey("/data", "same", "a", time.Hour), Delivery{UUID: "u", Rows: []byte(`[]`), RowCount: 1}, []string{"p"})
 				var u *KeyUsedError
 				mu.Lock()
 				defer mu.Unlock()
@@ -216,7 +216,7 @@ func TestKeyHeldByAnotherTransactionIsInFlight(t *testing.T) {
 
 	ctx := context.Background()
 	start := time.Now()
-	_, err = s.InsertDeliveryWithKey(ctx, testKey("/data", "held", "a", time.Hour), "u", []byte(`[]`), 1, []string{"p"})
+	_, err = s.InsertDeliveryWithKey(ctx, testKey("/data", "held", "a", time.Hour), Delivery{UUID: "u", Rows: []byte(`[]`), RowCount: 1}, []string{"p"})
 	if !errors.Is(err, ErrKeyInFlight) {
 		t.Fatalf("held key: %v", err)
 	}
@@ -227,7 +227,7 @@ func TestKeyHeldByAnotherTransactionIsInFlight(t *testing.T) {
 		t.Fatalf("%d deliveries stored under a held key", n)
 	}
 	testkit.Must(t, tx.Rollback())
-	if _, err := s.InsertDeliveryWithKey(ctx, testKey("/data", "held", "a", time.Hour), "u", []byte(`[]`), 1, []string{"p"}); err != nil {
+	if _, err := s.InsertDeliveryWithKey(ctx, testKey("/data", "held", "a", time.Hour), Delivery{UUID: "u", Rows: []byte(`[]`), RowCount: 1}, []string{"p"}); err != nil {
 		t.Fatalf("released key: %v", err)
 	}
 }

@@ -30,6 +30,9 @@ type Delivery struct {
 	Rows      []byte
 	RowCount  int
 	CreatedAt time.Time
+	// TraceContext is the W3C trace context of the request that stored
+	// the rows, as tracing.Encode writes it; "" for none.
+	TraceContext string
 }
 
 // Task is one pusher's share of a delivery.
@@ -45,10 +48,12 @@ type Task struct {
 	FinishedAt    *time.Time
 }
 
-// ClaimedTask is a task claimed for pushing, with its delivery's rows.
+// ClaimedTask is a task claimed for pushing, with its delivery's rows
+// and trace context (both read by LoadRows).
 type ClaimedTask struct {
 	Task
-	Rows []byte
+	Rows         []byte
+	TraceContext string
 }
 
 const taskColumns = "t.id, t.delivery_id, t.pusher, t.uuid, t.state, t.attempts, t.next_attempt_at, t.last_error, t.finished_at"
@@ -76,23 +81,25 @@ func scanTask(row scanner, extra ...any) (Task, error) {
 // InsertDelivery stores a delivery and one pending task per pusher in one
 // transaction.
 func (s *Store) InsertDelivery(ctx context.Context, uuid string, rows []byte, rowCount int, pushers []string) (Delivery, error) {
-	return s.InsertDeliveryWithKey(ctx, nil, uuid, rows, rowCount, pushers)
+	return s.InsertDeliveryWithKey(ctx, nil, Delivery{UUID: uuid, Rows: rows, RowCount: rowCount}, pushers)
 }
 
-// InsertDeliveryWithKey is InsertDelivery that also stores key (unless
-// nil) in the same transaction, with status 202 and the delivery's id as
-// its ref. When key is stored already and unexpired nothing is written and
-// the error is a *KeyUsedError; while another transaction holds it,
-// ErrKeyInFlight.
-func (s *Store) InsertDeliveryWithKey(ctx context.Context, key *IdempotencyKey, uuid string, rows []byte, rowCount int, pushers []string) (Delivery, error) {
+// InsertDeliveryWithKey is InsertDelivery of d (its UUID, Rows, RowCount
+// and TraceContext; the ID and CreatedAt returned are the stored ones)
+// that also stores key (unless nil) in the same transaction, with status
+// 202 and the delivery's id as its ref. When key is stored already and
+// unexpired nothing is written and the error is a *KeyUsedError; while
+// another transaction holds it, ErrKeyInFlight.
+func (s *Store) InsertDeliveryWithKey(ctx context.Context, key *IdempotencyKey, d Delivery, pushers []string) (Delivery, error) {
 	now := time.Now()
-	d := Delivery{UUID: uuid, Rows: rows, RowCount: rowCount, CreatedAt: fromMicros(micros(now))}
+	d.CreatedAt = fromMicros(micros(now))
+	uuid, rows, rowCount, tc := d.UUID, d.Rows, d.RowCount, nullString(d.TraceContext)
 	if s.dialect == "postgres" && key == nil && len(pushers) > 0 {
 		// One statement, one round trip, its own transaction.
 		var q strings.Builder
-		q.WriteString(`WITH d AS (INSERT INTO deliveries (uuid, rows, row_count, created_at) VALUES ($1, $2, $3, $4) RETURNING id),
+		q.WriteString(`WITH d AS (INSERT INTO deliveries (uuid, rows, row_count, created_at, trace_context) VALUES ($1, $2, $3, $4, $5) RETURNING id),
 			t AS (INSERT INTO tasks (delivery_id, pusher, uuid, state, next_attempt_at) SELECT d.id, p.pusher, $1, 'pending', $4 FROM d, (VALUES `)
-		args := []any{uuid, rows, rowCount, micros(now)}
+		args := []any{uuid, rows, rowCount, micros(now), tc}
 		for i, p := range pushers {
 			if i > 0 {
 				q.WriteString(", ")
@@ -115,7 +122,7 @@ func (s *Store) InsertDeliveryWithKey(ctx context.Context, key *IdempotencyKey, 
 			}
 		}
 		err := s.txQueryRow(ctx, tx, qInsertDelivery,
-			uuid, rows, rowCount, micros(now)).Scan(&d.ID)
+			uuid, rows, rowCount, micros(now), tc).Scan(&d.ID)
 		if err != nil {
 			return fmt.Errorf("insert delivery: %w", err)
 		}
@@ -391,8 +398,9 @@ func (s *Store) claimedTasks(ctx context.Context, claimed [][]int64, withRows bo
 	return batches, got.Err()
 }
 
-// LoadRows reads the rows of tasks (of ClaimTasks) into one buffer, each
-// task's Rows a part of it in the tasks' order: a task's Rows has the
+// LoadRows reads the rows and trace contexts of tasks (of ClaimTasks):
+// the rows into one buffer, each task's Rows a part of it in the tasks'
+// order: a task's Rows has the
 // capacity of the buffer from its start, so the rows of consecutive tasks
 // are one slice, tasks[0].Rows[:n], without a copy.
 func (s *Store) LoadRows(ctx context.Context, tasks []ClaimedTask) error {
@@ -403,25 +411,33 @@ func (s *Store) LoadRows(ctx context.Context, tasks []ClaimedTask) error {
 	for i, t := range tasks {
 		ids[i] = t.DeliveryID
 	}
-	rows, err := s.r.QueryContext(ctx, s.q("SELECT id, rows FROM deliveries WHERE id IN ("+placeholders(len(ids))+") ORDER BY id"), ids...)
+	rows, err := s.r.QueryContext(ctx, s.q("SELECT id, rows, trace_context FROM deliveries WHERE id IN ("+placeholders(len(ids))+") ORDER BY id"), ids...)
 	if err != nil {
 		return fmt.Errorf("read rows: %w", err)
 	}
 	defer rows.Close()
 	var (
-		buf  []byte
-		ends = map[int64][2]int{}
+		buf    []byte
+		ends   = map[int64][2]int{}
+		traces map[int64]string
 	)
 	for rows.Next() {
 		var (
 			id  int64
 			raw sql.RawBytes
+			tc  sql.NullString
 		)
-		if err := rows.Scan(&id, &raw); err != nil {
+		if err := rows.Scan(&id, &raw, &tc); err != nil {
 			return fmt.Errorf("read rows: %w", err)
 		}
 		ends[id] = [2]int{len(buf), len(buf) + len(raw)}
 		buf = append(buf, raw...)
+		if tc.String != "" {
+			if traces == nil {
+				traces = map[int64]string{}
+			}
+			traces[id] = tc.String
+		}
 	}
 	if err := rows.Err(); err != nil {
 		return fmt.Errorf("read rows: %w", err)
@@ -450,6 +466,7 @@ func (s *Store) LoadRows(ctx context.Context, tasks []ClaimedTask) error {
 	for i := range tasks {
 		n := ends[tasks[i].DeliveryID][1] - ends[tasks[i].DeliveryID][0]
 		tasks[i].Rows = out[off : off+n]
+		tasks[i].TraceContext = traces[tasks[i].DeliveryID]
 		off += n
 	}
 	return nil
@@ -868,7 +885,7 @@ func (s *Store) countTasks(ctx context.Context, state TaskState) (map[string]int
 }
 
 var (
-	qInsertDelivery = hot("INSERT INTO deliveries (uuid, rows, row_count, created_at) VALUES (?, ?, ?, ?) RETURNING id")
+	qInsertDelivery = hot("INSERT INTO deliveries (uuid, rows, row_count, created_at, trace_context) VALUES (?, ?, ?, ?, ?) RETURNING id")
 	qInsertTask     = hot("INSERT INTO tasks (delivery_id, pusher, uuid, state, next_attempt_at) VALUES (?, ?, ?, ?, ?)")
 	// A pusher's pending tasks, oldest first (index tasks_pending).
 	qPlanBatches = hotRead(`SELECT t.id, t.delivery_id, t.uuid, t.next_attempt_at, t.claimed_until, d.row_count, length(d.rows)

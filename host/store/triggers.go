@@ -37,9 +37,12 @@ type Trigger struct {
 	PublishedAt *time.Time
 	// Seq is the insertion order.
 	Seq int64
+	// TraceContext is the W3C trace context of the request or emission
+	// that stored the trigger, as tracing.Encode writes it; "" for none.
+	TraceContext string
 }
 
-const triggerColumns = "seq, uuid, idempotency_key, api_version, protocol, body, source, status, created_at, published_at"
+const triggerColumns = "seq, uuid, idempotency_key, api_version, protocol, body, source, status, created_at, published_at, trace_context"
 
 type scanner interface{ Scan(dest ...any) error }
 
@@ -50,12 +53,13 @@ func scanTrigger(row scanner, extra ...any) (Trigger, error) {
 		status    string
 		created   int64
 		published sql.NullInt64
+		tc        sql.NullString
 	)
-	dest := append([]any{&t.Seq, &t.UUID, &key, &t.APIVersion, &t.Protocol, &t.Body, &t.Source, &status, &created, &published}, extra...)
+	dest := append([]any{&t.Seq, &t.UUID, &key, &t.APIVersion, &t.Protocol, &t.Body, &t.Source, &status, &created, &published, &tc}, extra...)
 	if err := row.Scan(dest...); err != nil {
 		return Trigger{}, err
 	}
-	t.IdempotencyKey, t.Status, t.CreatedAt = key.String, Status(status), fromMicros(created)
+	t.IdempotencyKey, t.Status, t.CreatedAt, t.TraceContext = key.String, Status(status), fromMicros(created), tc.String
 	if published.Valid {
 		at := fromMicros(published.Int64)
 		t.PublishedAt = &at
@@ -133,7 +137,7 @@ func (s *Store) insertNewTrigger(ctx context.Context, t Trigger) (Trigger, error
 	stats.Add("transactions", 1)
 	stats.Add("writes", 1)
 	err := s.w.QueryRowContext(ctx, qInsertTriggerAndOutbox,
-		n.UUID, key, n.APIVersion, n.Protocol, n.Body, n.Source, string(n.Status), micros(now)).Scan(&n.Seq)
+		n.UUID, key, n.APIVersion, n.Protocol, n.Body, n.Source, string(n.Status), micros(now), nullString(n.TraceContext)).Scan(&n.Seq)
 	if err != nil {
 		if errors.Is(err, sql.ErrNoRows) {
 			return Trigger{}, err
@@ -156,7 +160,7 @@ func (s *Store) insertTriggerTx(ctx context.Context, tx *sql.Tx, t Trigger) (Tri
 		key = n.IdempotencyKey
 	}
 	err := s.txQueryRow(ctx, tx, qInsertTrigger,
-		n.UUID, key, n.APIVersion, n.Protocol, n.Body, n.Source, string(n.Status), micros(now)).Scan(&n.Seq)
+		n.UUID, key, n.APIVersion, n.Protocol, n.Body, n.Source, string(n.Status), micros(now), nullString(n.TraceContext)).Scan(&n.Seq)
 	switch {
 	case err == nil:
 		if _, err := s.txExec(ctx, tx, qInsertOutbox, n.UUID, micros(now)); err != nil {
@@ -282,12 +286,12 @@ func (s *Store) ListTriggers(ctx context.Context, f TriggerFilter) ([]Trigger, s
 var (
 	qTriggerByKey  = hot("SELECT " + triggerColumns + " FROM triggers WHERE idempotency_key = ?")
 	qTriggerByUUID = hot("SELECT " + triggerColumns + " FROM triggers WHERE uuid = ?")
-	qInsertTrigger = hot(`INSERT INTO triggers (uuid, idempotency_key, api_version, protocol, body, source, status, created_at)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING RETURNING seq`)
+	qInsertTrigger = hot(`INSERT INTO triggers (uuid, idempotency_key, api_version, protocol, body, source, status, created_at, trace_context)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING RETURNING seq`)
 	// PostgreSQL's insert of a new trigger and its outbox entry in one
 	// statement (the foreign key is checked at its end).
-	qInsertTriggerAndOutbox = `WITH t AS (INSERT INTO triggers (uuid, idempotency_key, api_version, protocol, body, source, status, created_at)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT DO NOTHING RETURNING seq, uuid),
+	qInsertTriggerAndOutbox = `WITH t AS (INSERT INTO triggers (uuid, idempotency_key, api_version, protocol, body, source, status, created_at, trace_context)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT DO NOTHING RETURNING seq, uuid),
 		o AS (INSERT INTO outbox (trigger_uuid, next_attempt_at) SELECT uuid, $8 FROM t)
 		SELECT seq FROM t`
 	qInsertOutbox = hot("INSERT INTO outbox (trigger_uuid, next_attempt_at) VALUES (?, ?)")

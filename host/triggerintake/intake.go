@@ -17,9 +17,12 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-hclog"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/routinglayer/routing/host/metrics"
 	"github.com/routinglayer/routing/host/store"
+	"github.com/routinglayer/routing/host/tracing"
 	"github.com/routinglayer/routing/sdk"
 	"github.com/routinglayer/routing/sdk/pluginhost"
 )
@@ -45,13 +48,17 @@ type Intake struct {
 	// stored is told when a new trigger is in the outbox.
 	stored  func()
 	metrics *metrics.Tower
+	tracer  trace.Tracer
 	log     hclog.Logger
 }
 
 // New returns an Intake that calls stored after each new trigger is
-// stored (to wake the publisher) and counts triggers in m.
-func New(st *store.Store, stored func(), m *metrics.Tower, log hclog.Logger) *Intake {
-	return &Intake{store: st, stored: stored, metrics: m, log: log.Named("triggers")}
+// stored (to wake the publisher), counts triggers in m and records the
+// spans of watchers' emissions and store writes with tracer (nil: none).
+// A trigger is stored with the trace context of the request or emission
+// that brought it, which its publish continues.
+func New(st *store.Store, stored func(), m *metrics.Tower, tracer trace.Tracer, log hclog.Logger) *Intake {
+	return &Intake{store: st, stored: stored, metrics: m, tracer: tracing.Tracer(tracer), log: log.Named("triggers")}
 }
 
 // Accept validates t and stores it from source under the idempotency key
@@ -105,14 +112,17 @@ func (in *Intake) save(ctx context.Context, t sdk.Trigger, source, key string, h
 	if err != nil {
 		return store.Trigger{}, false, fmt.Errorf("encode trigger: %w", err)
 	}
-	stored, created, err := in.store.InsertTriggerWithKey(ctx, hk, store.Trigger{
+	sctx, span := tracing.StartStore(ctx, in.tracer, "INSERT", "triggers", in.store.Dialect())
+	stored, created, err := in.store.InsertTriggerWithKey(sctx, hk, store.Trigger{
 		UUID:           t.UUID,
 		IdempotencyKey: key,
 		APIVersion:     t.APIVersion,
 		Protocol:       t.Protocol,
 		Body:           body,
 		Source:         source,
+		TraceContext:   tracing.Encode(ctx),
 	})
+	tracing.End(span, err, store.ErrConflict) // a conflict is an answer
 	if errors.Is(err, store.ErrConflict) {
 		return store.Trigger{}, false, fmt.Errorf("%w: %s", ErrConflict, t.UUID)
 	}
@@ -160,7 +170,15 @@ type watcherSink struct {
 	instance string
 }
 
-func (w watcherSink) Accept(ctx context.Context, e pluginhost.Emission) (sdk.Receipt, error) {
+// Accept stores one emission. ctx carries the watcher's trace context
+// when its Emit call had one; the emission's span continues it.
+func (w watcherSink) Accept(ctx context.Context, e pluginhost.Emission) (receipt sdk.Receipt, err error) {
+	ctx, span := w.in.tracer.Start(ctx, "emit "+w.instance, trace.WithSpanKind(trace.SpanKindServer),
+		trace.WithAttributes(attribute.String("routing.watcher", w.instance)))
+	defer func() {
+		span.SetAttributes(attribute.String("routing.uuid", receipt.UUID), attribute.Bool("routing.duplicate", receipt.Duplicate))
+		tracing.End(span, err)
+	}()
 	key := ""
 	if e.Key != "" {
 		key = w.instance + ":" + e.Key

@@ -30,7 +30,9 @@ type Message struct {
 	// Redelivered is the broker's flag: the message may have been handed
 	// to a consumer before.
 	Redelivered bool
-	// Headers are the message's headers (apiVersion, protocol, source).
+	// Headers are the message's headers (apiVersion, protocol, source,
+	// and traceparent and tracestate when the trigger was stored in a
+	// trace).
 	Headers map[string]any
 }
 
@@ -41,7 +43,11 @@ type Message struct {
 // without calling the handler again. Any other error hands the message
 // over again after a delay, up to ConsumeOptions.MaxDeliveries times in
 // all, then dead-letters it; an error wrapped by Permanent dead-letters it
-// at once. ctx ends when Consume's does.
+// at once. ctx ends when Consume's does. When the message carries a W3C
+// traceparent header (the control-tower's publish span), ctx carries it
+// as a remote OpenTelemetry span context: spans the handler starts join
+// the trigger's trace, and rows it posts with ctx (Rows.Post, PostBatch)
+// send it on to the data-gateway.
 type Handler func(ctx context.Context, m Message) error
 
 // permanentError marks a handler's error that retrying cannot fix.
@@ -452,7 +458,7 @@ func (c *consumer) take(ctx context.Context, gone <-chan struct{}, d amqp.Delive
 			return
 		}
 	}
-	err = c.call(ctx, m)
+	err = c.call(withTrace(ctx, d.Headers), m)
 	c.seen.end(id, err == nil)
 	if err == nil {
 		if aerr := d.Ack(false); aerr != nil {

@@ -22,6 +22,7 @@ import (
 	"time"
 
 	"github.com/cenkalti/backoff/v5"
+	"go.opentelemetry.io/otel/propagation"
 )
 
 // Row is one data row for a trigger: Index is the well (nil for a
@@ -637,6 +638,9 @@ func (p *Rows) post(ctx context.Context, b *batch) (acc Accepted, status int, de
 	}
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("Idempotency-Key", b.key)
+	// The gateway continues the caller's trace (a trigger's, in a
+	// Consume handler).
+	traceContext.Inject(ctx, propagation.HeaderCarrier(req.Header))
 	if p.opts.Token != "" {
 		req.Header.Set("Authorization", "Bearer "+p.opts.Token)
 	}

@@ -136,6 +136,7 @@ const maxConcurrentEmits = 256
 
 // acceptEmit hands one emission to the sink and builds the reply.
 func acceptEmit(ctx context.Context, sink TriggerSink, e *pluginpb.Emit) *pluginpb.HostMessage {
+	ctx = wire.WithTrace(ctx, e.GetTraceparent(), e.GetTracestate())
 	receipt, err := sink.Accept(ctx, Emission{Trigger: wire.FromPBTrigger(e.GetTrigger()), Key: e.GetKey()})
 	if err != nil {
 		if !errors.Is(err, sdk.ErrInvalid) && !errors.Is(err, sdk.ErrUnavailable) {
@@ -180,7 +181,7 @@ func (c *pusherClient) Push(ctx context.Context, req sdk.PushRequest, rows Encod
 }
 
 func (c *pusherClient) push(ctx context.Context, msg *pluginpb.PushRequest) error {
-	resp, err := c.pusher.Push(ctx, msg)
+	resp, err := c.pusher.Push(wire.OutgoingTrace(ctx), msg)
 	if err != nil {
 		return wire.TransportError("push", err)
 	}

@@ -164,6 +164,8 @@ type Emission struct {
 // TriggerSink receives a watcher's emissions on the host side.
 type TriggerSink interface {
 	// Accept stores the emitted trigger durably and returns its receipt.
+	// ctx carries the trace context of the watcher's Emit call, if any,
+	// as a remote span context.
 	// Errors matching sdk.ErrInvalid are reported to the plugin as
 	// rejections of that trigger; other errors as sdk.ErrUnavailable.
 	Accept(ctx context.Context, e Emission) (sdk.Receipt, error)
@@ -187,7 +189,8 @@ type PusherClient interface {
 	// sdk.ErrConfig.
 	Start(ctx context.Context, state sdk.State) error
 	// Push delivers rows, encoded with EncodeRows (req.Rows is ignored).
-	// The deadline of ctx reaches the plugin as its Push's deadline.
+	// The deadline of ctx reaches the plugin as its Push's deadline, and
+	// the span context of ctx as its trace context (sdk.TraceContext).
 	// Errors match sdk.ErrDelivered (the rows were delivered; the message
 	// is the plugin's note), sdk.ErrSkipped, sdk.ErrPermanent or
 	// ErrPluginExited; any other error is retryable.

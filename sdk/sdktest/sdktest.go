@@ -46,6 +46,9 @@ type Emitted struct {
 	// Key is the idempotency key it was emitted with, "" for none.
 	Key     string
 	Trigger sdk.Trigger
+	// TraceParent is the W3C traceparent the Emit call's context carried
+	// to the service, "" for none.
+	TraceParent string
 }
 
 // Service is a fake routing service. Its zero value is not usable; call
@@ -78,7 +81,7 @@ func NewService() *Service {
 
 // Accept validates and records an emission as the control-tower does; it
 // implements pluginhost.TriggerSink.
-func (s *Service) Accept(_ context.Context, e pluginhost.Emission) (sdk.Receipt, error) {
+func (s *Service) Accept(ctx context.Context, e pluginhost.Emission) (sdk.Receipt, error) {
 	err := e.Trigger.Validate()
 	if err == nil && s.Reject != nil {
 		err = s.Reject(e.Trigger, e.Key)
@@ -100,7 +103,8 @@ func (s *Service) Accept(_ context.Context, e pluginhost.Emission) (sdk.Receipt,
 	if e.Key != "" {
 		s.byKey[e.Key] = t.UUID
 	}
-	s.triggers = append(s.triggers, Emitted{UUID: t.UUID, Key: e.Key, Trigger: t})
+	parent, _ := sdk.TraceContext(ctx)
+	s.triggers = append(s.triggers, Emitted{UUID: t.UUID, Key: e.Key, Trigger: t, TraceParent: parent})
 	return sdk.Receipt{UUID: t.UUID}, nil
 }
 

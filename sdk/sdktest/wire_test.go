@@ -63,7 +63,7 @@ func TestInfoCrossesTheWire(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := pluginhost.Manifest{
-		Name: "script", Kind: pluginhost.KindWatcher, Version: "1.2.3", SDKVersion: "1.0.0", Description: "test watcher", Language: "go",
+		Name: "script", Kind: pluginhost.KindWatcher, Version: "1.2.3", SDKVersion: "1.1.0", Description: "test watcher", Language: "go",
 		Config: []pluginhost.ConfigKey{
 			{Name: "TOKEN", Required: true, Secret: true, Help: "access token"},
 			{Name: "EVERY", Default: "5s", Help: "poll interval"},

@@ -720,10 +720,15 @@ func (*WatcherMessage_Emit) isWatcherMessage_Msg() {}
 func (*WatcherMessage_Done) isWatcherMessage_Msg() {}
 
 type Emit struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Seq           uint64                 `protobuf:"varint,1,opt,name=seq,proto3" json:"seq,omitempty"`
-	Trigger       *Trigger               `protobuf:"bytes,2,opt,name=trigger,proto3" json:"trigger,omitempty"`
-	Key           string                 `protobuf:"bytes,3,opt,name=key,proto3" json:"key,omitempty"` // idempotency key, optional
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	Seq     uint64                 `protobuf:"varint,1,opt,name=seq,proto3" json:"seq,omitempty"`
+	Trigger *Trigger               `protobuf:"bytes,2,opt,name=trigger,proto3" json:"trigger,omitempty"`
+	Key     string                 `protobuf:"bytes,3,opt,name=key,proto3" json:"key,omitempty"` // idempotency key, optional
+	// The W3C trace context of the Emit call, optional: the host's span of
+	// the emission continues it. (A Push carries its trace context as the
+	// traceparent and tracestate gRPC metadata.)
+	Traceparent   string `protobuf:"bytes,4,opt,name=traceparent,proto3" json:"traceparent,omitempty"`
+	Tracestate    string `protobuf:"bytes,5,opt,name=tracestate,proto3" json:"tracestate,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -775,6 +780,20 @@ func (x *Emit) GetTrigger() *Trigger {
 func (x *Emit) GetKey() string {
 	if x != nil {
 		return x.Key
+	}
+	return ""
+}
+
+func (x *Emit) GetTraceparent() string {
+	if x != nil {
+		return x.Traceparent
+	}
+	return ""
+}
+
+func (x *Emit) GetTracestate() string {
+	if x != nil {
+		return x.Tracestate
 	}
 	return ""
 }
@@ -1878,11 +1897,15 @@ const file_plugin_proto_rawDesc = "" +
 	"\x0eWatcherMessage\x12-\n" +
 	"\x04emit\x18\x01 \x01(\v2\x17.routing.plugin.v1.EmitH\x00R\x04emit\x12-\n" +
 	"\x04done\x18\x02 \x01(\v2\x17.routing.plugin.v1.DoneH\x00R\x04doneB\x05\n" +
-	"\x03msg\"`\n" +
+	"\x03msg\"\xa2\x01\n" +
 	"\x04Emit\x12\x10\n" +
 	"\x03seq\x18\x01 \x01(\x04R\x03seq\x124\n" +
 	"\atrigger\x18\x02 \x01(\v2\x1a.routing.plugin.v1.TriggerR\atrigger\x12\x10\n" +
-	"\x03key\x18\x03 \x01(\tR\x03key\"6\n" +
+	"\x03key\x18\x03 \x01(\tR\x03key\x12 \n" +
+	"\vtraceparent\x18\x04 \x01(\tR\vtraceparent\x12\x1e\n" +
+	"\n" +
+	"tracestate\x18\x05 \x01(\tR\n" +
+	"tracestate\"6\n" +
 	"\x04Done\x12.\n" +
 	"\x05error\x18\x01 \x01(\v2\x18.routing.plugin.v1.ErrorR\x05error\"\xa7\x01\n" +
 	"\vHostMessage\x120\n" +

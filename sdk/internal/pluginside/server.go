@@ -207,8 +207,9 @@ func (h *watcherHost) Emit(ctx context.Context, t sdk.Trigger, key string) (sdk.
 	h.waiting[seq] = ch
 	h.mu.Unlock()
 
+	parent, state := sdk.TraceContext(ctx)
 	err := h.send.send(&pluginpb.WatcherMessage{Msg: &pluginpb.WatcherMessage_Emit{Emit: &pluginpb.Emit{
-		Seq: seq, Trigger: wire.ToPBTrigger(&t), Key: key,
+		Seq: seq, Trigger: wire.ToPBTrigger(&t), Key: key, Traceparent: parent, Tracestate: state,
 	}}})
 	if err != nil {
 		h.forget(seq)
@@ -297,7 +298,9 @@ func (s *pusherServer) Start(ctx context.Context, req *pluginpb.StartRequest) (*
 }
 
 func (s *pusherServer) Push(ctx context.Context, req *pluginpb.PushRequest) (*pluginpb.PushResponse, error) {
-	err := s.impl.Push(ctx, wire.FromPBPushRequest(req))
+	// The host's push span, from the call's metadata: sdk.TraceContext
+	// and OpenTelemetry's instrumentation find it in ctx.
+	err := s.impl.Push(wire.IncomingTrace(ctx), wire.FromPBPushRequest(req))
 	if errors.Is(err, sdk.ErrDelivered) {
 		// A note, not an error: a host that predates notes sees a delivery.
 		return &pluginpb.PushResponse{Note: err.Error()}, nil

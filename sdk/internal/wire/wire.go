@@ -17,7 +17,7 @@ import (
 )
 
 // SDKVersion is the version of the Go SDK, reported to the host in Info.
-const SDKVersion = "1.0.0"
+const SDKVersion = "1.1.0"
 
 // Language is what the Go SDK reports as its plugins' language.
 const Language = "go"

@@ -424,9 +424,14 @@ class PusherService:
             return pb.StartResponse(error=to_pb_error(err))
         return pb.StartResponse()
 
-    def push(self, req: pb.PushRequest, _context: grpc.ServicerContext) -> pb.PushResponse:
+    def push(self, req: pb.PushRequest, context: grpc.ServicerContext) -> pb.PushResponse:
         try:
-            note = self.pusher.push(from_pb_push_request(req))
+            request = from_pb_push_request(req)
+            # The gateway's push span travels as gRPC metadata.
+            for key, value in context.invocation_metadata() or ():
+                if key in ("traceparent", "tracestate") and isinstance(value, str):
+                    setattr(request, key, value)
+            note = self.pusher.push(request)
         except Exception as err:  # noqa: BLE001 - the outcome crosses the wire
             _failure(self.rt, "push failed", err, uuid=req.uuid, attempt=req.attempt)
             return pb.PushResponse(error=to_pb_error(err))

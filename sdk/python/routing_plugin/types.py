@@ -332,9 +332,15 @@ def _raw_members(text: str) -> Iterator[tuple[str, str]]:
 class PushRequest:
     """One push of rows to a pusher: the trigger's uuid, the rows in the
     order they were accepted, the stored trigger (None when the gateway
-    does not know it) and the attempt, from 1."""
+    does not know it) and the attempt, from 1. traceparent and tracestate
+    are the W3C trace context of the gateway's push span ("" when it has
+    none): send them as headers of a call the push makes, and the
+    destination's work joins the trace of the request that brought the
+    rows."""
 
     uuid: str
     rows: list[Row]
     trigger: StoredTrigger | None = None
     attempt: int = 1
+    traceparent: str = ""
+    tracestate: str = ""

@@ -124,11 +124,12 @@ class MiniHost:
                                             response_deserializer=grpc_broker_pb2.ConnInfo.FromString)
         self._broker_call = broker(iter(self._broker_out.get, None))
 
-    def unary(self, method: str, req: Any, resp_type: Any, timeout: float = 10) -> Any:
+    def unary(self, method: str, req: Any, resp_type: Any, timeout: float = 10,
+              metadata: tuple[tuple[str, str], ...] | None = None) -> Any:
         assert self.channel is not None
         call = self.channel.unary_unary(method, request_serializer=lambda m: m.SerializeToString(),
                                         response_deserializer=resp_type.FromString)
-        return call(req, timeout=timeout)
+        return call(req, timeout=timeout, metadata=metadata)
 
     def serve_state(self, service_id: int) -> None:
         """Serves State on a new unix socket and announces it on the broker."""

@@ -44,6 +44,7 @@ class TestPusher:
             "indexes": [row.index for row in request.rows],
             "attempt": request.attempt,
             "trigger": request.trigger.protocol if request.trigger else None,
+            "traceparent": request.traceparent,
         }))
         return "a note" if request.uuid == "note" else None
 

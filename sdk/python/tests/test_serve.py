@@ -86,19 +86,23 @@ class ServeTest(unittest.TestCase):
         self.assertFalse(resp.HasField("error"), resp.error)
         self.assertEqual(host.state.data["started"], b"blue")
 
-        def push(uuid: str) -> pb.PushResponse:
+        def push(uuid: str, metadata: tuple[tuple[str, str], ...] | None = None) -> pb.PushResponse:
             req = pb.PushRequest(uuid=uuid, attempt=2, rows=[
                 pb.Row(has_index=True, index=3, data=[pb.Field(key="od", value_json=b"1.50"),
                                                       pb.Field(key="name", value_json=b'"x"')]),
                 pb.Row(data=[pb.Field(key="k", value_json=b"-1e-3")]),
             ])
             req.trigger.trigger.protocol = "PlateTransfer"
-            return host.unary("/routing.plugin.v1.Pusher/Push", req, pb.PushResponse)
+            return host.unary("/routing.plugin.v1.Pusher/Push", req, pb.PushResponse, metadata=metadata)
 
         self.assertEqual(push("run1"), pb.PushResponse())
         self.assertEqual(json.loads(host.state.data["pushed/run1"]), {
             "rows": ['{"od":1.50,"name":"x"}', '{"k":-1e-3}'], "indexes": [3, None], "attempt": 2,
-            "trigger": "PlateTransfer"})
+            "trigger": "PlateTransfer", "traceparent": ""})
+        # The gateway's push span, as gRPC metadata, reaches the request.
+        traceparent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+        self.assertEqual(push("traced", (("traceparent", traceparent),)), pb.PushResponse())
+        self.assertEqual(json.loads(host.state.data["pushed/traced"])["traceparent"], traceparent)
         self.assertEqual(push("note").note, "a note")
         self.assertEqual(push("skip").error.code, pb.ERROR_CODE_SKIPPED)
         self.assertEqual(push("perm").error.code, pb.ERROR_CODE_PERMANENT)

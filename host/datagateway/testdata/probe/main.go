@@ -47,6 +47,8 @@ type Line struct {
 	// the size of that Push message.
 	Push  int64 `json:"push"`
 	Bytes int   `json:"bytes"`
+	// Traceparent is the W3C trace context the Push's context carried.
+	Traceparent string `json:"traceparent,omitempty"`
 }
 
 var pushes atomic.Int64
@@ -88,13 +90,14 @@ func (p *probe) Push(ctx context.Context, req sdk.PushRequest) error {
 		time.Sleep(p.cfg.Delay)
 	}
 	push, size := pushes.Add(1), pluginhost.PushRequestSize(req, nil)
+	traceparent, _ := sdk.TraceContext(ctx)
 	var b strings.Builder
 	for _, r := range req.Rows {
 		data, err := r.Data.MarshalJSON()
 		if err != nil {
 			return sdk.Permanent(err)
 		}
-		line, _ := json.Marshal(Line{UUID: req.UUID, Index: r.Index, Data: data, Attempt: req.Attempt, PID: os.Getpid(), Batch: len(req.Rows), Push: push, Bytes: size})
+		line, _ := json.Marshal(Line{UUID: req.UUID, Index: r.Index, Data: data, Attempt: req.Attempt, PID: os.Getpid(), Batch: len(req.Rows), Push: push, Bytes: size, Traceparent: traceparent})
 		b.Write(line)
 		b.WriteByte('\n')
 	}
