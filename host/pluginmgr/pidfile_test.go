@@ -28,12 +28,16 @@ func TestReapKillsOnlyTheRecordedPlugin(t *testing.T) {
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { _ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL); _ = cmd.Wait() })
-		// Wait for the exec: until then /proc shows the test binary.
+		// Wait for the exec to finish: until it starts /proc shows the
+		// test binary, and while it runs the new executable can show
+		// before its arguments (an empty cmdline).
 		self, _ := os.Executable()
+		proc := "/proc/" + strconv.Itoa(cmd.Process.Pid)
 		deadline := time.Now().Add(10 * time.Second)
 		for {
-			exe, err := os.Readlink("/proc/" + strconv.Itoa(cmd.Process.Pid) + "/exe")
-			if err == nil && exe != self {
+			exe, err := os.Readlink(proc + "/exe")
+			args, _ := os.ReadFile(proc + "/cmdline")
+			if err == nil && exe != self && len(args) > 0 {
 				break
 			}
 			if time.Now().After(deadline) {
