@@ -116,6 +116,8 @@ class _Batch:
     size: int = 0
     due: float = 0.0
     body: bytes = b""
+    traceparent: str = ""
+    tracestate: str = ""
 
     def build(self) -> None:
         self.body = (b'{"uuid":' + json.dumps(self.uuid).encode() + b',"rows":[' + b",".join(self.encoded) + b"]}")
@@ -261,29 +263,34 @@ class Rows:
 
     # Posting at once.
 
-    def post(self, uuid: str, rows: Sequence[Row | dict]) -> list[Accepted]:
+    def post(self, uuid: str, rows: Sequence[Row | dict], traceparent: str = "", tracestate: str = "") -> list[Accepted]:
         """Sends rows for uuid now, in batches of up to batch_rows rows,
         each with its retries, and returns the answers; raises the first
         batch's BatchError (earlier batches are stored). Does not wait for
-        rows queued by add."""
+        rows queued by add. ``traceparent`` and ``tracestate`` (W3C Trace
+        Context, e.g. the trigger message's headers of the same names) are
+        sent with each batch: the gateway's spans, and the pushes of the
+        rows, continue that trace."""
         out = []
         rows = list(rows)
         for start in range(0, len(rows), self.batch_rows):
-            out.append(self.post_batch(_new_key(), uuid, rows[start:start + self.batch_rows]))
+            out.append(self.post_batch(_new_key(), uuid, rows[start:start + self.batch_rows], traceparent, tracestate))
         return out
 
-    def post_batch(self, key: str, uuid: str, rows: Sequence[Row | dict]) -> Accepted:
+    def post_batch(self, key: str, uuid: str, rows: Sequence[Row | dict],
+                   traceparent: str = "", tracestate: str = "") -> Accepted:
         """Sends rows for uuid now as one batch under ``key``, the caller's
         Idempotency-Key (1-255 visible ASCII characters), with its retries.
         A key derived from where the rows came from (a CSV file and its
         line numbers, say) makes a batch sent again after a restart of the
         relay stored once too, within the gateway's IDEMPOTENCY_TTL; the
-        same key with other rows raises BatchError with status 422."""
+        same key with other rows raises BatchError with status 422.
+        ``traceparent`` and ``tracestate`` as for post."""
         if not key or len(key) > 255 or any(not 0x21 <= ord(c) <= 0x7E for c in key):
             raise ValueError(f"Idempotency-Key {key!r}: want 1-255 visible ASCII characters")
         if not rows:
             raise ValueError("no rows")
-        b = _Batch(uuid, key)
+        b = _Batch(uuid, key, traceparent=traceparent, tracestate=tracestate)
         for i, r in enumerate(rows):
             b.encoded.append(_encode(r, i))
             b.rows.append(r if isinstance(r, Row) else Row(r["data"], r.get("index")))
@@ -373,6 +380,10 @@ class Rows:
         req = urllib.request.Request(self._endpoint, data=b.body, method="POST")
         req.add_header("Content-Type", "application/json")
         req.add_header("Idempotency-Key", b.key)
+        if b.traceparent:
+            req.add_header("traceparent", b.traceparent)
+            if b.tracestate:
+                req.add_header("tracestate", b.tracestate)
         if self._token:
             req.add_header("Authorization", "Bearer " + self._token)
         try:

@@ -36,7 +36,8 @@ class FakeGateway:
                 with gw.lock:
                     gw.attempts.append({"key": key, "auth": self.headers.get("Authorization"), "at": time.monotonic(),
                                         "uuid": body["uuid"], "rows": body["rows"], "path": self.path,
-                                        "type": self.headers.get("Content-Type")})
+                                        "type": self.headers.get("Content-Type"),
+                                        "traceparent": self.headers.get("traceparent")})
                     status = gw.script.pop(0) if gw.script else 202
                     if status == -1:
                         gw._store(key, body["rows"])
@@ -205,6 +206,14 @@ class RowsTest(unittest.TestCase):
         for bad in ("", "two words", "k" * 256, "café"):
             with self.assertRaises(ValueError):
                 p.post_batch(bad, "u1", [row(0)])
+
+    def test_trace_context_is_sent(self) -> None:
+        gw = self.gateway()
+        p = self.poster(gw)
+        traceparent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+        p.post("u1", [row(0)], traceparent=traceparent)
+        p.post("u2", [row(1)])
+        self.assertEqual([a["traceparent"] for a in gw.attempts], [traceparent, None])
 
     def test_parse_retry_after(self) -> None:
         self.assertEqual(parse_retry_after("5"), 5.0)
