@@ -128,6 +128,11 @@ func TestStoppedPusherCatchesUpAfterStart(t *testing.T) {
 		}
 	}
 	waitFor(t, 30*time.Second, "the first rows delivered", func() bool { return len(lines(t, e.out, "probe")) == 3 })
+	// A push's outcome is recorded after the plugin answered: the backlog
+	// counts from zero once it is.
+	waitFor(t, 30*time.Second, "the first outcomes recorded", func() bool {
+		return metricstest.Scrape(t, base+"/metrics", "").Must(t, "routing_backlog_tasks", "pusher", "probe") == 0
+	})
 
 	if r := call(t, http.MethodPost, base+"/plugins/probe/stop", ""); r.Status >= 300 {
 		t.Fatalf("stop: %d %s", r.Status, r.Body)
