@@ -45,6 +45,11 @@ type committer struct {
 	quit chan struct{}
 	done chan struct{}
 
+	// savepoint, rollbackTo and release are the savepoint statements,
+	// prepared once on the write connection: parsing one costs more than
+	// running it, and every write of a shared transaction runs two.
+	savepoint, rollbackTo, release *sql.Stmt
+
 	mu     sync.RWMutex
 	closed bool
 
@@ -70,10 +75,26 @@ func (op *groupOp) call(tx *sql.Tx) (err error) {
 	return op.f(context.WithoutCancel(op.ctx), tx)
 }
 
-func newCommitter(db *sql.DB) *committer {
+func newCommitter(ctx context.Context, db *sql.DB) (*committer, error) {
 	c := &committer{db: db, ops: make(chan *groupOp, maxGroup), quit: make(chan struct{}), done: make(chan struct{})}
+	for _, p := range []struct {
+		st    **sql.Stmt
+		query string
+	}{{&c.savepoint, "SAVEPOINT grp"}, {&c.rollbackTo, "ROLLBACK TO grp"}, {&c.release, "RELEASE grp"}} {
+		st, err := db.PrepareContext(ctx, p.query)
+		if err != nil {
+			return nil, fmt.Errorf("prepare %q: %w", p.query, err)
+		}
+		*p.st = st
+	}
 	go c.run()
-	return c
+	return c, nil
+}
+
+// runStmt runs one of the savepoint statements in tx.
+func runStmt(tx *sql.Tx, st *sql.Stmt) error {
+	_, err := tx.Stmt(st).Exec()
+	return err
 }
 
 // do runs f in a write transaction, possibly shared with other writes, and
@@ -170,13 +191,13 @@ func (c *committer) commit(batch []*groupOp) {
 			}
 			continue
 		}
-		if _, err := tx.Exec("SAVEPOINT grp"); err != nil {
+		if err := runStmt(tx, c.savepoint); err != nil {
 			_ = tx.Rollback()
 			fail(fmt.Errorf("savepoint: %w", err))
 			return
 		}
 		if op.err = op.call(tx); op.err != nil {
-			if _, err := tx.Exec("ROLLBACK TO grp"); err != nil {
+			if err := runStmt(tx, c.rollbackTo); err != nil {
 				_ = tx.Rollback()
 				fail(fmt.Errorf("rollback to savepoint: %w", err))
 				return
@@ -184,7 +205,7 @@ func (c *committer) commit(batch []*groupOp) {
 		} else {
 			ok++
 		}
-		if _, err := tx.Exec("RELEASE grp"); err != nil {
+		if err := runStmt(tx, c.release); err != nil {
 			_ = tx.Rollback()
 			fail(fmt.Errorf("release savepoint: %w", err))
 			return

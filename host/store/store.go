@@ -180,7 +180,10 @@ func Open(ctx context.Context, cfg Config, log hclog.Logger) (*Store, error) {
 			s.Close()
 			return nil, err
 		}
-		s.group = newCommitter(s.w)
+		if s.group, err = newCommitter(ctx, s.w); err != nil {
+			s.Close()
+			return nil, err
+		}
 		s.stopCheckpoints = s.checkpoints()
 	}
 	return s, nil
