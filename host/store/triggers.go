@@ -2,6 +2,7 @@ package store
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"database/sql"
 	"errors"
@@ -155,8 +156,13 @@ func (s *Store) insertTriggerTx(ctx context.Context, tx *sql.Tx, t Trigger) (Tri
 	if n.IdempotencyKey != "" {
 		key = n.IdempotencyKey
 	}
-	err := s.txQueryRow(ctx, tx, qInsertTrigger,
-		n.UUID, key, n.APIVersion, n.Protocol, n.Body, n.Source, string(n.Status), micros(now)).Scan(&n.Seq)
+	var err error
+	if s.dialect == "sqlite" {
+		n.Seq, err = s.insertTriggerSQLite(ctx, tx, n, key, micros(now))
+	} else {
+		err = s.txQueryRow(ctx, tx, qInsertTrigger,
+			n.UUID, key, n.APIVersion, n.Protocol, n.Body, n.Source, string(n.Status), micros(now)).Scan(&n.Seq)
+	}
 	switch {
 	case err == nil:
 		if _, err := s.txExec(ctx, tx, qInsertOutbox, n.UUID, micros(now)); err != nil {
@@ -183,6 +189,21 @@ func (s *Store) insertTriggerTx(ctx context.Context, tx *sql.Tx, t Trigger) (Tri
 		return Trigger{}, false, fmt.Errorf("%w: trigger %s exists with a different body", ErrConflict, t.UUID)
 	}
 	return existing, false, nil
+}
+
+// insertTriggerSQLite inserts n in tx and returns its seq, or
+// sql.ErrNoRows when its uuid or key is stored already (nothing is
+// written then). It reads the seq from the statement's result rather than
+// a RETURNING clause, whose rows SQLite gathers in a temporary table.
+func (s *Store) insertTriggerSQLite(ctx context.Context, tx *sql.Tx, n Trigger, key any, now int64) (int64, error) {
+	res, err := s.txExec(ctx, tx, qInsertTriggerSQLite, n.UUID, key, n.APIVersion, n.Protocol, n.Body, n.Source, string(n.Status), now)
+	if err != nil {
+		return 0, err
+	}
+	if inserted, err := res.RowsAffected(); err != nil || inserted == 0 {
+		return 0, cmp.Or(err, sql.ErrNoRows)
+	}
+	return res.LastInsertId()
 }
 
 // GetTrigger returns the trigger with uuid, or ErrNotFound.
@@ -284,6 +305,8 @@ var (
 	qTriggerByUUID = hot("SELECT " + triggerColumns + " FROM triggers WHERE uuid = ?")
 	qInsertTrigger = hot(`INSERT INTO triggers (uuid, idempotency_key, api_version, protocol, body, source, status, created_at)
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING RETURNING seq`)
+	qInsertTriggerSQLite = hot(`INSERT INTO triggers (uuid, idempotency_key, api_version, protocol, body, source, status, created_at)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`)
 	// PostgreSQL's insert of a new trigger and its outbox entry in one
 	// statement (the foreign key is checked at its end).
 	qInsertTriggerAndOutbox = `WITH t AS (INSERT INTO triggers (uuid, idempotency_key, api_version, protocol, body, source, status, created_at)
