@@ -65,6 +65,8 @@ type Store struct {
 	readPrepared map[string]*sql.Stmt
 	// local holds SQLite's task claims and both dialects' settled tasks.
 	local localClaims
+	// outbox holds SQLite's outbox claims.
+	outbox outboxClaims
 	// stopCheckpoints ends SQLite's checkpointer (see checkpoints).
 	stopCheckpoints func()
 }
@@ -142,7 +144,7 @@ func (s *Store) txQueryRow(ctx context.Context, tx *sql.Tx, query string, args .
 
 // Open opens (creating if needed) and migrates the database.
 func Open(ctx context.Context, cfg Config, log hclog.Logger) (*Store, error) {
-	s := &Store{log: log.Named("store"), local: localClaims{m: map[int64]localClaim{}}}
+	s := &Store{log: log.Named("store"), local: localClaims{m: map[int64]localClaim{}}, outbox: outboxClaims{m: map[int64]outboxClaim{}}}
 	var err error
 	if cfg.DatabaseURL != "" {
 		s.dialect = "postgres"
