@@ -14,6 +14,7 @@ import (
 	"syscall"
 	"time"
 
+	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
 )
@@ -149,18 +150,33 @@ func (s *service) waitPlugin(name string, notPID int, timeout time.Duration) (pl
 
 // metric sums the series of name whose labels include want.
 func (s *service) metric(name string, want map[string]string) (float64, error) {
+	fams, err := s.scrape()
+	if err != nil {
+		return 0, err
+	}
+	return fams.sum(name, want), nil
+}
+
+// families are the metrics of one scrape.
+type families map[string]*dto.MetricFamily
+
+// scrape reads the service's metrics once. A scrape costs the service
+// (its process collector reads /proc), so a poll takes every figure it
+// needs from one.
+func (s *service) scrape() (families, error) {
 	req, _ := http.NewRequest(http.MethodGet, s.base+"/metrics", nil)
 	req.Header.Set("Authorization", "Bearer "+adminToken)
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
-		return 0, err
+		return nil, err
 	}
 	defer resp.Body.Close()
 	parser := expfmt.NewTextParser(model.UTF8Validation)
-	fams, err := parser.TextToMetricFamilies(resp.Body)
-	if err != nil {
-		return 0, err
-	}
+	return parser.TextToMetricFamilies(resp.Body)
+}
+
+// sum adds up the series of name whose labels include want.
+func (fams families) sum(name string, want map[string]string) float64 {
 	sum := 0.0
 	for _, m := range fams[name].GetMetric() {
 		match := 0
@@ -181,7 +197,7 @@ func (s *service) metric(name string, want map[string]string) (float64, error) {
 			sum += float64(m.Histogram.GetSampleCount())
 		}
 	}
-	return sum, nil
+	return sum
 }
 
 // counters are the figures of a service that the bench takes the

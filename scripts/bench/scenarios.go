@@ -256,14 +256,18 @@ func towerRun(ctx context.Context, o options, bins map[string]string, dir string
 	}
 	var stored time.Duration
 	if err := waitUntil(5*time.Minute, "every emitted trigger to be confirmed", func() bool {
-		if stored == 0 {
-			if n, err := svc.metric("routing_triggers_received_total", map[string]string{"source": "watcher", "result": "created"}); err == nil && n >= float64(o.triggers) {
-				stored = time.Since(start)
-			}
+		// One scrape per poll: each costs the control-tower CPU the
+		// burst is measured with.
+		fams, err := svc.scrape()
+		if err != nil {
+			return false
 		}
-		published, err1 := svc.metric("routing_triggers_published_total", map[string]string{"outcome": "published"})
-		unroutable, err2 := svc.metric("routing_triggers_published_total", map[string]string{"outcome": "unroutable"})
-		return err1 == nil && err2 == nil && published+unroutable >= float64(o.triggers)
+		if stored == 0 && fams.sum("routing_triggers_received_total", map[string]string{"source": "watcher", "result": "created"}) >= float64(o.triggers) {
+			stored = time.Since(start)
+		}
+		published := fams.sum("routing_triggers_published_total", map[string]string{"outcome": "published"})
+		unroutable := fams.sum("routing_triggers_published_total", map[string]string{"outcome": "unroutable"})
+		return published+unroutable >= float64(o.triggers)
 	}); err != nil {
 		return err
 	}
