@@ -186,6 +186,7 @@ func Open(ctx context.Context, cfg Config, log hclog.Logger) (*Store, error) {
 			s.Close()
 			return nil, err
 		}
+		s.group.insertTriggers = s.insertTriggersTogether
 		s.stopCheckpoints = s.checkpoints()
 	}
 	return s, nil

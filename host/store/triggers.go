@@ -101,6 +101,9 @@ func (s *Store) insertTrigger(ctx context.Context, key *IdempotencyKey, t Trigge
 			return Trigger{}, false, err
 		}
 	}
+	if s.group != nil && key == nil {
+		return s.insertTriggerGrouped(ctx, t)
+	}
 	err = s.inTx(ctx, func(ctx context.Context, tx *sql.Tx) error {
 		if key != nil {
 			if err := s.claimKey(ctx, tx, key); err != nil {
@@ -118,6 +121,91 @@ func (s *Store) insertTrigger(ctx context.Context, key *IdempotencyKey, t Trigge
 		return s.recordKey(ctx, tx, key, status, stored.UUID)
 	})
 	return stored, created, err
+}
+
+// insertTriggerGrouped is insertTrigger on SQLite without an idempotency
+// key to record: the committer inserts t with the other new triggers of
+// its transaction (see groupOp.trigger), or, when it could not, the write
+// stores it alone.
+func (s *Store) insertTriggerGrouped(ctx context.Context, t Trigger) (stored Trigger, created bool, err error) {
+	n := t
+	n.Status, n.CreatedAt, n.PublishedAt = StatusPending, fromMicros(micros(time.Now())), nil
+	nt := &newTrigger{t: n}
+	if n.IdempotencyKey != "" {
+		nt.key = n.IdempotencyKey
+	}
+	err = s.group.doTrigger(ctx, nt, func(ctx context.Context, tx *sql.Tx) error {
+		var err error
+		stored, created, err = s.insertTriggerTx(ctx, tx, t)
+		return err
+	})
+	if err == nil && nt.inserted {
+		return nt.t, true, nil
+	}
+	return stored, created, err
+}
+
+// insertTriggersTogether inserts ts in tx, in one statement, and their
+// outbox entries in another, and marks those it inserted: not those whose
+// uuid or key is stored already, nor, of several with one uuid or key in
+// ts, any but the first.
+func (s *Store) insertTriggersTogether(tx *sql.Tx, ts []*newTrigger) error {
+	var b strings.Builder
+	b.WriteString("INSERT INTO triggers (uuid, idempotency_key, api_version, protocol, body, source, status, created_at) VALUES ")
+	args := make([]any, 0, 8*len(ts))
+	for i, nt := range ts {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		b.WriteString("(?, ?, ?, ?, ?, ?, ?, ?)")
+		t := nt.t
+		args = append(args, t.UUID, nt.key, t.APIVersion, t.Protocol, t.Body, t.Source, string(t.Status), micros(t.CreatedAt))
+	}
+	b.WriteString(" ON CONFLICT DO NOTHING RETURNING seq, uuid")
+	rows, err := tx.Query(b.String(), args...)
+	if err != nil {
+		return fmt.Errorf("insert triggers: %w", err)
+	}
+	seqs := make(map[string]int64, len(ts))
+	for rows.Next() {
+		var (
+			seq  int64
+			uuid string
+		)
+		if err := rows.Scan(&seq, &uuid); err != nil {
+			rows.Close()
+			return fmt.Errorf("insert triggers: %w", err)
+		}
+		seqs[uuid] = seq
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("insert triggers: %w", err)
+	}
+	if len(seqs) == 0 {
+		return nil
+	}
+	b.Reset()
+	b.WriteString("INSERT INTO outbox (trigger_uuid, next_attempt_at) VALUES ")
+	args = args[:0]
+	for _, nt := range ts {
+		seq, ok := seqs[nt.t.UUID]
+		if !ok {
+			continue
+		}
+		// The first with this uuid was inserted; the others find it.
+		delete(seqs, nt.t.UUID)
+		nt.t.Seq, nt.inserted = seq, true
+		if len(args) > 0 {
+			b.WriteString(", ")
+		}
+		b.WriteString("(?, ?)")
+		args = append(args, nt.t.UUID, micros(nt.t.CreatedAt))
+	}
+	if _, err := tx.Exec(b.String(), args...); err != nil {
+		return fmt.Errorf("insert outbox entries: %w", err)
+	}
+	return nil
 }
 
 // insertNewTrigger stores t (status pending) and its outbox entry in one
