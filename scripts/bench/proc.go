@@ -228,6 +228,28 @@ func (s *service) counters(debugAddr string) counters {
 }
 
 // memory reads a process's resident set and its peak, in MiB.
+// cpuSeconds is the CPU time pid used so far, user and system, in
+// seconds (at the kernel's clock tick, 10 ms).
+func cpuSeconds(pid int) float64 {
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0
+	}
+	// The fields after the command's name, which ends with ")": utime
+	// and stime are the 14th and 15th of the line.
+	rest := string(data)
+	if i := strings.LastIndexByte(rest, ')'); i >= 0 {
+		rest = rest[i+1:]
+	}
+	f := strings.Fields(rest)
+	if len(f) < 13 {
+		return 0
+	}
+	utime, _ := strconv.ParseFloat(f[11], 64)
+	stime, _ := strconv.ParseFloat(f[12], 64)
+	return (utime + stime) / 100 // USER_HZ
+}
+
 func memory(pid int) (rss, peak float64) {
 	f, err := os.Open(fmt.Sprintf("/proc/%d/status", pid))
 	if err != nil {

@@ -249,6 +249,7 @@ func towerRun(ctx context.Context, o options, bins map[string]string, dir string
 	idle, _ := memory(svc.pid())
 	res.add("mem.tower.idle", idle)
 	before := svc.counters(towerDebugAddr)
+	cpuBefore := cpuSeconds(svc.pid())
 	start := time.Now()
 	stopProfile := profileDuring(o, towerDebugAddr, "control-tower", time.Second)
 	if err := os.WriteFile(goFile, nil, 0o644); err != nil {
@@ -273,6 +274,7 @@ func towerRun(ctx context.Context, o options, bins map[string]string, dir string
 	}
 	burst := time.Since(start)
 	res.add("publish", float64(o.triggers)/burst.Seconds())
+	res.add("publish.cpu", (cpuSeconds(svc.pid())-cpuBefore)*1e6/float64(o.triggers))
 	if after := svc.counters(towerDebugAddr); after.busy > before.busy {
 		res.add("publish.writer_busy", (after.busy-before.busy)/1e6/burst.Seconds())
 		res.add("publish.tx", (after.transactions-before.transactions)/float64(o.triggers))
@@ -288,12 +290,15 @@ func towerRun(ctx context.Context, o options, bins map[string]string, dir string
 	stop()
 	res.add("post.base", base.perSecond())
 	stopProfile = profileDuring(o, towerDebugAddr, "control-tower-post", o.duration/2)
+	cpuBefore = cpuSeconds(svc.pid())
 	r := load(ctx, svc.base+"/triggers", adminToken, bodies, o.conns, o.duration/2, http.StatusCreated)
+	cpuPost := cpuSeconds(svc.pid()) - cpuBefore
 	stopProfile()
 	if r.OK == 0 {
 		return fmt.Errorf("POST /triggers: nothing created: %s", r.FirstError)
 	}
 	res.add("post", r.perSecond())
+	res.add("post.cpu", cpuPost*1e6/float64(r.OK))
 	res.add("post.p99", ms(r.percentile(0.99)))
 	_, peak := memory(svc.pid())
 	res.add("mem.tower.peak", peak)
