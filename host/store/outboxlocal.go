@@ -38,15 +38,6 @@ type outboxClaim struct {
 	uuid  string
 }
 
-// live returns the entry's claim or mark unless it ended.
-func (l *outboxClaims) live(id, now int64) (outboxClaim, bool) {
-	c, ok := l.m[id]
-	if !ok || c.until < now {
-		return outboxClaim{}, false
-	}
-	return c, true
-}
-
 // purge drops the ended entries, at most once a second.
 func (l *outboxClaims) purge(now int64) {
 	if now-l.purged < int64(time.Second/time.Microsecond) {
