@@ -45,6 +45,15 @@ type committer struct {
 	quit chan struct{}
 	done chan struct{}
 
+	// savepoint, rollbackTo and release are the savepoint statements,
+	// prepared once on the write connection: parsing one costs more than
+	// running it, and every write of a shared transaction runs two.
+	savepoint, rollbackTo, release *sql.Stmt
+
+	// insertTriggers, when set, inserts the new triggers of a transaction's
+	// writes together (see groupOp.trigger).
+	insertTriggers func(tx *sql.Tx, ts []*newTrigger) error
+
 	mu     sync.RWMutex
 	closed bool
 
@@ -57,6 +66,20 @@ type groupOp struct {
 	f    func(ctx context.Context, tx *sql.Tx) error
 	err  error
 	done chan struct{}
+	// trigger, when set, is a new trigger that f stores: the committer
+	// inserts the new triggers of a transaction's writes, and their outbox
+	// entries, in one statement each, and calls f only for those it could
+	// not insert so (a uuid or key stored already, or a failure), which f
+	// stores, or finds stored, the usual way.
+	trigger *newTrigger
+}
+
+// newTrigger is a trigger to insert with others (see groupOp.trigger).
+type newTrigger struct {
+	t   Trigger // status, creation time set
+	key any     // its idempotency key, nil for none
+	// inserted is set once it is inserted; t.Seq is then its seq.
+	inserted bool
 }
 
 // call runs the write; a panic in it fails this write alone rather than
@@ -70,17 +93,42 @@ func (op *groupOp) call(tx *sql.Tx) (err error) {
 	return op.f(context.WithoutCancel(op.ctx), tx)
 }
 
-func newCommitter(db *sql.DB) *committer {
+func newCommitter(ctx context.Context, db *sql.DB) (*committer, error) {
 	c := &committer{db: db, ops: make(chan *groupOp, maxGroup), quit: make(chan struct{}), done: make(chan struct{})}
+	for _, p := range []struct {
+		st    **sql.Stmt
+		query string
+	}{{&c.savepoint, "SAVEPOINT grp"}, {&c.rollbackTo, "ROLLBACK TO grp"}, {&c.release, "RELEASE grp"}} {
+		st, err := db.PrepareContext(ctx, p.query)
+		if err != nil {
+			return nil, fmt.Errorf("prepare %q: %w", p.query, err)
+		}
+		*p.st = st
+	}
 	go c.run()
-	return c
+	return c, nil
+}
+
+// runStmt runs one of the savepoint statements in tx.
+func runStmt(tx *sql.Tx, st *sql.Stmt) error {
+	_, err := tx.Stmt(st).Exec()
+	return err
 }
 
 // do runs f in a write transaction, possibly shared with other writes, and
 // returns once that transaction committed or f's savepoint was rolled
 // back.
 func (c *committer) do(ctx context.Context, f func(ctx context.Context, tx *sql.Tx) error) error {
-	op := &groupOp{ctx: ctx, f: f, done: make(chan struct{})}
+	return c.doOp(&groupOp{ctx: ctx, f: f, done: make(chan struct{})})
+}
+
+// doTrigger is do for a write that stores the new trigger t (see
+// groupOp.trigger); f runs unless t was inserted with others.
+func (c *committer) doTrigger(ctx context.Context, t *newTrigger, f func(ctx context.Context, tx *sql.Tx) error) error {
+	return c.doOp(&groupOp{ctx: ctx, f: f, done: make(chan struct{}), trigger: t})
+}
+
+func (c *committer) doOp(op *groupOp) error {
 	c.mu.RLock()
 	if c.closed {
 		c.mu.RUnlock()
@@ -160,7 +208,17 @@ func (c *committer) commit(batch []*groupOp) {
 		return
 	}
 	ok := 0
+	if err := c.insertTogether(tx, batch); err != nil {
+		_ = tx.Rollback()
+		fail(err)
+		return
+	}
 	for _, op := range batch {
+		if op.trigger != nil && op.trigger.inserted {
+			// Its write started, with the others': it ends with them.
+			ok++
+			continue
+		}
 		if op.err = op.ctx.Err(); op.err != nil {
 			continue
 		}
@@ -170,13 +228,13 @@ func (c *committer) commit(batch []*groupOp) {
 			}
 			continue
 		}
-		if _, err := tx.Exec("SAVEPOINT grp"); err != nil {
+		if err := runStmt(tx, c.savepoint); err != nil {
 			_ = tx.Rollback()
 			fail(fmt.Errorf("savepoint: %w", err))
 			return
 		}
 		if op.err = op.call(tx); op.err != nil {
-			if _, err := tx.Exec("ROLLBACK TO grp"); err != nil {
+			if err := runStmt(tx, c.rollbackTo); err != nil {
 				_ = tx.Rollback()
 				fail(fmt.Errorf("rollback to savepoint: %w", err))
 				return
@@ -184,7 +242,7 @@ func (c *committer) commit(batch []*groupOp) {
 		} else {
 			ok++
 		}
-		if _, err := tx.Exec("RELEASE grp"); err != nil {
+		if err := runStmt(tx, c.release); err != nil {
 			_ = tx.Rollback()
 			fail(fmt.Errorf("release savepoint: %w", err))
 			return
@@ -197,4 +255,37 @@ func (c *committer) commit(batch []*groupOp) {
 	if err := tx.Commit(); err != nil {
 		fail(fmt.Errorf("commit: %w", err))
 	}
+}
+
+// insertTogether inserts the new triggers of batch's writes together, in a
+// savepoint: if that fails they are all left to their writes. Its error is
+// the savepoint's, which ends the transaction.
+func (c *committer) insertTogether(tx *sql.Tx, batch []*groupOp) error {
+	if c.insertTriggers == nil {
+		return nil
+	}
+	var ts []*newTrigger
+	for _, op := range batch {
+		if op.trigger != nil && op.ctx.Err() == nil {
+			ts = append(ts, op.trigger)
+		}
+	}
+	if len(ts) < 2 {
+		return nil
+	}
+	if err := runStmt(tx, c.savepoint); err != nil {
+		return fmt.Errorf("savepoint: %w", err)
+	}
+	if err := c.insertTriggers(tx, ts); err != nil {
+		for _, t := range ts {
+			t.inserted = false
+		}
+		if err := runStmt(tx, c.rollbackTo); err != nil {
+			return fmt.Errorf("rollback to savepoint: %w", err)
+		}
+	}
+	if err := runStmt(tx, c.release); err != nil {
+		return fmt.Errorf("release savepoint: %w", err)
+	}
+	return nil
 }

@@ -30,10 +30,15 @@ type OutboxEntry struct {
 // lease ended is taken over (see OutboxEntry.ReclaimedFrom). Leases run on
 // the database's clock, so the instances' clocks need not agree. One statement
 // claims the whole batch: on PostgreSQL its rows are locked with FOR
-// UPDATE SKIP LOCKED, so concurrent claimers never get the same entry; on
-// SQLite the single writer makes it atomic. The owner settles (Settle) or
-// releases (ReleaseOutbox) each entry it claimed.
+// UPDATE SKIP LOCKED, so concurrent claimers never get the same entry. On
+// SQLite, whose database has one instance, the due entries are read beside
+// the writer and claimed in memory (see outboxClaims), on this process's
+// clock. The owner settles (Settle) or releases (ReleaseOutbox) each entry
+// it claimed.
 func (s *Store) ClaimOutbox(ctx context.Context, owner string, limit int, lease time.Duration) ([]OutboxEntry, error) {
+	if s.dialect == "sqlite" {
+		return s.claimOutboxLocal(ctx, owner, limit, lease)
+	}
 	now := time.Now()
 	type claim struct {
 		id       int64
@@ -44,13 +49,7 @@ func (s *Store) ClaimOutbox(ctx context.Context, owner string, limit int, lease 
 	var claims []claim
 	err := s.inTx(ctx, func(ctx context.Context, tx *sql.Tx) error {
 		claims = claims[:0]
-		var rows *sql.Rows
-		var err error
-		if s.dialect == "postgres" {
-			rows, err = tx.QueryContext(ctx, s.q(s.claimOutboxPostgres()), micros(now), limit, owner, lease.Microseconds())
-		} else {
-			rows, err = tx.QueryContext(ctx, s.claimOutboxSQLite(), owner, lease.Microseconds(), micros(now), limit)
-		}
+		rows, err := tx.QueryContext(ctx, s.q(s.claimOutboxPostgres()), micros(now), limit, owner, lease.Microseconds())
 		if err != nil {
 			return fmt.Errorf("claim outbox entries: %w", err)
 		}
@@ -130,6 +129,9 @@ func (s *Store) Settle(ctx context.Context, owner string, published, unroutable 
 	if len(published)+len(unroutable) == 0 {
 		return nil
 	}
+	if s.dialect == "sqlite" {
+		return s.settleLocal(ctx, owner, published, unroutable, at)
+	}
 	return s.inTx(ctx, func(ctx context.Context, tx *sql.Tx) error {
 		for _, batch := range []struct {
 			ids    []int64
@@ -200,6 +202,9 @@ func (s *Store) ReleaseOutbox(ctx context.Context, owner string, entries []Outbo
 	if len(entries) == 0 {
 		return nil
 	}
+	if s.dialect == "sqlite" {
+		return s.releaseOutboxLocal(ctx, owner, entries)
+	}
 	now := time.Now()
 	var untried []any
 	err := s.inTx(ctx, func(ctx context.Context, tx *sql.Tx) error {
@@ -232,6 +237,9 @@ func (s *Store) ReleaseOutboxClaims(ctx context.Context, owner string) (int, err
 	if err != nil {
 		return 0, fmt.Errorf("release outbox claims: %w", err)
 	}
+	if s.dialect == "sqlite" {
+		n += int64(s.releaseOutboxClaimsLocal(owner))
+	}
 	return int(n), nil
 }
 
@@ -253,7 +261,13 @@ func (s *Store) OutboxClaims(ctx context.Context) (map[string]int, error) {
 		}
 		out[owner] = n
 	}
-	return out, rows.Err()
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("count outbox claims: %w", err)
+	}
+	if s.dialect == "sqlite" {
+		s.outboxClaimsLocal(out)
+	}
+	return out, nil
 }
 
 // Requeue puts a trigger back in the outbox to be published again, due
@@ -273,6 +287,9 @@ func (s *Store) Requeue(ctx context.Context, uuid string) (Trigger, error) {
 			uuid, micros(time.Now()))
 		if err != nil {
 			return fmt.Errorf("requeue: %w", err)
+		}
+		if s.dialect == "sqlite" {
+			s.unclaimTrigger(uuid)
 		}
 		return nil
 	})
@@ -296,15 +313,6 @@ func (s *Store) PendingCount(ctx context.Context) (int, error) {
 // it is free or its claim expired on the database's clock.
 func (s *Store) outboxDue() string {
 	return "next_attempt_at <= ? AND (claimed_until IS NULL OR claimed_until < " + s.nowMicros() + ")"
-}
-
-// claimOutboxSQLite claims on SQLite; its arguments are the owner, the
-// lease in microseconds, now and the limit. SET sees the row as it was,
-// so reclaimed_from is the previous owner.
-func (s *Store) claimOutboxSQLite() string {
-	return `UPDATE outbox SET reclaimed_from = claimed_by, claimed_by = ?, claimed_until = ` + s.nowMicros() + ` + ?
-		WHERE id IN (SELECT id FROM outbox WHERE ` + s.outboxDue() + ` ORDER BY id LIMIT ?)
-		RETURNING id, trigger_uuid, attempts, reclaimed_from`
 }
 
 // claimOutboxPostgres claims on PostgreSQL; its arguments are now, the

@@ -16,6 +16,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -65,8 +66,13 @@ type Store struct {
 	readPrepared map[string]*sql.Stmt
 	// local holds SQLite's task claims and both dialects' settled tasks.
 	local localClaims
+	// outbox holds SQLite's outbox claims.
+	outbox outboxClaims
 	// stopCheckpoints ends SQLite's checkpointer (see checkpoints).
 	stopCheckpoints func()
+	// lock is SQLite's database lock file, held while the store is open
+	// (see lockDatabase).
+	lock *os.File
 }
 
 // readQueries are the reads prepared once (see hotRead).
@@ -142,7 +148,7 @@ func (s *Store) txQueryRow(ctx context.Context, tx *sql.Tx, query string, args .
 
 // Open opens (creating if needed) and migrates the database.
 func Open(ctx context.Context, cfg Config, log hclog.Logger) (*Store, error) {
-	s := &Store{log: log.Named("store"), local: localClaims{m: map[int64]localClaim{}}}
+	s := &Store{log: log.Named("store"), local: localClaims{m: map[int64]localClaim{}}, outbox: outboxClaims{m: map[int64]outboxClaim{}}}
 	var err error
 	if cfg.DatabaseURL != "" {
 		s.dialect = "postgres"
@@ -159,14 +165,19 @@ func Open(ctx context.Context, cfg Config, log hclog.Logger) (*Store, error) {
 			return nil, fmt.Errorf("create data dir: %w", err)
 		}
 		path := filepath.Join(cfg.DataDir, "routing.db")
+		if s.lock, err = lockDatabase(path); err != nil {
+			return nil, err
+		}
 		pragmas := "_pragma=journal_mode(WAL)&_pragma=synchronous(FULL)&_pragma=busy_timeout(10000)&_pragma=foreign_keys(ON)"
 		// The writer does not checkpoint: the checkpointer does, beside it.
 		if s.w, err = sql.Open("sqlite", "file:"+path+"?"+pragmas+"&_pragma=wal_autocheckpoint(0)&_txlock=immediate"); err != nil {
+			s.lock.Close()
 			return nil, fmt.Errorf("open sqlite: %w", err)
 		}
 		s.w.SetMaxOpenConns(1)
 		if s.r, err = sql.Open("sqlite", "file:"+path+"?"+pragmas); err != nil {
 			s.w.Close()
+			s.lock.Close()
 			return nil, fmt.Errorf("open sqlite: %w", err)
 		}
 		s.r.SetMaxOpenConns(4)
@@ -180,7 +191,11 @@ func Open(ctx context.Context, cfg Config, log hclog.Logger) (*Store, error) {
 			s.Close()
 			return nil, err
 		}
-		s.group = newCommitter(s.w)
+		if s.group, err = newCommitter(ctx, s.w); err != nil {
+			s.Close()
+			return nil, err
+		}
+		s.group.insertTriggers = s.insertTriggersTogether
 		s.stopCheckpoints = s.checkpoints()
 	}
 	return s, nil
@@ -272,7 +287,32 @@ func (s *Store) Close() error {
 	if s.r != s.w {
 		err = errors.Join(err, s.r.Close())
 	}
+	if s.lock != nil {
+		err = errors.Join(err, s.lock.Close()) // releases the lock
+	}
 	return err
+}
+
+// lockDatabase takes the lock that makes one process the only user of
+// the SQLite database at path: its claims of outbox entries and spool
+// tasks are held in that process's memory, so a second process on the
+// same file could publish or push what the first has claimed. The lock
+// is an exclusive flock of <path>.lock, released when the file is closed
+// (by Close, or by the kernel when the process dies, so a killed
+// service's lock never outlives it).
+func lockDatabase(path string) (*os.File, error) {
+	f, err := os.OpenFile(path+".lock", os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("open sqlite: %w", err)
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		f.Close()
+		if errors.Is(err, syscall.EWOULDBLOCK) {
+			return nil, fmt.Errorf("DATA_DIR=%q: another running service uses its SQLite database (%s is locked): give each instance its own DATA_DIR, and use PostgreSQL (DATABASE_URL) for instances that share their work", filepath.Dir(path), filepath.Base(path)+".lock")
+		}
+		return nil, fmt.Errorf("lock sqlite database: %w", err)
+	}
+	return f, nil
 }
 
 // Ping checks that the database answers.

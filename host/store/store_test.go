@@ -403,3 +403,101 @@ func TestConcurrentWritesFailAlone(t *testing.T) {
 		}
 	})
 }
+
+// Concurrent inserts, which SQLite's committer inserts together, each get
+// the answer they would get alone: a new trigger is created once with its
+// outbox entry and the seq it is stored with, a repeat finds it, another
+// body under its uuid is a conflict, a key stored already finds its
+// trigger.
+func TestConcurrentInsertsTogether(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, _ store.Config, s *store.Store) {
+		ctx := context.Background()
+		const n = 300
+		type answer struct {
+			in, got store.Trigger
+			created bool
+			err     error
+		}
+		answers := make([]answer, n)
+		var wg sync.WaitGroup
+		for i := range n {
+			wg.Go(func() {
+				var in store.Trigger
+				switch i % 5 {
+				case 0, 1: // new
+					in = trig(fmt.Sprintf("t%03d", i), "")
+				case 2: // a repeat of a new one, perhaps in its batch
+					in = trig(fmt.Sprintf("t%03d", i-2), "")
+				case 3: // another body under a new one's uuid
+					in = trig(fmt.Sprintf("t%03d", i-3), "")
+					in.Body = []byte(`{"other":true}`)
+				case 4: // a key: every tenth shares it with the one before
+					in = trig(fmt.Sprintf("k%03d", i), fmt.Sprintf("key-%d", i/10))
+				}
+				got, created, err := s.InsertTrigger(ctx, in)
+				answers[i] = answer{in, got, created, err}
+			})
+		}
+		wg.Wait()
+		created := map[string]int{}
+		for i, a := range answers {
+			// Of one uuid's bodies, the first stored wins.
+			stored, err := s.GetTrigger(ctx, a.in.UUID)
+			switch {
+			case err != nil && a.in.IdempotencyKey == "":
+				t.Errorf("%d: %s not stored: %v", i, a.in.UUID, err)
+				continue
+			case errors.Is(a.err, store.ErrConflict):
+				if string(stored.Body) == string(a.in.Body) {
+					t.Errorf("%d: conflict, but its body is stored", i)
+				}
+				continue
+			case a.err != nil:
+				t.Errorf("%d: %v", i, a.err)
+				continue
+			case a.in.IdempotencyKey == "" && string(a.got.Body) != string(a.in.Body):
+				t.Errorf("%d: answered another body", i)
+			}
+			read, err := s.GetTrigger(ctx, a.got.UUID)
+			if err != nil || read.Seq != a.got.Seq || string(read.Body) != string(a.got.Body) || !read.CreatedAt.Equal(a.got.CreatedAt) {
+				t.Errorf("%d: answered %+v, stored %+v %v", i, a.got, read, err)
+			}
+			if a.created {
+				created[a.got.UUID]++
+			}
+		}
+		for u, c := range created {
+			if c != 1 {
+				t.Errorf("%s created %d times", u, c)
+			}
+		}
+		// Two uuids of every 5 (one of them with two bodies), plus the
+		// keyed: one per key.
+		keys := map[string]bool{}
+		for i := 4; i < n; i += 5 {
+			keys[fmt.Sprintf("key-%d", i/10)] = true
+		}
+		want := 2*n/5 + len(keys)
+		if len(created) != want {
+			t.Errorf("%d triggers created, want %d", len(created), want)
+		}
+		if p, _ := s.PendingCount(ctx); p != want {
+			t.Errorf("%d outbox entries, want %d", p, want)
+		}
+	})
+}
+
+// One process at a time uses a SQLite database, whose claims are held in
+// its memory: a second open of the same DATA_DIR fails and names the
+// variable, and succeeds once the first store is closed.
+func TestSQLiteDatabaseHasOneUser(t *testing.T) {
+	cfg := store.Config{DataDir: t.TempDir()}
+	first, err := store.Open(context.Background(), cfg, quiet)
+	must(t, err)
+	_, err = store.Open(context.Background(), cfg, quiet)
+	if err == nil || !strings.Contains(err.Error(), "DATA_DIR=") || !strings.Contains(err.Error(), "DATABASE_URL") {
+		t.Fatalf("second open: %v, want the DATA_DIR in use named", err)
+	}
+	must(t, first.Close())
+	open(t, cfg)
+}

@@ -2,6 +2,7 @@ package store
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"database/sql"
 	"errors"
@@ -104,6 +105,9 @@ func (s *Store) insertTrigger(ctx context.Context, key *IdempotencyKey, t Trigge
 			return Trigger{}, false, err
 		}
 	}
+	if s.group != nil && key == nil {
+		return s.insertTriggerGrouped(ctx, t)
+	}
 	err = s.inTx(ctx, func(ctx context.Context, tx *sql.Tx) error {
 		if key != nil {
 			if err := s.claimKey(ctx, tx, key); err != nil {
@@ -121,6 +125,91 @@ func (s *Store) insertTrigger(ctx context.Context, key *IdempotencyKey, t Trigge
 		return s.recordKey(ctx, tx, key, status, stored.UUID)
 	})
 	return stored, created, err
+}
+
+// insertTriggerGrouped is insertTrigger on SQLite without an idempotency
+// key to record: the committer inserts t with the other new triggers of
+// its transaction (see groupOp.trigger), or, when it could not, the write
+// stores it alone.
+func (s *Store) insertTriggerGrouped(ctx context.Context, t Trigger) (stored Trigger, created bool, err error) {
+	n := t
+	n.Status, n.CreatedAt, n.PublishedAt = StatusPending, fromMicros(micros(time.Now())), nil
+	nt := &newTrigger{t: n}
+	if n.IdempotencyKey != "" {
+		nt.key = n.IdempotencyKey
+	}
+	err = s.group.doTrigger(ctx, nt, func(ctx context.Context, tx *sql.Tx) error {
+		var err error
+		stored, created, err = s.insertTriggerTx(ctx, tx, t)
+		return err
+	})
+	if err == nil && nt.inserted {
+		return nt.t, true, nil
+	}
+	return stored, created, err
+}
+
+// insertTriggersTogether inserts ts in tx, in one statement, and their
+// outbox entries in another, and marks those it inserted: not those whose
+// uuid or key is stored already, nor, of several with one uuid or key in
+// ts, any but the first.
+func (s *Store) insertTriggersTogether(tx *sql.Tx, ts []*newTrigger) error {
+	var b strings.Builder
+	b.WriteString("INSERT INTO triggers (uuid, idempotency_key, api_version, protocol, body, source, status, created_at, trace_context) VALUES ")
+	args := make([]any, 0, 9*len(ts))
+	for i, nt := range ts {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		b.WriteString("(?, ?, ?, ?, ?, ?, ?, ?, ?)")
+		t := nt.t
+		args = append(args, t.UUID, nt.key, t.APIVersion, t.Protocol, t.Body, t.Source, string(t.Status), micros(t.CreatedAt), nullString(t.TraceContext))
+	}
+	b.WriteString(" ON CONFLICT DO NOTHING RETURNING seq, uuid")
+	rows, err := tx.Query(b.String(), args...)
+	if err != nil {
+		return fmt.Errorf("insert triggers: %w", err)
+	}
+	seqs := make(map[string]int64, len(ts))
+	for rows.Next() {
+		var (
+			seq  int64
+			uuid string
+		)
+		if err := rows.Scan(&seq, &uuid); err != nil {
+			rows.Close()
+			return fmt.Errorf("insert triggers: %w", err)
+		}
+		seqs[uuid] = seq
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("insert triggers: %w", err)
+	}
+	if len(seqs) == 0 {
+		return nil
+	}
+	b.Reset()
+	b.WriteString("INSERT INTO outbox (trigger_uuid, next_attempt_at) VALUES ")
+	args = args[:0]
+	for _, nt := range ts {
+		seq, ok := seqs[nt.t.UUID]
+		if !ok {
+			continue
+		}
+		// The first with this uuid was inserted; the others find it.
+		delete(seqs, nt.t.UUID)
+		nt.t.Seq, nt.inserted = seq, true
+		if len(args) > 0 {
+			b.WriteString(", ")
+		}
+		b.WriteString("(?, ?)")
+		args = append(args, nt.t.UUID, micros(nt.t.CreatedAt))
+	}
+	if _, err := tx.Exec(b.String(), args...); err != nil {
+		return fmt.Errorf("insert outbox entries: %w", err)
+	}
+	return nil
 }
 
 // insertNewTrigger stores t (status pending) and its outbox entry in one
@@ -159,8 +248,13 @@ func (s *Store) insertTriggerTx(ctx context.Context, tx *sql.Tx, t Trigger) (Tri
 	if n.IdempotencyKey != "" {
 		key = n.IdempotencyKey
 	}
-	err := s.txQueryRow(ctx, tx, qInsertTrigger,
-		n.UUID, key, n.APIVersion, n.Protocol, n.Body, n.Source, string(n.Status), micros(now), nullString(n.TraceContext)).Scan(&n.Seq)
+	var err error
+	if s.dialect == "sqlite" {
+		n.Seq, err = s.insertTriggerSQLite(ctx, tx, n, key, micros(now))
+	} else {
+		err = s.txQueryRow(ctx, tx, qInsertTrigger,
+			n.UUID, key, n.APIVersion, n.Protocol, n.Body, n.Source, string(n.Status), micros(now), nullString(n.TraceContext)).Scan(&n.Seq)
+	}
 	switch {
 	case err == nil:
 		if _, err := s.txExec(ctx, tx, qInsertOutbox, n.UUID, micros(now)); err != nil {
@@ -187,6 +281,21 @@ func (s *Store) insertTriggerTx(ctx context.Context, tx *sql.Tx, t Trigger) (Tri
 		return Trigger{}, false, fmt.Errorf("%w: trigger %s exists with a different body", ErrConflict, t.UUID)
 	}
 	return existing, false, nil
+}
+
+// insertTriggerSQLite inserts n in tx and returns its seq, or
+// sql.ErrNoRows when its uuid or key is stored already (nothing is
+// written then). It reads the seq from the statement's result rather than
+// a RETURNING clause, whose rows SQLite gathers in a temporary table.
+func (s *Store) insertTriggerSQLite(ctx context.Context, tx *sql.Tx, n Trigger, key any, now int64) (int64, error) {
+	res, err := s.txExec(ctx, tx, qInsertTriggerSQLite, n.UUID, key, n.APIVersion, n.Protocol, n.Body, n.Source, string(n.Status), now, nullString(n.TraceContext))
+	if err != nil {
+		return 0, err
+	}
+	if inserted, err := res.RowsAffected(); err != nil || inserted == 0 {
+		return 0, cmp.Or(err, sql.ErrNoRows)
+	}
+	return res.LastInsertId()
 }
 
 // GetTrigger returns the trigger with uuid, or ErrNotFound.
@@ -288,6 +397,8 @@ var (
 	qTriggerByUUID = hot("SELECT " + triggerColumns + " FROM triggers WHERE uuid = ?")
 	qInsertTrigger = hot(`INSERT INTO triggers (uuid, idempotency_key, api_version, protocol, body, source, status, created_at, trace_context)
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING RETURNING seq`)
+	qInsertTriggerSQLite = hot(`INSERT INTO triggers (uuid, idempotency_key, api_version, protocol, body, source, status, created_at, trace_context)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`)
 	// PostgreSQL's insert of a new trigger and its outbox entry in one
 	// statement (the foreign key is checked at its end).
 	qInsertTriggerAndOutbox = `WITH t AS (INSERT INTO triggers (uuid, idempotency_key, api_version, protocol, body, source, status, created_at, trace_context)

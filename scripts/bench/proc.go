@@ -14,6 +14,7 @@ import (
 	"syscall"
 	"time"
 
+	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
 )
@@ -149,18 +150,33 @@ func (s *service) waitPlugin(name string, notPID int, timeout time.Duration) (pl
 
 // metric sums the series of name whose labels include want.
 func (s *service) metric(name string, want map[string]string) (float64, error) {
+	fams, err := s.scrape()
+	if err != nil {
+		return 0, err
+	}
+	return fams.sum(name, want), nil
+}
+
+// families are the metrics of one scrape.
+type families map[string]*dto.MetricFamily
+
+// scrape reads the service's metrics once. A scrape costs the service
+// (its process collector reads /proc), so a poll takes every figure it
+// needs from one.
+func (s *service) scrape() (families, error) {
 	req, _ := http.NewRequest(http.MethodGet, s.base+"/metrics", nil)
 	req.Header.Set("Authorization", "Bearer "+adminToken)
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
-		return 0, err
+		return nil, err
 	}
 	defer resp.Body.Close()
 	parser := expfmt.NewTextParser(model.UTF8Validation)
-	fams, err := parser.TextToMetricFamilies(resp.Body)
-	if err != nil {
-		return 0, err
-	}
+	return parser.TextToMetricFamilies(resp.Body)
+}
+
+// sum adds up the series of name whose labels include want.
+func (fams families) sum(name string, want map[string]string) float64 {
 	sum := 0.0
 	for _, m := range fams[name].GetMetric() {
 		match := 0
@@ -181,7 +197,7 @@ func (s *service) metric(name string, want map[string]string) (float64, error) {
 			sum += float64(m.Histogram.GetSampleCount())
 		}
 	}
-	return sum, nil
+	return sum
 }
 
 // counters are the figures of a service that the bench takes the
@@ -212,6 +228,28 @@ func (s *service) counters(debugAddr string) counters {
 }
 
 // memory reads a process's resident set and its peak, in MiB.
+// cpuSeconds is the CPU time pid used so far, user and system, in
+// seconds (at the kernel's clock tick, 10 ms).
+func cpuSeconds(pid int) float64 {
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0
+	}
+	// The fields after the command's name, which ends with ")": utime
+	// and stime are the 14th and 15th of the line.
+	rest := string(data)
+	if i := strings.LastIndexByte(rest, ')'); i >= 0 {
+		rest = rest[i+1:]
+	}
+	f := strings.Fields(rest)
+	if len(f) < 13 {
+		return 0
+	}
+	utime, _ := strconv.ParseFloat(f[11], 64)
+	stime, _ := strconv.ParseFloat(f[12], 64)
+	return (utime + stime) / 100 // USER_HZ
+}
+
 func memory(pid int) (rss, peak float64) {
 	f, err := os.Open(fmt.Sprintf("/proc/%d/status", pid))
 	if err != nil {

@@ -249,6 +249,7 @@ func towerRun(ctx context.Context, o options, bins map[string]string, dir string
 	idle, _ := memory(svc.pid())
 	res.add("mem.tower.idle", idle)
 	before := svc.counters(towerDebugAddr)
+	cpuBefore := cpuSeconds(svc.pid())
 	start := time.Now()
 	stopProfile := profileDuring(o, towerDebugAddr, "control-tower", time.Second)
 	if err := os.WriteFile(goFile, nil, 0o644); err != nil {
@@ -256,19 +257,24 @@ func towerRun(ctx context.Context, o options, bins map[string]string, dir string
 	}
 	var stored time.Duration
 	if err := waitUntil(5*time.Minute, "every emitted trigger to be confirmed", func() bool {
-		if stored == 0 {
-			if n, err := svc.metric("routing_triggers_received_total", map[string]string{"source": "watcher", "result": "created"}); err == nil && n >= float64(o.triggers) {
-				stored = time.Since(start)
-			}
+		// One scrape per poll: each costs the control-tower CPU the
+		// burst is measured with.
+		fams, err := svc.scrape()
+		if err != nil {
+			return false
 		}
-		published, err1 := svc.metric("routing_triggers_published_total", map[string]string{"outcome": "published"})
-		unroutable, err2 := svc.metric("routing_triggers_published_total", map[string]string{"outcome": "unroutable"})
-		return err1 == nil && err2 == nil && published+unroutable >= float64(o.triggers)
+		if stored == 0 && fams.sum("routing_triggers_received_total", map[string]string{"source": "watcher", "result": "created"}) >= float64(o.triggers) {
+			stored = time.Since(start)
+		}
+		published := fams.sum("routing_triggers_published_total", map[string]string{"outcome": "published"})
+		unroutable := fams.sum("routing_triggers_published_total", map[string]string{"outcome": "unroutable"})
+		return published+unroutable >= float64(o.triggers)
 	}); err != nil {
 		return err
 	}
 	burst := time.Since(start)
 	res.add("publish", float64(o.triggers)/burst.Seconds())
+	res.add("publish.cpu", (cpuSeconds(svc.pid())-cpuBefore)*1e6/float64(o.triggers))
 	if after := svc.counters(towerDebugAddr); after.busy > before.busy {
 		res.add("publish.writer_busy", (after.busy-before.busy)/1e6/burst.Seconds())
 		res.add("publish.tx", (after.transactions-before.transactions)/float64(o.triggers))
@@ -284,12 +290,15 @@ func towerRun(ctx context.Context, o options, bins map[string]string, dir string
 	stop()
 	res.add("post.base", base.perSecond())
 	stopProfile = profileDuring(o, towerDebugAddr, "control-tower-post", o.duration/2)
+	cpuBefore = cpuSeconds(svc.pid())
 	r := load(ctx, svc.base+"/triggers", adminToken, bodies, o.conns, o.duration/2, http.StatusCreated)
+	cpuPost := cpuSeconds(svc.pid()) - cpuBefore
 	stopProfile()
 	if r.OK == 0 {
 		return fmt.Errorf("POST /triggers: nothing created: %s", r.FirstError)
 	}
 	res.add("post", r.perSecond())
+	res.add("post.cpu", cpuPost*1e6/float64(r.OK))
 	res.add("post.p99", ms(r.percentile(0.99)))
 	_, peak := memory(svc.pid())
 	res.add("mem.tower.peak", peak)
