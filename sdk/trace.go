@@ -23,3 +23,16 @@ func TraceContext(ctx context.Context) (traceparent, tracestate string) {
 	propagation.TraceContext{}.Inject(ctx, c)
 	return c["traceparent"], c["tracestate"]
 }
+
+// WithTraceContext returns ctx carrying the W3C trace context traceparent
+// and tracestate describe (as received in headers), for a watcher that
+// knows the trace its upstream event belongs to without using
+// OpenTelemetry itself: Emit with the returned ctx, and the trigger's
+// trace continues it. An empty or malformed traceparent returns ctx as it
+// is.
+func WithTraceContext(ctx context.Context, traceparent, tracestate string) context.Context {
+	if traceparent == "" {
+		return ctx
+	}
+	return propagation.TraceContext{}.Extract(ctx, propagation.MapCarrier{"traceparent": traceparent, "tracestate": tracestate})
+}

@@ -5,7 +5,9 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
+	"net/http/httptest"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -25,7 +27,10 @@ import (
 // context. An OTLP receiver gets each service's spans of that trace, in
 // order: the control-tower's request, store write and publish (the
 // header's parent), the data-gateway's request, store write, delivery and
-// push (the plugin's parent). The control-tower runs in this process and
+// push (the plugin's parent), with the control-tower's answer to the
+// gateway's lookup of the trigger under the delivery, and the plugin's own call to its destination
+// through OpenTelemetry's HTTP instrumentation carries the push span on.
+// The control-tower runs in this process and
 // the data-gateway as its binary, both configured by OTEL_* variables
 // alone.
 func TestATraceGoesFromTheClientThroughBothServicesToThePlugin(t *testing.T) {
@@ -34,6 +39,7 @@ func TestATraceGoesFromTheClientThroughBothServicesToThePlugin(t *testing.T) {
 	// OpenTelemetry SDK does: spans arrive within a tenth of a second.
 	t.Setenv("OTEL_BSP_SCHEDULE_DELAY", "100")
 	otel := []string{"OTEL_EXPORTER_OTLP_ENDPOINT=" + otlp.URL, "OTEL_BSP_SCHEDULE_DELAY=100"}
+	var mu sync.Mutex
 
 	var cfg controltower.Config
 	must(t, config.Load(&cfg, append([]string{
@@ -45,17 +51,23 @@ func TestATraceGoesFromTheClientThroughBothServicesToThePlugin(t *testing.T) {
 	}, otel...)))
 	cfg.Environ = []string{"PATH=" + os.Getenv("PATH")}
 	_, tower := testkit.Start(t, controltower.Start, cfg)
-	g := newGateway(t, true, otel...)
+	// The pusher calls its destination with its Push's context through
+	// OpenTelemetry's HTTP instrumentation, setting nothing up itself.
+	var echoed []string
+	destination := httptest.NewServer(http.HandlerFunc(func(_ http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		echoed = append(echoed, r.Header.Get("traceparent"))
+		mu.Unlock()
+	}))
+	t.Cleanup(destination.Close)
+	g := newGateway(t, true, append(otel, "PLUGIN_PROBE_ECHO="+destination.URL, "CONTROL_TOWER_URL="+tower)...)
 	g.start()
 
 	queue := testkit.RandomName("test-traced-")
 	deleteQueues(t, queue, cfg.AMQPExchange)
 	rows, err := client.NewRows(client.RowsOptions{URL: g.url(), BatchDelay: 20 * time.Millisecond})
 	must(t, err)
-	var (
-		mu     sync.Mutex
-		header string
-	)
+	var header string
 	handler := func(ctx context.Context, m client.Message) error {
 		mu.Lock()
 		header, _ = m.Headers["traceparent"].(string)
@@ -88,8 +100,11 @@ func TestATraceGoesFromTheClientThroughBothServicesToThePlugin(t *testing.T) {
 		return false
 	})
 	mu.Lock()
-	got := header
+	got, destinationSaw := header, slices.Clone(echoed)
 	mu.Unlock()
+	if len(destinationSaw) != 1 || destinationSaw[0] != pushed {
+		t.Fatalf("the destination saw traceparents %q, want the plugin's %q", destinationSaw, pushed)
+	}
 	if parts := strings.Split(got, "-"); len(parts) != 4 || parts[1] != traceID || parts[2] == caller {
 		t.Fatalf("AMQP traceparent header %q: want trace %s and the publish span's id", got, traceID)
 	}
@@ -105,6 +120,7 @@ func TestATraceGoesFromTheClientThroughBothServicesToThePlugin(t *testing.T) {
 		{"data-gateway", "INSERT deliveries"},
 		{"data-gateway", "deliver probe"},
 		{"data-gateway", "push probe"},
+		{"control-tower", "GET /triggers/{uuid}"}, // the gateway's lookup of the trigger
 	}
 	waitFor(t, 30*time.Second, "every span of the trace at the receiver", func() bool {
 		for _, w := range want {
@@ -139,6 +155,9 @@ func TestATraceGoesFromTheClientThroughBothServicesToThePlugin(t *testing.T) {
 	if stored.ParentID != data.SpanID || deliver.ParentID != data.SpanID || push.ParentID != deliver.SpanID {
 		t.Errorf("gateway spans: store %s->%s, deliver %s->%s, push %s->%s; want store and deliver under the request %s, push under deliver",
 			stored.SpanID, stored.ParentID, deliver.SpanID, deliver.ParentID, push.SpanID, push.ParentID, data.SpanID)
+	}
+	if lookup := span("control-tower", "GET /triggers/{uuid}"); lookup.ParentID != deliver.SpanID {
+		t.Errorf("the trigger lookup's span has parent %s, want the delivery %s", lookup.ParentID, deliver.SpanID)
 	}
 	if strings.Split(pushed, "-")[2] != push.SpanID {
 		t.Errorf("the plugin's traceparent parent %s, want the push span %s", strings.Split(pushed, "-")[2], push.SpanID)

@@ -292,7 +292,7 @@ func envTags(t reflect.Type) map[string]string {
 	out := map[string]string{}
 	for i := range t.NumField() {
 		f := t.Field(i)
-		if f.Anonymous && f.Type.Kind() == reflect.Struct {
+		if f.Type.Kind() == reflect.Struct && f.Tag.Get("env") == "" && (f.Anonymous || f.IsExported()) {
 			for k, v := range envTags(f.Type) {
 				out[k] = v
 			}

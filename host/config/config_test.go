@@ -116,3 +116,26 @@ func TestInstance(t *testing.T) {
 		}
 	}
 }
+
+// The tracing variables are read with the rest: set, they configure it;
+// a bad value is named like any other.
+func TestTracingVariables(t *testing.T) {
+	var cfg testConfig
+	if err := config.Load(&cfg, []string{"OTEL_EXPORTER_OTLP_ENDPOINT=http://collector:4318", "OTEL_SERVICE_NAME=tower-a"}); err != nil {
+		t.Fatal(err)
+	}
+	if !cfg.Tracing.Enabled() || cfg.Tracing.ServiceName != "tower-a" {
+		t.Fatalf("tracing %+v: want it on, named tower-a", cfg.Tracing)
+	}
+	for _, tt := range []struct{ env, want string }{
+		{"OTEL_SDK_DISABLED=yes", `OTEL_SDK_DISABLED="yes": want a value of type bool`},
+		{"OTEL_EXPORTER_OTLP_PROTOCOL=thrift", "OTEL_EXPORTER_OTLP_PROTOCOL"},
+		{"OTEL_TRACES_SAMPLER=sometimes", "OTEL_TRACES_SAMPLER"},
+	} {
+		var cfg testConfig
+		err := config.Load(&cfg, []string{tt.env})
+		if err == nil || !strings.Contains(err.Error(), tt.want) {
+			t.Errorf("%s: %v, want an error containing %q", tt.env, err, tt.want)
+		}
+	}
+}

@@ -9,7 +9,6 @@
 package service
 
 import (
-	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -80,6 +79,7 @@ func Run[C any, P configOf[C]](ctx context.Context, name string, environ []strin
 	}
 	common := P(&cfg).Shared()
 	log := config.NewLogger(name, *common, os.Stderr)
+	tracing.LogTo(log.Warn)
 	if _, set := os.LookupEnv("GOMEMLIMIT"); !set {
 		debug.SetMemoryLimit(defaultMemoryLimit)
 	}
@@ -128,8 +128,8 @@ func Open(ctx context.Context, name string, cfg config.Common, log hclog.Logger)
 		_ = tp.Shutdown(ctx)
 		return nil, err
 	}
-	if tp.Enabled() {
-		log.Info("tracing: exporting spans over OTLP", "endpoint", cmp.Or(cfg.Tracing.TracesEndpoint, cfg.Tracing.Endpoint, "the exporter's default"))
+	if tp.Enabled() || cfg.Tracing.Endpoint != "" || cfg.Tracing.TracesEndpoint != "" {
+		log.Info("tracing: spans " + cfg.Tracing.Describe())
 	}
 	return &Base{Name: name, Store: st, Registry: metrics.NewRegistry(), Keys: idempotency.New(st, cfg.IdempotencyTTL, log), Tracing: tp, cfg: cfg, log: log}, nil
 }
@@ -143,7 +143,7 @@ func (b *Base) Abort(err error) error {
 }
 
 // tracingFlushTimeout bounds exporting the last spans at shutdown.
-const tracingFlushTimeout = 5 * time.Second
+const tracingFlushTimeout = 2 * time.Second
 
 // Parts are a service's own parts, which Serve runs beside the shared
 // ones.

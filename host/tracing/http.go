@@ -2,6 +2,7 @@ package tracing
 
 import (
 	"net/http"
+	"strings"
 
 	"github.com/gorilla/mux"
 	"go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp"
@@ -37,6 +38,7 @@ func (p *Provider) Middleware() mux.MiddlewareFunc {
 	traced := otelhttp.NewMiddleware("http",
 		otelhttp.WithTracerProvider(p.TracerProvider),
 		otelhttp.WithPropagators(propagator),
+		otelhttp.WithFilter(func(r *http.Request) bool { return !untraced[r.URL.Path] }),
 		otelhttp.WithSpanNameFormatter(func(_ string, r *http.Request) string {
 			if tpl := template(r); tpl != "" {
 				return r.Method + " " + tpl
@@ -46,12 +48,39 @@ func (p *Provider) Middleware() mux.MiddlewareFunc {
 	return func(next http.Handler) http.Handler { return traced(route(next)) }
 }
 
-// template is the path template of the route r matched, "" if none.
+// untraced are the paths polled by machines and the status page, which
+// would fill a tracing backend with traces of nothing: health checks, the
+// metrics scrape and the status page's own reads.
+var untraced = map[string]bool{"/healthz": true, "/readyz": true, "/metrics": true, "/status": true, "/status/series": true}
+
+// template is the path template of the route r matched, its variables'
+// patterns left out ("/data/{id}" for "/data/{id:[0-9]+}"), or "" if none.
 func template(r *http.Request) string {
-	if route := mux.CurrentRoute(r); route != nil {
-		if tpl, err := route.GetPathTemplate(); err == nil {
-			return tpl
+	route := mux.CurrentRoute(r)
+	if route == nil {
+		return ""
+	}
+	tpl, err := route.GetPathTemplate()
+	if err != nil {
+		return ""
+	}
+	var b strings.Builder
+	depth, skipping := 0, false
+	for _, c := range tpl {
+		switch {
+		case c == '{':
+			depth++
+		case c == '}':
+			depth--
+			if depth == 0 {
+				skipping = false
+			}
+		case c == ':' && depth == 1:
+			skipping = true
+		}
+		if !skipping || (c == '}' && depth == 0) {
+			b.WriteRune(c)
 		}
 	}
-	return ""
+	return b.String()
 }

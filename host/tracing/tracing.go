@@ -16,10 +16,13 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"os"
 	"runtime/debug"
 	"strconv"
 	"strings"
 
+	"github.com/go-logr/logr/funcr"
+	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracegrpc"
 	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracehttp"
@@ -64,6 +67,24 @@ type Config struct {
 	SamplerArg string `env:"OTEL_TRACES_SAMPLER_ARG"`
 	// Disabled turns tracing off whatever else is set.
 	Disabled bool `env:"OTEL_SDK_DISABLED"`
+
+	// The variables below are read by the exporter and the batch span
+	// processor themselves, from the process environment; they are read
+	// here only to refuse a bad value at start, naming it, rather than
+	// have the SDK ignore it.
+	Headers            string `env:"OTEL_EXPORTER_OTLP_HEADERS"`
+	TracesHeaders      string `env:"OTEL_EXPORTER_OTLP_TRACES_HEADERS"`
+	Timeout            string `env:"OTEL_EXPORTER_OTLP_TIMEOUT"`
+	TracesTimeout      string `env:"OTEL_EXPORTER_OTLP_TRACES_TIMEOUT"`
+	Compression        string `env:"OTEL_EXPORTER_OTLP_COMPRESSION"`
+	TracesCompression  string `env:"OTEL_EXPORTER_OTLP_TRACES_COMPRESSION"`
+	Certificate        string `env:"OTEL_EXPORTER_OTLP_CERTIFICATE"`
+	TracesCertificate  string `env:"OTEL_EXPORTER_OTLP_TRACES_CERTIFICATE"`
+	ResourceAttributes string `env:"OTEL_RESOURCE_ATTRIBUTES"`
+	BSPScheduleDelay   string `env:"OTEL_BSP_SCHEDULE_DELAY"`
+	BSPExportTimeout   string `env:"OTEL_BSP_EXPORT_TIMEOUT"`
+	BSPMaxQueueSize    string `env:"OTEL_BSP_MAX_QUEUE_SIZE"`
+	BSPMaxExportBatch  string `env:"OTEL_BSP_MAX_EXPORT_BATCH_SIZE"`
 }
 
 // Enabled reports whether spans are exported.
@@ -111,8 +132,102 @@ func (c Config) Validate() error {
 			return fmt.Errorf("%s=%q: want a URL, e.g. http://collector:4318 (http/protobuf) or http://collector:4317 (grpc)", e.name, e.v)
 		}
 	}
-	_, err := c.sampler()
-	return err
+	if _, err := c.sampler(); err != nil {
+		return err
+	}
+	return c.validateSDKVariables()
+}
+
+// validateSDKVariables checks the variables the SDK reads itself.
+func (c Config) validateSDKVariables() error {
+	for _, v := range []struct{ name, value string }{
+		{"OTEL_EXPORTER_OTLP_HEADERS", c.Headers}, {"OTEL_EXPORTER_OTLP_TRACES_HEADERS", c.TracesHeaders},
+		{"OTEL_RESOURCE_ATTRIBUTES", c.ResourceAttributes},
+	} {
+		if err := keyValues(v.value); err != nil {
+			return fmt.Errorf("%s: %w: want comma-separated key=value pairs, values URL-encoded (e.g. api-key=secret,tenant=lab)", v.name, err)
+		}
+	}
+	for _, v := range []struct{ name, value string }{
+		{"OTEL_EXPORTER_OTLP_TIMEOUT", c.Timeout}, {"OTEL_EXPORTER_OTLP_TRACES_TIMEOUT", c.TracesTimeout},
+		{"OTEL_BSP_SCHEDULE_DELAY", c.BSPScheduleDelay}, {"OTEL_BSP_EXPORT_TIMEOUT", c.BSPExportTimeout},
+		{"OTEL_BSP_MAX_QUEUE_SIZE", c.BSPMaxQueueSize}, {"OTEL_BSP_MAX_EXPORT_BATCH_SIZE", c.BSPMaxExportBatch},
+	} {
+		if n, err := strconv.Atoi(v.value); v.value != "" && (err != nil || n < 0) {
+			return fmt.Errorf("%s=%q: want a whole number (milliseconds for a time, e.g. 5000)", v.name, v.value)
+		}
+	}
+	for _, v := range []struct{ name, value string }{
+		{"OTEL_EXPORTER_OTLP_COMPRESSION", c.Compression}, {"OTEL_EXPORTER_OTLP_TRACES_COMPRESSION", c.TracesCompression},
+	} {
+		if v.value != "" && v.value != "gzip" && v.value != "none" {
+			return fmt.Errorf("%s=%q: want gzip or none", v.name, v.value)
+		}
+	}
+	for _, v := range []struct{ name, value string }{
+		{"OTEL_EXPORTER_OTLP_CERTIFICATE", c.Certificate}, {"OTEL_EXPORTER_OTLP_TRACES_CERTIFICATE", c.TracesCertificate},
+	} {
+		if v.value == "" {
+			continue
+		}
+		if _, err := os.ReadFile(v.value); err != nil {
+			return fmt.Errorf("%s=%q: %w: want a readable PEM file of the collector's certificate authority", v.name, v.value, err)
+		}
+	}
+	return nil
+}
+
+// keyValues checks a W3C Baggage-like list, "k1=v1,k2=v2", as the OTLP
+// headers and resource attributes are written.
+func keyValues(list string) error {
+	if strings.TrimSpace(list) == "" {
+		return nil
+	}
+	for _, kv := range strings.Split(list, ",") {
+		k, v, ok := strings.Cut(kv, "=")
+		if !ok || strings.TrimSpace(k) == "" {
+			return fmt.Errorf("%q is not key=value", kv)
+		}
+		if _, err := url.PathUnescape(strings.TrimSpace(v)); err != nil {
+			return fmt.Errorf("the value of %q: %w", strings.TrimSpace(k), err)
+		}
+	}
+	return nil
+}
+
+// Describe says, in a few words for the start's log line, where spans go
+// ("http/protobuf to http://collector:4318/v1/traces") or why none are
+// exported.
+func (c Config) Describe() string {
+	switch {
+	case c.Disabled:
+		return "off (OTEL_SDK_DISABLED=true)"
+	case c.Exporter == "none":
+		return "off (OTEL_TRACES_EXPORTER=none)"
+	case !c.Enabled():
+		return "off (no OTEL_EXPORTER_OTLP_ENDPOINT)"
+	}
+	endpoint := c.TracesEndpoint
+	switch {
+	case endpoint != "":
+	case c.Endpoint != "" && c.protocol() == "grpc":
+		endpoint = c.Endpoint
+	case c.Endpoint != "":
+		endpoint = tracesURL(c.Endpoint)
+	default:
+		endpoint = "the exporter's default endpoint"
+	}
+	return c.protocol() + " to " + endpoint
+}
+
+// tracesURL is the URL of spans under an OTLP/HTTP base URL: its path
+// with /v1/traces added, its query kept.
+func tracesURL(base string) string {
+	u, err := url.Parse(base)
+	if err != nil {
+		return strings.TrimSuffix(base, "/") + "/v1/traces"
+	}
+	return u.JoinPath("v1", "traces").String()
 }
 
 // sampler is the sampler OTEL_TRACES_SAMPLER and its argument name.
@@ -172,9 +287,6 @@ func Start(ctx context.Context, cfg Config, name, instance string) (*Provider, e
 		return nil, err
 	}
 	sampler, _ := cfg.sampler()
-	if cfg.ServiceName != "" {
-		name = cfg.ServiceName
-	}
 	attrs := []attribute.KeyValue{
 		attribute.String("service.name", name),
 		attribute.String("service.instance.id", instance),
@@ -182,9 +294,14 @@ func Start(ctx context.Context, cfg Config, name, instance string) (*Provider, e
 	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" {
 		attrs = append(attrs, attribute.String("service.version", bi.Main.Version))
 	}
-	// OTEL_RESOURCE_ATTRIBUTES first, so the service's own name and
-	// instance win over a shared environment's.
-	res, err := resource.New(ctx, resource.WithFromEnv(), resource.WithTelemetrySDK(), resource.WithAttributes(attrs...))
+	// Later detectors win: the service's own name and instance, then what
+	// OTEL_RESOURCE_ATTRIBUTES says (service.name included), then
+	// OTEL_SERVICE_NAME, as the specification orders them.
+	detectors := []resource.Option{resource.WithAttributes(attrs...), resource.WithTelemetrySDK(), resource.WithFromEnv()}
+	if cfg.ServiceName != "" {
+		detectors = append(detectors, resource.WithAttributes(attribute.String("service.name", cfg.ServiceName)))
+	}
+	res, err := resource.New(ctx, detectors...)
 	if err != nil && res == nil {
 		return nil, fmt.Errorf("OTEL_RESOURCE_ATTRIBUTES: %w", err)
 	}
@@ -209,7 +326,7 @@ func newExporter(ctx context.Context, cfg Config) (sdktrace.SpanExporter, error)
 		case cfg.TracesEndpoint != "":
 			opts = append(opts, otlptracehttp.WithEndpointURL(cfg.TracesEndpoint))
 		case cfg.Endpoint != "":
-			opts = append(opts, otlptracehttp.WithEndpointURL(strings.TrimSuffix(cfg.Endpoint, "/")+"/v1/traces"))
+			opts = append(opts, otlptracehttp.WithEndpointURL(tracesURL(cfg.Endpoint)))
 		}
 		if cfg.protocol() == "http/json" {
 			opts = append(opts, otlptracehttp.WithEncoding(otlptracehttp.EncodingJSON))
@@ -238,6 +355,14 @@ func (p *Provider) Shutdown(ctx context.Context) error {
 	return nil
 }
 
+// LogTo sends the OpenTelemetry SDK's own messages (a failed export, a
+// value it could not use) to warn, instead of the standard library's
+// log; it applies to the whole process.
+func LogTo(warn func(msg string, args ...any)) {
+	otel.SetErrorHandler(otel.ErrorHandlerFunc(func(err error) { warn("tracing: " + err.Error()) }))
+	otel.SetLogger(funcr.New(func(prefix, args string) { warn("tracing: " + strings.TrimSpace(prefix+" "+args)) }, funcr.Options{}))
+}
+
 // propagator reads and writes W3C Trace Context: the traceparent and
 // tracestate headers.
 var propagator = propagation.TraceContext{}
@@ -264,5 +389,5 @@ func Decode(ctx context.Context, stored string) context.Context {
 		return ctx
 	}
 	parent, state, _ := strings.Cut(stored, "\n")
-	return propagator.Extract(ctx, propagation.MapCarrier{"traceparent": parent, "tracestate": state})
+	return sdk.WithTraceContext(ctx, parent, state)
 }

@@ -30,6 +30,13 @@ func TestConfigValidateNamesTheVariable(t *testing.T) {
 		{tracing.Config{Exporter: "jaeger"}, "OTEL_TRACES_EXPORTER=\"jaeger\": want otlp or none"},
 		{tracing.Config{Sampler: "sometimes"}, "OTEL_TRACES_SAMPLER=\"sometimes\""},
 		{tracing.Config{Sampler: "traceidratio", SamplerArg: "1.5"}, "OTEL_TRACES_SAMPLER_ARG=\"1.5\": want a ratio from 0 to 1"},
+		{tracing.Config{Headers: "garbage"}, "OTEL_EXPORTER_OTLP_HEADERS: \"garbage\" is not key=value"},
+		{tracing.Config{Headers: "api-key=s%20cret,tenant=lab"}, ""},
+		{tracing.Config{ResourceAttributes: "deployment.environment=lab,=x"}, "OTEL_RESOURCE_ATTRIBUTES"},
+		{tracing.Config{Timeout: "abc"}, "OTEL_EXPORTER_OTLP_TIMEOUT=\"abc\": want a whole number"},
+		{tracing.Config{BSPScheduleDelay: "-5"}, "OTEL_BSP_SCHEDULE_DELAY"},
+		{tracing.Config{Compression: "zstd"}, "OTEL_EXPORTER_OTLP_COMPRESSION=\"zstd\": want gzip or none"},
+		{tracing.Config{Certificate: "/nonexistent/ca.pem"}, "OTEL_EXPORTER_OTLP_CERTIFICATE"},
 	} {
 		err := tt.cfg.Validate()
 		switch {
@@ -111,11 +118,12 @@ func TestStartExportsOverOTLP(t *testing.T) {
 	if !p.Enabled() {
 		t.Fatal("not enabled with an endpoint")
 	}
-	_, span := p.Tracer("test").Start(ctx, "push probe", trace.WithSpanKind(trace.SpanKindClient))
+	parent := tracing.Decode(ctx, "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01")
+	_, span := p.Tracer("test").Start(parent, "push probe", trace.WithSpanKind(trace.SpanKindClient))
 	span.End()
 	testkit.Must(t, p.Shutdown(ctx))
-	s, ok := otlp.Find("", "data-gateway", "push probe")
-	if !ok || s.Kind != 3 { // SPAN_KIND_CLIENT
+	s, ok := otlp.Find("4bf92f3577b34da6a3ce929d0e0e4736", "data-gateway", "push probe")
+	if !ok || s.Kind != 3 || s.ParentID != "00f067aa0ba902b7" { // SPAN_KIND_CLIENT
 		t.Fatalf("received %+v", otlp.Spans(""))
 	}
 
@@ -161,5 +169,52 @@ func TestACollectorThatIsDownDoesNotHoldTheServiceUp(t *testing.T) {
 	case <-returned:
 	case <-time.After(30 * time.Second):
 		t.Fatal("Shutdown did not return within 30s of a 1s context")
+	}
+}
+
+// The start's log line says where spans go, or why none are exported; a
+// base URL keeps its query when /v1/traces is added.
+func TestDescribe(t *testing.T) {
+	for _, tt := range []struct {
+		cfg  tracing.Config
+		want string
+	}{
+		{tracing.Config{}, "off (no OTEL_EXPORTER_OTLP_ENDPOINT)"},
+		{tracing.Config{Endpoint: "http://c:4318", Disabled: true}, "off (OTEL_SDK_DISABLED=true)"},
+		{tracing.Config{Endpoint: "http://c:4318", Exporter: "none"}, "off (OTEL_TRACES_EXPORTER=none)"},
+		{tracing.Config{Endpoint: "http://c:4318/base/?tenant=lab"}, "http/protobuf to http://c:4318/base/v1/traces?tenant=lab"},
+		{tracing.Config{Endpoint: "http://c:4317", Protocol: "grpc"}, "grpc to http://c:4317"},
+		{tracing.Config{Endpoint: "http://c:4318", TracesEndpoint: "https://t/x"}, "http/protobuf to https://t/x"},
+	} {
+		if got := tt.cfg.Describe(); got != tt.want {
+			t.Errorf("%+v: %q, want %q", tt.cfg, got, tt.want)
+		}
+	}
+}
+
+// Span names are the route's template without its variables' patterns;
+// health checks, metrics scrapes and the status page's reads make no
+// spans.
+func TestServerSpans(t *testing.T) {
+	otlp := testkit.NewOTLP(t)
+	p, err := tracing.Start(context.Background(), tracing.Config{Endpoint: otlp.URL}, "data-gateway", "i")
+	testkit.Must(t, err)
+	r := mux.NewRouter()
+	r.Use(p.Middleware())
+	ok := func(http.ResponseWriter, *http.Request) {}
+	r.HandleFunc("/data/{id:[0-9]+}", ok)
+	r.HandleFunc("/plugins/{name}/{action:restart|stop|start}", ok)
+	r.HandleFunc("/healthz", ok)
+	r.HandleFunc("/metrics", ok)
+	for _, path := range []string{"/data/42", "/plugins/jsonl/restart", "/healthz", "/metrics"} {
+		r.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest(http.MethodGet, path, nil))
+	}
+	testkit.Must(t, p.Shutdown(context.Background()))
+	var names []string
+	for _, s := range otlp.Spans("") {
+		names = append(names, s.Name+" "+s.Attrs["http.route"])
+	}
+	if want := []string{"GET /data/{id} /data/{id}", "GET /plugins/{name}/{action} /plugins/{name}/{action}"}; strings.Join(names, "|") != strings.Join(want, "|") {
+		t.Fatalf("spans %q, want %q", names, want)
 	}
 }

@@ -136,7 +136,7 @@ const maxConcurrentEmits = 256
 
 // acceptEmit hands one emission to the sink and builds the reply.
 func acceptEmit(ctx context.Context, sink TriggerSink, e *pluginpb.Emit) *pluginpb.HostMessage {
-	ctx = wire.WithTrace(ctx, e.GetTraceparent(), e.GetTracestate())
+	ctx = sdk.WithTraceContext(ctx, e.GetTraceparent(), e.GetTracestate())
 	receipt, err := sink.Accept(ctx, Emission{Trigger: wire.FromPBTrigger(e.GetTrigger()), Key: e.GetKey()})
 	if err != nil {
 		if !errors.Is(err, sdk.ErrInvalid) && !errors.Is(err, sdk.ErrUnavailable) {

@@ -60,7 +60,8 @@ func TestPushCarriesTheTraceContext(t *testing.T) {
 func TestEmitCarriesTheTraceContext(t *testing.T) {
 	s := sdktest.NewService()
 	s.RunWatcher(t, newScript(func(ctx context.Context, h sdk.WatcherHost) error {
-		traced := remoteSpan(t, "0af7651916cd43dd8448eb211c80319c", "b7ad6b7169203331", "")
+		// A watcher without OpenTelemetry, continuing an upstream trace.
+		traced := sdk.WithTraceContext(ctx, "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01", "")
 		if _, err := h.Emit(traced, sampleTrigger(), "traced"); err != nil {
 			return err
 		}

@@ -9,6 +9,11 @@
 // raises the gRPC message limits to 64 MiB, answers the service's health
 // checks, and ends the process when the service stops it or dies.
 //
+// Unless the plugin set one itself, serving sets OpenTelemetry's global
+// propagator to W3C Trace Context, the services' own: a call the plugin
+// makes with Push's ctx through OpenTelemetry's instrumentation (e.g.
+// otelhttp.NewTransport) then carries the push span's traceparent.
+//
 // A plugin must never write to stdout: go-plugin reads its handshake from
 // there, and a service refuses a plugin whose first line is anything else.
 // Started by hand, outside a service, Watcher and Pusher print what the
@@ -24,6 +29,8 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/go-plugin"
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/propagation"
 
 	"github.com/routinglayer/routing/sdk"
 	"github.com/routinglayer/routing/sdk/internal/pluginside"
@@ -49,6 +56,10 @@ func run(rt pluginside.Runtime, set plugin.PluginSet) {
 	if os.Getenv(hs.MagicCookieKey) != hs.MagicCookieValue {
 		fmt.Fprintf(os.Stderr, "%s is a routing-layer plugin: install it in the service's PLUGINS_DIR, the service runs it.\n", filepath.Base(os.Args[0]))
 		os.Exit(1)
+	}
+	if len(otel.GetTextMapPropagator().Fields()) == 0 {
+		// The default propagator writes nothing.
+		otel.SetTextMapPropagator(propagation.TraceContext{})
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()

@@ -12,6 +12,8 @@ import (
 	"strings"
 	"time"
 
+	"go.opentelemetry.io/otel/propagation"
+
 	"github.com/routinglayer/routing/sdk"
 )
 
@@ -46,6 +48,9 @@ func (c *Client) Trigger(ctx context.Context, uuid string) (*sdk.StoredTrigger, 
 		return nil, fmt.Errorf("get trigger %s: %w", uuid, err)
 	}
 	req.Header.Set("Accept", "application/json")
+	// The control-tower's span of the lookup joins the caller's trace (a
+	// delivery's, in the data-gateway).
+	propagation.TraceContext{}.Inject(ctx, propagation.HeaderCarrier(req.Header))
 	if c.token != "" {
 		req.Header.Set("Authorization", "Bearer "+c.token)
 	}

@@ -2,7 +2,10 @@ package testkit
 
 import (
 	"context"
+	"encoding/base64"
 	"encoding/hex"
+	"encoding/json"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -56,7 +59,7 @@ func NewOTLP(tb testing.TB) *OTLP {
 		var req collectortrace.ExportTraceServiceRequest
 		if err == nil {
 			if r.Header.Get("Content-Type") == "application/json" {
-				err = protojson.Unmarshal(body, &req)
+				err = unmarshalOTLPJSON(body, &req)
 			} else {
 				err = proto.Unmarshal(body, &req)
 			}
@@ -73,6 +76,49 @@ func NewOTLP(tb testing.TB) *OTLP {
 	tb.Cleanup(srv.Close)
 	o.URL = srv.URL
 	return o
+}
+
+// unmarshalOTLPJSON decodes OTLP/JSON, whose trace and span ids are hex
+// strings where protobuf's JSON mapping has base64.
+func unmarshalOTLPJSON(body []byte, req *collectortrace.ExportTraceServiceRequest) error {
+	var doc any
+	if err := json.Unmarshal(body, &doc); err != nil {
+		return err
+	}
+	var walk func(v any) error
+	walk = func(v any) error {
+		switch v := v.(type) {
+		case map[string]any:
+			for k, x := range v {
+				if s, ok := x.(string); ok && (k == "traceId" || k == "spanId" || k == "parentSpanId") {
+					b, err := hex.DecodeString(s)
+					if err != nil {
+						return fmt.Errorf("%s %q: %w", k, s, err)
+					}
+					v[k] = base64.StdEncoding.EncodeToString(b)
+					continue
+				}
+				if err := walk(x); err != nil {
+					return err
+				}
+			}
+		case []any:
+			for _, x := range v {
+				if err := walk(x); err != nil {
+					return err
+				}
+			}
+		}
+		return nil
+	}
+	if err := walk(doc); err != nil {
+		return err
+	}
+	body, err := json.Marshal(doc)
+	if err != nil {
+		return err
+	}
+	return protojson.Unmarshal(body, req)
 }
 
 // NewOTLPGRPC starts an OTLP/gRPC receiver until the test ends.

@@ -3,24 +3,10 @@ package wire
 import (
 	"context"
 
-	"go.opentelemetry.io/otel/propagation"
 	"google.golang.org/grpc/metadata"
 
 	"github.com/routinglayer/routing/sdk"
 )
-
-// traceContext reads and writes the W3C trace context: traceparent and
-// tracestate.
-var traceContext = propagation.TraceContext{}
-
-// WithTrace returns ctx carrying the remote span context traceparent and
-// tracestate describe; ctx itself when traceparent is empty or invalid.
-func WithTrace(ctx context.Context, traceparent, tracestate string) context.Context {
-	if traceparent == "" {
-		return ctx
-	}
-	return traceContext.Extract(ctx, propagation.MapCarrier{"traceparent": traceparent, "tracestate": tracestate})
-}
 
 // OutgoingTrace returns ctx with its span's trace context added to the
 // outgoing gRPC metadata (traceparent, tracestate).
@@ -50,5 +36,5 @@ func IncomingTrace(ctx context.Context) context.Context {
 	if len(state) != 1 {
 		state = []string{""}
 	}
-	return WithTrace(ctx, parent[0], state[0])
+	return sdk.WithTraceContext(ctx, parent[0], state[0])
 }

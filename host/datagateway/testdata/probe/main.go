@@ -8,11 +8,14 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"time"
+
+	"go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp"
 
 	"github.com/routinglayer/routing/sdk"
 	"github.com/routinglayer/routing/sdk/pluginhost"
@@ -27,6 +30,10 @@ type config struct {
 	Delay             time.Duration `env:"DELAY" envDefault:"0s"`
 	// RejectKey makes a Push fail permanently when a row has this data key.
 	RejectKey string `env:"REJECT_KEY"`
+	// Echo, when set, is a URL each Push POSTs to through OpenTelemetry's
+	// HTTP instrumentation, with the Push's context: a destination's view
+	// of the trace context a plugin passes on.
+	Echo string `env:"ECHO"`
 }
 
 type probe struct {
@@ -89,6 +96,11 @@ func (p *probe) Push(ctx context.Context, req sdk.PushRequest) error {
 	if p.cfg.Delay > 0 {
 		time.Sleep(p.cfg.Delay)
 	}
+	if p.cfg.Echo != "" {
+		if err := echo(ctx, p.cfg.Echo); err != nil {
+			return err
+		}
+	}
 	push, size := pushes.Add(1), pluginhost.PushRequestSize(req, nil)
 	traceparent, _ := sdk.TraceContext(ctx)
 	var b strings.Builder
@@ -108,6 +120,20 @@ func (p *probe) Push(ctx context.Context, req sdk.PushRequest) error {
 	defer f.Close()
 	_, err = f.WriteString(b.String())
 	return err
+}
+
+// echo POSTs to url with ctx through otelhttp's transport, as a pusher
+// calling its destination would.
+func echo(ctx context.Context, url string) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, nil)
+	if err != nil {
+		return sdk.Permanent(err)
+	}
+	resp, err := (&http.Client{Transport: otelhttp.NewTransport(http.DefaultTransport)}).Do(req)
+	if err != nil {
+		return err
+	}
+	return resp.Body.Close()
 }
 
 func main() { serve.Pusher(&probe{}) }
