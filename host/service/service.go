@@ -123,7 +123,7 @@ func Open(ctx context.Context, name string, cfg config.Common, log hclog.Logger)
 	if err != nil {
 		return nil, err
 	}
-	st, err := store.Open(ctx, store.Config{DataDir: cfg.DataDir, DatabaseURL: cfg.DatabaseURL}, log)
+	st, err := store.Open(ctx, store.Config{DataDir: cfg.DataDir, DatabaseURL: cfg.DatabaseURL, User: name}, log)
 	if err != nil {
 		_ = tp.Shutdown(ctx)
 		return nil, err

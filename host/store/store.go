@@ -6,6 +6,7 @@
 package store
 
 import (
+	"cmp"
 	"context"
 	"database/sql"
 	"embed"
@@ -44,6 +45,11 @@ type Config struct {
 	DataDir string
 	// DatabaseURL, when set (postgres://...), selects PostgreSQL.
 	DatabaseURL string
+	// User names the kind of service that uses a SQLite database
+	// ("control-tower"): one service of a kind at a time may open it (see
+	// lockDatabase), while services of different kinds, whose claims are
+	// of different tables, may share it.
+	User string
 }
 
 // Store is the database. It is safe for concurrent use.
@@ -165,7 +171,7 @@ func Open(ctx context.Context, cfg Config, log hclog.Logger) (*Store, error) {
 			return nil, fmt.Errorf("create data dir: %w", err)
 		}
 		path := filepath.Join(cfg.DataDir, "routing.db")
-		if s.lock, err = lockDatabase(path); err != nil {
+		if s.lock, err = lockDatabase(path, cfg.User); err != nil {
 			return nil, err
 		}
 		pragmas := "_pragma=journal_mode(WAL)&_pragma=synchronous(FULL)&_pragma=busy_timeout(10000)&_pragma=foreign_keys(ON)"
@@ -294,21 +300,27 @@ func (s *Store) Close() error {
 }
 
 // lockDatabase takes the lock that makes one process the only user of
-// the SQLite database at path: its claims of outbox entries and spool
-// tasks are held in that process's memory, so a second process on the
-// same file could publish or push what the first has claimed. The lock
-// is an exclusive flock of <path>.lock, released when the file is closed
-// (by Close, or by the kernel when the process dies, so a killed
-// service's lock never outlives it).
-func lockDatabase(path string) (*os.File, error) {
-	f, err := os.OpenFile(path+".lock", os.O_RDWR|os.O_CREATE, 0o600)
+// kind user of the SQLite database at path: its claims of outbox entries
+// or spool tasks are held in that process's memory, so a second
+// control-tower (or data-gateway) on the same file could publish (or
+// push) what the first has claimed. The lock is an exclusive flock of
+// <path>.<user>.lock, released when the file is closed (by Close, or by
+// the kernel when the process dies, so a killed service's lock never
+// outlives it).
+func lockDatabase(path, user string) (*os.File, error) {
+	name := path + ".lock"
+	if user != "" {
+		name = path + "." + user + ".lock"
+	}
+	f, err := os.OpenFile(name, os.O_RDWR|os.O_CREATE, 0o600)
 	if err != nil {
 		return nil, fmt.Errorf("open sqlite: %w", err)
 	}
 	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
 		f.Close()
 		if errors.Is(err, syscall.EWOULDBLOCK) {
-			return nil, fmt.Errorf("DATA_DIR=%q: another running service uses its SQLite database (%s is locked): give each instance its own DATA_DIR, and use PostgreSQL (DATABASE_URL) for instances that share their work", filepath.Dir(path), filepath.Base(path)+".lock")
+			return nil, fmt.Errorf("DATA_DIR=%q: another running %s uses its SQLite database (%s is locked): give each instance its own DATA_DIR, and use PostgreSQL (DATABASE_URL) for instances that share their work",
+				filepath.Dir(path), cmp.Or(user, "service"), filepath.Base(name))
 		}
 		return nil, fmt.Errorf("lock sqlite database: %w", err)
 	}

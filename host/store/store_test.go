@@ -487,17 +487,19 @@ func TestConcurrentInsertsTogether(t *testing.T) {
 	})
 }
 
-// One process at a time uses a SQLite database, whose claims are held in
-// its memory: a second open of the same DATA_DIR fails and names the
-// variable, and succeeds once the first store is closed.
-func TestSQLiteDatabaseHasOneUser(t *testing.T) {
-	cfg := store.Config{DataDir: t.TempDir()}
+// One service of a kind at a time uses a SQLite database, whose claims
+// are held in its memory: a second control-tower on the same DATA_DIR
+// fails and names the variable, and starts once the first is closed; a
+// data-gateway may share the directory (its claims are of other tables).
+func TestSQLiteDatabaseHasOneUserOfAKind(t *testing.T) {
+	cfg := store.Config{DataDir: t.TempDir(), User: "control-tower"}
 	first, err := store.Open(context.Background(), cfg, quiet)
 	must(t, err)
 	_, err = store.Open(context.Background(), cfg, quiet)
-	if err == nil || !strings.Contains(err.Error(), "DATA_DIR=") || !strings.Contains(err.Error(), "DATABASE_URL") {
+	if err == nil || !strings.Contains(err.Error(), "DATA_DIR=") || !strings.Contains(err.Error(), "another running control-tower") {
 		t.Fatalf("second open: %v, want the DATA_DIR in use named", err)
 	}
+	open(t, store.Config{DataDir: cfg.DataDir, User: "data-gateway"})
 	must(t, first.Close())
 	open(t, cfg)
 }
