@@ -21,6 +21,8 @@ package relay
 import (
 	"context"
 	"errors"
+	"maps"
+	"slices"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -211,6 +213,7 @@ func (r *Relay) round(ctx context.Context) (int, error) {
 	var (
 		published, unroutable []int64
 		released              []store.OutboxRelease
+		unroutableUUIDs       map[string][]string // per routing key
 	)
 	counted := make([]bool, len(results))
 	for i, res := range results {
@@ -220,8 +223,11 @@ func (r *Relay) round(ctx context.Context) (int, error) {
 			published = append(published, e.ID)
 		case publisher.Unroutable:
 			unroutable = append(unroutable, e.ID)
-			r.log.Warn("trigger unroutable: no queue is bound for its routing key", "uuid", e.Trigger.UUID,
-				"routingKey", publisher.RoutingKey(e.Trigger.APIVersion))
+			key := publisher.RoutingKey(e.Trigger.APIVersion)
+			if unroutableUUIDs == nil {
+				unroutableUUIDs = map[string][]string{}
+			}
+			unroutableUUIDs[key] = append(unroutableUUIDs[key], e.Trigger.UUID)
 		default:
 			if stopping || errors.Is(res.Err, publisher.ErrBlocked) {
 				// Not an attempt that failed: the entry waits as it is.
@@ -236,6 +242,7 @@ func (r *Relay) round(ctx context.Context) (int, error) {
 		}
 		counted[i] = true
 	}
+	r.logUnroutable(unroutableUUIDs)
 	now := time.Now()
 	settleErr := r.store.Settle(rctx, r.cfg.Owner, published, unroutable, now)
 	if err := r.store.ReleaseOutbox(rctx, r.cfg.Owner, released); err != nil {
@@ -270,6 +277,18 @@ func (r *Relay) startPublish(ctx context.Context, e store.OutboxEntry) (context.
 			attribute.String("messaging.rabbitmq.destination.routing_key", publisher.RoutingKey(e.Trigger.APIVersion)),
 			attribute.String("messaging.message.id", e.Trigger.UUID),
 			attribute.Int("routing.attempt", e.Attempts+1)))
+}
+
+// logUnroutable warns once per routing key of a round about the
+// triggers no queue took, naming up to five of them: a round of 500
+// unroutable triggers is five hundred lines otherwise. Each is stored as
+// unroutable, where GET /triggers?status=unroutable lists them all.
+func (r *Relay) logUnroutable(byKey map[string][]string) {
+	for _, key := range slices.Sorted(maps.Keys(byKey)) {
+		uuids := byKey[key]
+		r.log.Warn("triggers unroutable: no queue is bound for their routing key; republish them once a consumer is bound",
+			"routingKey", key, "triggers", len(uuids), "uuids", uuids[:min(len(uuids), 5)])
+	}
 }
 
 // countReclaimed counts and logs the entries whose previous claim expired
