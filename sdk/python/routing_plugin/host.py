@@ -66,7 +66,7 @@ class WatcherHost(Host):
         return self.stopping.wait(seconds)
 
     def emit(self, trigger: Trigger | dict[str, Any], key: str | None = None,
-             timeout: float | None = None) -> Receipt:
+             timeout: float | None = None, traceparent: str = "", tracestate: str = "") -> Receipt:
         """Sends a trigger (a Trigger, or its JSON document as a dict) and
         returns once the control-tower has durably stored it (or found the
         key stored before: Receipt.duplicate). key is the idempotency key,
@@ -77,10 +77,13 @@ class WatcherHost(Host):
         Unavailable when the host could not store it now (retry later) or
         the watcher is stopping, or timeout seconds passed. Update your own
         bookkeeping only after emit returns: a crash then neither loses nor
-        doubles a trigger."""
+        doubles a trigger. traceparent and tracestate (W3C Trace Context,
+        e.g. from the upstream event's headers) make the control-tower's
+        trace of the trigger continue that trace."""
         t = trigger if isinstance(trigger, Trigger) else Trigger.from_dict(trigger)
         t.validate()
-        return self._emit(t, key or "", timeout)
+        return self._emit(t, key or "", timeout, traceparent, tracestate)
 
-    def _emit(self, trigger: Trigger, key: str, timeout: float | None) -> Receipt:
+    def _emit(self, trigger: Trigger, key: str, timeout: float | None,
+              traceparent: str = "", tracestate: str = "") -> Receipt:
         raise NotImplementedError

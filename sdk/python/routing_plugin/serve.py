@@ -453,7 +453,8 @@ class _StreamWatcherHost(WatcherHost):
         self._waiting: dict[int, list[Any]] = {}
         self._closed = False
 
-    def _emit(self, trigger: Trigger, key: str, timeout: float | None) -> Receipt:
+    def _emit(self, trigger: Trigger, key: str, timeout: float | None,
+              traceparent: str = "", tracestate: str = "") -> Receipt:
         slot: list[Any] = []
         ready = threading.Event()
         with self._lock:
@@ -462,7 +463,8 @@ class _StreamWatcherHost(WatcherHost):
             self._seq += 1
             seq = self._seq
             self._waiting[seq] = [slot, ready]
-        self._out.put(pb.WatcherMessage(emit=pb.Emit(seq=seq, trigger=to_pb_trigger(trigger), key=key)))
+        self._out.put(pb.WatcherMessage(emit=pb.Emit(seq=seq, trigger=to_pb_trigger(trigger), key=key,
+                                                     traceparent=traceparent, tracestate=tracestate)))
         deadline = None if timeout is None else time.monotonic() + timeout
         while not ready.wait(0.2):
             if self.stopping.is_set() or (deadline is not None and time.monotonic() > deadline):

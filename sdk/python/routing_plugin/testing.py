@@ -152,7 +152,8 @@ class _FakeWatcherHost(WatcherHost):
         super().__init__(instance, fake.log, fake.state)
         self._fake = fake
 
-    def _emit(self, trigger: Trigger, key: str, timeout: float | None) -> Receipt:
+    def _emit(self, trigger: Trigger, key: str, timeout: float | None,
+              traceparent: str = "", tracestate: str = "") -> Receipt:
         if self.stopping.is_set():
             raise Unavailable("emit: the watcher is stopping")
         return self._fake.accept(from_pb_trigger(to_pb_trigger(trigger)), key)

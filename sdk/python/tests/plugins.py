@@ -57,7 +57,8 @@ class TestWatcher:
         return Info(name="testwatch", version="1.0.0", config=self.cfg)
 
     def run(self, host: WatcherHost) -> None:
-        receipt = host.emit({"apiVersion": "OT-2/v1alpha1", "protocol": "P", "spec": {"v": 1}}, key="k1")
+        receipt = host.emit({"apiVersion": "OT-2/v1alpha1", "protocol": "P", "spec": {"v": 1}}, key="k1",
+                            traceparent="00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01", tracestate="w=1")
         host.state.put("receipt", f"{receipt.uuid} {receipt.duplicate}")
         try:
             host.emit({"apiVersion": "OT-2/v1alpha1", "protocol": "Rejected", "spec": {"v": 1}})

@@ -149,6 +149,8 @@ class ServeTest(unittest.TestCase):
         first = next(stream)
         self.assertEqual(first.emit.key, "k1")
         self.assertEqual(json.loads(first.emit.trigger.spec_json), {"v": 1})
+        self.assertEqual((first.emit.traceparent, first.emit.tracestate),
+                         ("00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01", "w=1"))
         out.put(pb.HostMessage(ack=pb.Ack(seq=first.emit.seq, uuid="u1", duplicate=True)))
         second = next(stream)
         self.assertEqual(second.emit.trigger.protocol, "Rejected")
