@@ -5,38 +5,20 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/routinglayer/routing/host/controltower"
+	"github.com/routinglayer/routing/host/internal/testkit"
 )
-
-// syncBuffer is a log destination the test reads while the service writes.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 // Triggers no queue takes are warned about per routing key and round,
 // naming them, not with a line each.
 func TestUnroutableTriggersAreWarnedAboutPerRoutingKey(t *testing.T) {
 	cfg := testConfig(t, "amqp://guest:guest@"+brokerAddr()+"/")
-	var logs syncBuffer
+	var logs testkit.LogBuffer
 	ctx, cancel := context.WithCancel(context.Background())
 	svc, err := controltower.Start(ctx, cfg, hclog.New(&hclog.LoggerOptions{Output: &logs, Level: hclog.Info}))
 	must(t, err)

@@ -1,7 +1,6 @@
 package pluginmgr_test
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -160,7 +159,7 @@ func startManagerWith(tb testing.TB, dir string, environ []string, tune func(*pl
 			return sdk.Receipt{UUID: "u"}, nil
 		}), state(p.Name))
 	}
-	logs := &lockedBuffer{}
+	logs := &testkit.LogBuffer{}
 	logger := hclog.New(&hclog.LoggerOptions{Level: hclog.Debug, Output: io.MultiWriter(testOutput(), logs)})
 	tb.Cleanup(func() {
 		if tb.Failed() {
@@ -177,24 +176,6 @@ func startManagerWith(tb testing.TB, dir string, environ []string, tune func(*pl
 	h := &harness{m: m, dir: dir, sink: s, stop: func() { cancel(); <-done }}
 	tb.Cleanup(h.stop)
 	return h
-}
-
-// lockedBuffer collects logs written from many goroutines.
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }
 
 func testOutput() io.Writer {

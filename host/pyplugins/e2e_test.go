@@ -11,7 +11,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -93,24 +92,7 @@ func install(t *testing.T, dir, name string) {
 // service is a control-tower or data-gateway binary running for one test.
 type service struct {
 	base   string
-	stderr *syncBuffer
-}
-
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
+	stderr *testkit.LogBuffer
 }
 
 // start runs bin with env on a free port until the test ends; its log is
@@ -121,7 +103,7 @@ func start(t *testing.T, bin string, env ...string) *service {
 	testkit.Must(t, err)
 	port := ln.Addr().(*net.TCPAddr).Port
 	ln.Close()
-	s := &service{base: fmt.Sprintf("http://127.0.0.1:%d", port), stderr: &syncBuffer{}}
+	s := &service{base: fmt.Sprintf("http://127.0.0.1:%d", port), stderr: &testkit.LogBuffer{}}
 	cmd := exec.Command(bin)
 	cmd.Env = append(env, fmt.Sprintf("SERVER_PORT=%d", port), "DATA_DIR="+t.TempDir(),
 		"PATH="+os.Getenv("PATH"), "TMPDIR="+os.TempDir(), "LOG_LEVEL=debug")

@@ -23,6 +23,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -259,4 +260,24 @@ func RunBinary(tb testing.TB, bin string, env []string) (*exec.Cmd, string) {
 		return err == nil && resp.StatusCode == http.StatusOK
 	})
 	return cmd, base
+}
+
+// LogBuffer collects what a service or process logs, written from many
+// goroutines while the test reads it.
+type LogBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *LogBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+// String is everything written so far.
+func (b *LogBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
 }
