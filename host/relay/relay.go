@@ -269,14 +269,18 @@ func (r *Relay) round(ctx context.Context) (int, error) {
 // span in the trace the trigger was stored with (a root span when it was
 // stored without one). Its context goes in the message's headers.
 func (r *Relay) startPublish(ctx context.Context, e store.OutboxEntry) (context.Context, trace.Span) {
-	return r.cfg.Tracer.Start(tracing.Decode(ctx, e.Trigger.TraceContext), "publish "+r.pub.Exchange(),
-		trace.WithSpanKind(trace.SpanKindProducer), trace.WithAttributes(
+	exchange := r.pub.Exchange()
+	ctx, span := r.cfg.Tracer.Start(tracing.Decode(ctx, e.Trigger.TraceContext), "publish "+exchange, trace.WithSpanKind(trace.SpanKindProducer))
+	if span.IsRecording() {
+		span.SetAttributes(
 			attribute.String("messaging.system", "rabbitmq"),
 			attribute.String("messaging.operation.type", "send"),
-			attribute.String("messaging.destination.name", r.pub.Exchange()),
+			attribute.String("messaging.destination.name", exchange),
 			attribute.String("messaging.rabbitmq.destination.routing_key", publisher.RoutingKey(e.Trigger.APIVersion)),
 			attribute.String("messaging.message.id", e.Trigger.UUID),
-			attribute.Int("routing.attempt", e.Attempts+1)))
+			attribute.Int("routing.attempt", e.Attempts+1))
+	}
+	return ctx, span
 }
 
 // logUnroutable warns once per routing key of a round about the

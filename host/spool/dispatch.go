@@ -341,17 +341,20 @@ const maxLinks = 32
 // delivered its rows.
 func (sp *Spool) startDelivery(ctx context.Context, batch []store.ClaimedTask) (context.Context, trace.Span) {
 	t := batch[0]
-	var links []trace.Link
+	ctx, span := sp.cfg.Tracer.Start(tracing.Decode(ctx, t.TraceContext), "deliver "+t.Pusher)
+	if !span.IsRecording() { // nothing to build while tracing is off
+		return ctx, span
+	}
+	span.SetAttributes(attribute.String("routing.pusher", t.Pusher), attribute.String("routing.uuid", t.UUID),
+		attribute.Int64("routing.delivery", t.DeliveryID), attribute.Int("routing.attempt", t.Attempts+1))
 	seen := map[trace.TraceID]bool{tracing.SpanContext(t.TraceContext).TraceID(): true}
 	for _, bt := range batch[1:] {
-		if sc := tracing.SpanContext(bt.TraceContext); sc.IsValid() && !seen[sc.TraceID()] && len(links) < maxLinks {
+		if sc := tracing.SpanContext(bt.TraceContext); sc.IsValid() && !seen[sc.TraceID()] && len(seen) <= maxLinks {
 			seen[sc.TraceID()] = true
-			links = append(links, trace.Link{SpanContext: sc})
+			span.AddLink(trace.Link{SpanContext: sc})
 		}
 	}
-	return sp.cfg.Tracer.Start(tracing.Decode(ctx, t.TraceContext), "deliver "+t.Pusher, trace.WithLinks(links...), trace.WithAttributes(
-		attribute.String("routing.pusher", t.Pusher), attribute.String("routing.uuid", t.UUID),
-		attribute.Int64("routing.delivery", t.DeliveryID), attribute.Int("routing.attempt", t.Attempts+1)))
+	return ctx, span
 }
 
 // concat returns the parts, size bytes in all, as one run of rows: the
@@ -386,11 +389,11 @@ func (sp *Spool) pushParts(ctx context.Context, pc pluginhost.PusherClient, push
 		pctx, cancel := context.WithTimeout(ctx, sp.cfg.PushTimeout)
 		// The plugin's side of the call continues this span (see
 		// sdk.TraceContext).
-		pctx, span := sp.cfg.Tracer.Start(pctx, "push "+pusher, trace.WithSpanKind(trace.SpanKindClient), trace.WithAttributes(
-			attribute.String("routing.pusher", pusher), attribute.String("routing.uuid", req.UUID),
-			attribute.Int("routing.attempt", req.Attempt), attribute.Int("routing.part", i+1), attribute.Int("routing.parts", len(chunks))))
+		pctx, span := sp.cfg.Tracer.Start(pctx, "push "+pusher, trace.WithSpanKind(trace.SpanKindClient))
 		if span.IsRecording() {
-			span.SetAttributes(attribute.Int("routing.rows", len(rowSizes(rows))))
+			span.SetAttributes(attribute.String("routing.pusher", pusher), attribute.String("routing.uuid", req.UUID),
+				attribute.Int("routing.attempt", req.Attempt), attribute.Int("routing.part", i+1), attribute.Int("routing.parts", len(chunks)),
+				attribute.Int("routing.rows", len(rowSizes(rows))))
 		}
 		started := time.Now()
 		err := pc.Push(pctx, req, rows)

@@ -7,13 +7,14 @@ import (
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/trace"
+	"go.opentelemetry.io/otel/trace/noop"
 )
 
 // Tracer returns t, or a tracer that records nothing when t is nil (a
 // component built without a provider, as in tests).
 func Tracer(t trace.Tracer) trace.Tracer {
 	if t == nil {
-		return Disabled().Tracer("")
+		return noop.Tracer{}
 	}
 	return t
 }
@@ -25,11 +26,15 @@ func StartStore(ctx context.Context, t trace.Tracer, operation, table, dialect s
 	if dialect == "postgres" {
 		dialect = "postgresql"
 	}
-	return t.Start(ctx, operation+" "+table, trace.WithSpanKind(trace.SpanKindClient), trace.WithAttributes(
-		attribute.String("db.system.name", dialect),
-		attribute.String("db.operation.name", operation),
-		attribute.String("db.collection.name", table),
-	))
+	ctx, span := t.Start(ctx, operation+" "+table, trace.WithSpanKind(trace.SpanKindClient))
+	if span.IsRecording() { // nothing to build while tracing is off
+		span.SetAttributes(
+			attribute.String("db.system.name", dialect),
+			attribute.String("db.operation.name", operation),
+			attribute.String("db.collection.name", table),
+		)
+	}
+	return ctx, span
 }
 
 // End ends span, marked as failed with err's message unless err is nil
