@@ -49,13 +49,19 @@ func (l *localClaims) get(id, now int64) (localClaim, bool) {
 
 // purge drops the expired entries, at most once a second.
 func (l *localClaims) purge(now int64) {
-	if now-l.purged < int64(time.Second/time.Microsecond) {
+	purgeEnded(l.m, &l.purged, now, func(c localClaim) int64 { return c.until })
+}
+
+// purgeEnded drops the entries of m that ended before now (their end is
+// until's), at most once a second: *last is when it last did.
+func purgeEnded[C any](m map[int64]C, last *int64, now int64, until func(C) int64) {
+	if now-*last < int64(time.Second/time.Microsecond) {
 		return
 	}
-	l.purged = now
-	for id, c := range l.m {
-		if c.until < now {
-			delete(l.m, id)
+	*last = now
+	for id, c := range m {
+		if until(c) < now {
+			delete(m, id)
 		}
 	}
 }

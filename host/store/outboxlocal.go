@@ -40,15 +40,7 @@ type outboxClaim struct {
 
 // purge drops the ended entries, at most once a second.
 func (l *outboxClaims) purge(now int64) {
-	if now-l.purged < int64(time.Second/time.Microsecond) {
-		return
-	}
-	l.purged = now
-	for id, c := range l.m {
-		if c.until < now {
-			delete(l.m, id)
-		}
-	}
+	purgeEnded(l.m, &l.purged, now, func(c outboxClaim) int64 { return c.until })
 }
 
 // hold returns those of ids that owner claimed, expired or not (an
