@@ -367,10 +367,6 @@ func LogTo(warn func(msg string, args ...any)) {
 // tracestate headers.
 var propagator = propagation.TraceContext{}
 
-// Propagator is the propagator of the services' trace context: W3C Trace
-// Context (traceparent, tracestate), in HTTP and AMQP headers alike.
-func Propagator() propagation.TextMapPropagator { return propagator }
-
 // Encode returns ctx's trace context as it is stored beside a trigger or a
 // data request: "<traceparent>" or "<traceparent>\n<tracestate>", or ""
 // when ctx carries none.
